@@ -1,0 +1,1 @@
+"""The government directory: regions, departments, contacts, import and export."""

@@ -1,0 +1,3 @@
+from govconnect.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP API: routers are thin; each validates, authorises and calls one function."""

@@ -1,0 +1,83 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from govconnect import __version__
+from govconnect.api.deps import RateLimiter
+from govconnect.api.routes import agencies, health
+from govconnect.db import engine_from_settings
+from govconnect.errors import install_error_handlers
+from govconnect.logging import configure_logging
+from govconnect.metrics import MetricsMiddleware
+from govconnect.middleware import BodySizeLimitMiddleware
+from govconnect.settings import Settings, get_settings
+from govconnect.worker import InProcessQueue, open_arq_queue
+
+log = logging.getLogger("govconnect.app")
+
+# Routes anyone may call without credentials; a test checks every other route authenticates.
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+)
+
+ROUTERS = [health.router, agencies.router]
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app for these settings; `engine` may be injected (tests share one)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owns_engine = engine is None
+        app.state.engine = engine or engine_from_settings(settings)
+        ctx: dict[str, Any] = {"settings": settings, "engine": app.state.engine}
+        inproc: InProcessQueue | None = None
+        if settings.redis_url:
+            queue = await open_arq_queue(settings)
+            app.state.redis = queue.redis
+            app.state.queue = queue
+        else:
+            app.state.redis = None
+            inproc = InProcessQueue(ctx)
+            inproc.start()
+            app.state.queue = inproc
+        for hook in app.state.startup_hooks:
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook(app)
+            if inproc is not None:
+                await inproc.stop()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            if owns_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="GovConnect",
+        version=__version__,
+        description="政务消息网关 / Government notification gateway",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings)
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,8 @@
+"""Imports every module that defines tables, so metadata and migrations see them all."""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    """Import all table modules (later capabilities add theirs here)."""
+    import govconnect.models  # noqa: F401

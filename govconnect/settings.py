@@ -1,0 +1,168 @@
+"""The one settings object: every knob comes from `GOVCONNECT_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me"  # noqa: S105 - sentinel for "not configured", refused outside demo mode
+
+
+class AliyunSmsSettings(BaseModel):
+    """Alibaba Cloud SMS (dysmsapi 2017-05-25)."""
+
+    base_url: str = "https://dysmsapi.aliyuncs.com/"
+    access_key_id: str = ""
+    access_key_secret: SecretStr = SecretStr("")
+    sign_name: str = "衢州发布"
+    template_code: str = "SMS_000000"
+
+
+class CmppSettings(BaseModel):
+    """CMPP 2.0 carrier link to an ISMG."""
+
+    host: str = "127.0.0.1"
+    port: int = 7890
+    source_addr: str = ""
+    shared_secret: SecretStr = SecretStr("")
+    service_id: str = "GOVSMS"
+    src_id: str = "1069"
+
+
+class AliyunVoiceSettings(BaseModel):
+    """Alibaba Cloud voice notification (dyvmsapi 2017-05-25)."""
+
+    base_url: str = "https://dyvmsapi.aliyuncs.com/"
+    access_key_id: str = ""
+    access_key_secret: SecretStr = SecretStr("")
+    show_number: str = ""
+    tts_code: str = "TTS_000000"
+
+
+class WechatMpSettings(BaseModel):
+    """WeChat official account."""
+
+    base_url: str = "https://api.weixin.qq.com/"
+    appid: str = ""
+    secret: SecretStr = SecretStr("")
+    template_id: str = ""
+    callback_token: SecretStr = SecretStr("")
+
+
+class WecomSettings(BaseModel):
+    """WeCom (企业微信) application."""
+
+    base_url: str = "https://qyapi.weixin.qq.com/"
+    corpid: str = ""
+    corpsecret: SecretStr = SecretStr("")
+    agentid: int = 0
+
+
+class WeiboSettings(BaseModel):
+    """The city's official Weibo account."""
+
+    base_url: str = "https://api.weibo.com/"
+    access_token: SecretStr = SecretStr("")
+    safe_domain: str = ""
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one GovConnect process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOVCONNECT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default=Path("./var"), description="Where the SQLite file and search index live")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in DATA_DIR")
+    redis_url: str = Field(default="", description="Redis URL; empty means embedded mode (in-process worker)")
+    secret_key: SecretStr = Field(default=SecretStr(DEFAULT_SECRET), description="Signs sessions and callbacks")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", description="Base URL for links we send")
+    demo: bool = Field(default=False, description="Demo mode: demo data, in-process provider sandbox")
+    test_mode: bool = Field(default=False, description="Allows loopback callback URLs; for tests only")
+    max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body")
+    api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
+    queue_name: str = Field(default="govconnect:queue", description="arq queue name")
+    log_level: str = "INFO"
+
+    aliyun_sms: AliyunSmsSettings = AliyunSmsSettings()
+    cmpp: CmppSettings = CmppSettings()
+    aliyun_voice: AliyunVoiceSettings = AliyunVoiceSettings()
+    wechat_mp: WechatMpSettings = WechatMpSettings()
+    wecom: WecomSettings = WecomSettings()
+    weibo: WeiboSettings = WeiboSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_postgres_url(cls, value: str) -> str:
+        # Accept the common spellings and always use the psycopg 3 driver.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside DATA_DIR."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'govconnect.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured and work runs in the in-process worker."""
+        return not self.redis_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite."""
+        return self.effective_database_url.startswith("sqlite")
+
+    def secret_is_default(self) -> bool:
+        """True when SECRET_KEY was never set."""
+        return self.secret_key.get_secret_value() in ("", DEFAULT_SECRET)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a flat dict with secrets and URL passwords masked, for display."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, model: BaseModel) -> None:
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                key = f"{prefix}{name}".upper()
+                if isinstance(value, BaseModel):
+                    walk(f"{prefix}{name}__", value)
+                elif isinstance(value, SecretStr):
+                    out[key] = "********" if value.get_secret_value() else ""
+                elif name.endswith("_url") and isinstance(value, str):
+                    out[key] = mask_url_password(value)
+                else:
+                    out[key] = str(value) if isinstance(value, Path) else value
+
+        walk("", self)
+        out["DATABASE_URL (effective)"] = mask_url_password(self.effective_database_url)
+        return out
+
+
+def mask_url_password(url: str) -> str:
+    """Hide the password part of a URL such as postgresql://user:pw@host/db."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:********@{host}"
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

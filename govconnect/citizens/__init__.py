@@ -1,0 +1,1 @@
+"""Citizens: subscribers, their categories and regions, and every way of leaving."""

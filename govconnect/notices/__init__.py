@@ -1,0 +1,1 @@
+"""Notices: accepting, fanning out, sending and tracking government notices."""

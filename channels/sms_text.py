@@ -14,7 +14,7 @@ from channels.base import MessageKind
 SINGLE_LIMIT = 70
 PART_LIMIT = 67
 OPT_OUT_HINT = "回T退订"
-UNSUBSCRIBE_WORDS = frozenset({"T", "TD", "退订", "取消", "N", "0000"})
+UNSUBSCRIBE_WORDS = frozenset({"T", "TD", "退订", "取消"})
 
 
 @dataclass(frozen=True)

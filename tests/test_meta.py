@@ -11,7 +11,7 @@ from govconnect.app import PUBLIC_PATHS, create_app
 from govconnect.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-AUTH_DEPENDENCIES = {"get_principal", "get_optional_principal", "get_staff_or_principal", "require_staff"}
+AUTH_DEPENDENCIES = {"get_principal", "get_optional_principal", "get_viewer", "require_staff"}
 
 # Which top-level packages each package may import (govconnect → contacts, search, channels; never back).
 ALLOWED = {

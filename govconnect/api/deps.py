@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from govconnect.agencies import lookup_api_key
 from govconnect.errors import ApiError
-from govconnect.models import Agency, ApiKey, utcnow
+from govconnect.models import Agency, ApiKey, StaffUser, utcnow
 from govconnect.settings import Settings
 
 
@@ -133,3 +133,26 @@ def require_scope(scope: str) -> Callable[[Principal], Principal]:
 
     checker.__name__ = f"require_{scope.replace(':', '_')}"
     return checker
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at directory data: anonymous public, an API key, or a signed-in staff member."""
+
+    principal: Principal | None
+    staff: StaffUser | None
+
+    @property
+    def privileged(self) -> bool:
+        """Signed-in staff and keys with `contacts:write` see mobile/short numbers and staff-only contacts."""
+        return self.staff is not None or (self.principal is not None and self.principal.has("contacts:write"))
+
+
+def get_viewer(request: Request, session: SessionDep) -> Viewer:
+    """The viewer: a Bearer key if presented, and the staff user the session middleware put on request.state."""
+    principal = get_optional_principal(request, session)
+    staff = getattr(request.state, "staff_user", None)
+    return Viewer(principal=principal, staff=staff if isinstance(staff, StaffUser) else None)
+
+
+ViewerDep = Annotated[Viewer, Depends(get_viewer)]

@@ -1,0 +1,68 @@
+"""Leaving must always work: SMS replies (T/TD/退订/取消) and WeChat unfollow stop further sends.
+
+Called by the provider callback routes (Alibaba Cloud SmsUp, CMPP mobile-originated replies,
+WeChat events); honoured before the next send because fan-out only reads active subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session, select
+
+from channels.sms_text import is_unsubscribe
+from govconnect.citizens.models import Subscriber
+from govconnect.models import utcnow
+
+log = logging.getLogger("govconnect.citizens")
+
+
+def normalise_phone(phone: str) -> str:
+    """Mainland mobile number without +86/0086 prefixes or separators."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            digits = digits[len(prefix) :]
+    return digits
+
+
+def unsubscribe_phone(session: Session, phone: str, source: str) -> Subscriber | None:
+    """Mark the subscriber with this number as unsubscribed; None when nobody has it."""
+    subscriber = session.exec(select(Subscriber).where(Subscriber.phone == normalise_phone(phone))).first()
+    if subscriber is None:
+        return None
+    if subscriber.status != "unsubscribed":
+        subscriber.status = "unsubscribed"
+        subscriber.unsubscribed_at = utcnow()
+        subscriber.updated_at = subscriber.unsubscribed_at
+        session.add(subscriber)
+        session.flush()
+        log.info("subscriber %s unsubscribed via %s", subscriber.id, source)
+    return subscriber
+
+
+def handle_sms_reply(session: Session, sender: str, text: str, provider: str) -> bool:
+    """Apply an inbound SMS reply; True when it was an unsubscribe request."""
+    if not is_unsubscribe(text):
+        return False
+    unsubscribe_phone(session, sender, f"sms-reply:{provider}")
+    return True
+
+
+def handle_wechat_follow(session: Session, openid: str, followed: bool) -> Subscriber | None:
+    """A WeChat subscribe/unsubscribe event: unfollowing stops WeChat sends to this openid."""
+    subscriber = session.exec(select(Subscriber).where(Subscriber.wechat_openid == openid)).first()
+    if subscriber is None:
+        return None
+    now = utcnow()
+    if followed:
+        subscriber.status = "active"
+        subscriber.unsubscribed_at = None
+    elif subscriber.status != "unsubscribed":
+        subscriber.status = "unsubscribed"
+        subscriber.unsubscribed_at = now
+        log.info("subscriber %s unsubscribed via wechat unfollow", subscriber.id)
+    subscriber.updated_at = now
+    session.add(subscriber)
+    session.flush()
+    return subscriber

@@ -1,4 +1,4 @@
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow, normalise_phone
@@ -12,7 +12,7 @@ def test_sms_reply_unsubscribes(session: Session) -> None:
     assert not handle_sms_reply(session, "13800002222", "谢谢", "cmpp")
     assert handle_sms_reply(session, "13900000000", "退订", "cmpp")  # unknown number: still an opt-out request
     session.commit()
-    by_phone = {s.phone: s for s in session.query(Subscriber).all()}  # type: ignore[attr-defined]
+    by_phone = {s.phone: s for s in session.exec(select(Subscriber)).all()}
     assert by_phone["13800001111"].status == "unsubscribed"
     assert by_phone["13800001111"].unsubscribed_at is not None
     assert by_phone["13800002222"].status == "active"

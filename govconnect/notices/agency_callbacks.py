@@ -93,6 +93,11 @@ def _events(engine: Engine, delivery_ids: Sequence[str]) -> dict[int, list[dict[
     return out
 
 
+def _callback_url(engine: Engine, agency_id: int) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(A.c.callback_url).where(A.c.id == agency_id)).scalar()  # type: ignore[no-any-return]
+
+
 async def emit_status_events(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:
     """Queue callbacks for these deliveries to agencies that registered a URL."""
     if not delivery_ids:
@@ -108,8 +113,7 @@ async def post_agency_callback(
 ) -> str:
     """POST signed status events; retry 5xx, 429 and network errors with backoff, never 4xx."""
     settings: Settings = ctx["settings"]
-    with ctx["engine"].connect() as conn:
-        url = conn.execute(select(A.c.callback_url).where(A.c.id == agency_id)).scalar()
+    url = await asyncio.to_thread(_callback_url, ctx["engine"], agency_id)
     if not url:
         return "no_url"
     try:

@@ -108,9 +108,7 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
     """Write a notice's deliveries page by page and queue their sends; re-runs resume and never double."""
     engine: Engine = ctx["engine"]
     settings = ctx["settings"]
-    with engine.connect() as conn:
-        notice = conn.execute(select(N).where(N.c.id == notice_id)).first()
-        outbox = conn.execute(select(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout")).first()
+    notice, outbox = await asyncio.to_thread(_load, engine, notice_id)
     if notice is None or outbox is None or outbox.done_at is not None:
         return {"created": 0}
     moment = now(ctx)
@@ -128,8 +126,11 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
     cursor = outbox.cursor
     if not cursor:
         created += await _public_deliveries(ctx, engine, notice, moment, deadline)
+    # Database work runs in threads so the event loop (the API, in embedded mode) never waits on it.
     with engine.connect() as reader:
-        for recipients, after in audience_pages(reader, notice, cursor, settings.notices.fanout_page):
+        pages = audience_pages(reader, notice, cursor, settings.notices.fanout_page)
+        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            recipients, after = page
             rows = _rows_for(notice, recipients, moment, deadline)
             inserted = await asyncio.to_thread(_insert_page, engine, notice_id, rows, after)
             created += len(inserted)
@@ -151,6 +152,13 @@ async def _public_deliveries(
     inserted = await asyncio.to_thread(_insert_page, engine, notice.id, [row], "")
     await _enqueue_inserted(ctx, notice.id, inserted, notice.urgency == "urgent")
     return len(inserted)
+
+
+def _load(engine: Engine, notice_id: str) -> tuple[Any, Any]:
+    with engine.connect() as conn:
+        notice = conn.execute(select(N).where(N.c.id == notice_id)).first()
+        outbox = conn.execute(select(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout")).first()
+    return notice, outbox
 
 
 def _insert_page(engine: Engine, notice_id: str, rows: list[dict[str, Any]], cursor: str) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -156,6 +157,11 @@ def validate_notice(
     return {"channels": channels, "send_at": send_at, "count": count}
 
 
+# SQLite has one writer: concurrent accepts that read then write would only trade lock errors,
+# so within a process they take turns (PostgreSQL relies on the unique index instead).
+_SQLITE_ACCEPT_LOCK = threading.Lock()
+
+
 def accept_notice(
     session: Session,
     agency: Agency,
@@ -165,6 +171,21 @@ def accept_notice(
     moment: datetime,
 ) -> tuple[Notice, bool]:
     """Write the notice and its outbox entry in one transaction; (notice, created)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.rollback()  # hand the connection back while waiting for our turn
+        with _SQLITE_ACCEPT_LOCK:
+            return _accept(session, agency, data, idempotency_key, settings, moment)
+    return _accept(session, agency, data, idempotency_key, settings, moment)
+
+
+def _accept(
+    session: Session,
+    agency: Agency,
+    data: NoticeCreate,
+    idempotency_key: str | None,
+    settings: Settings,
+    moment: datetime,
+) -> tuple[Notice, bool]:
     digest = request_hash(data)
     if idempotency_key:
         existing = _by_key(session, agency, idempotency_key)

@@ -47,7 +47,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
         reclaimed = conn.execute(
             update(D)
             .where(D.c.status == "sending", D.c.claimed_at < stale)
-            .values(status="queued", uncertain=True, next_attempt_at=moment, updated_at=moment)
+            .values(status="queued", uncertain=True, next_attempt_at=stale, updated_at=moment)
         ).rowcount
         expired = conn.execute(
             update(D)

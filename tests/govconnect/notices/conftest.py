@@ -70,15 +70,17 @@ async def ctx(pipeline_settings: Settings, engine: Engine, fake_providers: dict[
 
 
 async def drain(ctx: dict[str, Any], rounds: int = 50) -> None:
-    """Start the in-process queue and wait until it is idle (deferred retries included)."""
+    """Start the in-process queue and wait until it is idle (short deferred retries included)."""
     queue: InProcessQueue = ctx["queue"]
     if not queue._workers:
         queue.start()
     loop = asyncio.get_running_loop()
     for _ in range(rounds):
         await queue.join()
-        pending = [h for h in queue._timers if not h.cancelled() and h.when() > loop.time()]
-        if not pending and queue._queue.empty():
+        await asyncio.sleep(0.01)  # timers popped in this loop iteration run their callbacks
+        # A timer is pending until asyncio pops it to run (`_scheduled`); long deferrals are ignored.
+        pending = [h for h in queue._timers if getattr(h, "_scheduled", False) and h.when() < loop.time() + 1.5]
+        if not pending and queue._queue._unfinished_tasks == 0:  # type: ignore[attr-defined]
             return
         await asyncio.sleep(0.05)
 
@@ -93,3 +95,27 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def live_server(pipeline_settings: Settings, engine: Engine) -> Iterator[str]:
+    """The app served by uvicorn on an ephemeral loopback port (real HTTP, real concurrency)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    app = create_app(pipeline_settings, engine=engine)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

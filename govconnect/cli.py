@@ -21,6 +21,7 @@ from govconnect.agencies import (
 )
 from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.models import ROLES, SCOPES
+from govconnect.notices.cli import subscribers_app
 from govconnect.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(agency_app, name="agency")
 app.add_typer(key_app, name="key")
 app.add_typer(staff_app, name="staff")
+app.add_typer(subscribers_app, name="subscribers")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

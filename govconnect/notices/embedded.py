@@ -8,6 +8,7 @@ import logging
 
 from fastapi import FastAPI
 
+from govconnect.notices import metrics
 from govconnect.worker import InProcessQueue
 
 log = logging.getLogger("govconnect.notices")
@@ -21,6 +22,7 @@ async def _sweep_loop(queue: InProcessQueue, interval: float) -> None:
 
 async def start_embedded_sweeper(app: FastAPI) -> None:
     """Run the sweeper every few seconds inside this process when there is no arq worker."""
+    metrics.bind(app)
     queue = app.state.queue
     if isinstance(queue, InProcessQueue):
         interval = app.state.settings.notices.sweep_interval_seconds

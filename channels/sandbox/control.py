@@ -111,7 +111,7 @@ async def sms_reply(request: Request) -> Response:
     if state.callback_url("sms_up") is None:
         return bad_request("no callback_base_url configured")
     if body.get("wait"):
-        return JSONResponse({"pushed": item, "status": await state.push("sms_up", [item])})
+        return JSONResponse({"pushed": item, "status": await state.push("sms_up", [item], retry=False)})
     state.push_later("sms_up", [item])
     return JSONResponse({"pushed": item, "status": None}, status_code=202)
 
@@ -131,7 +131,7 @@ async def wechat_follow(request: Request) -> Response:
         return JSONResponse({"openid": openid, "event": body["event"], "status": None})
     xml, query = event_message(state, openid, {"Event": str(body["event"]), "EventKey": ""})
     if body.get("wait"):
-        status = await state.push("wechat_event", xml, xml=True, extra=query)
+        status = await state.push("wechat_event", xml, xml=True, extra=query, retry=False)
         return JSONResponse({"openid": openid, "event": body["event"], "status": status})
     state.push_later("wechat_event", xml, xml=True, extra=query)
     return JSONResponse({"openid": openid, "event": body["event"], "status": None}, status_code=202)
@@ -162,4 +162,4 @@ async def pushes(request: Request) -> Response:
 async def drain(request: Request) -> Response:
     """POST /_sandbox/drain: wait for scheduled pushes to finish (tests)."""
     await _state(request).drain()
-    return JSONResponse({"pending": len(_state(request)._tasks)})
+    return JSONResponse({"pending": _state(request).pending_pushes})

@@ -22,7 +22,7 @@ async def apply_fault(
 
     `provider_error(fault, http_status)` builds the provider-shaped error body.
     """
-    state.requests[provider] += 1
+    state.requests[provider if target == "send" else f"{provider}:{target}"] += 1
     fault = state.take_fault(provider, target, REQUEST_FAULTS)
     if fault is None:
         return None

@@ -25,12 +25,20 @@ class RunningServer:
         self.thread.join(wait_s)
 
 
-def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0) -> RunningServer:
-    """Start `app` on host:port (0 = an ephemeral port) and return once it accepts connections."""
+def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A bound listening socket (port 0 = ephemeral), so the URL is known before the app is built."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    actual_port = sock.getsockname()[1]
+    return sock
+
+
+def run_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0, sock: socket.socket | None = None
+) -> RunningServer:
+    """Start `app` on host:port (0 = an ephemeral port), or on `sock`; return once it accepts connections."""
+    sock = sock or bind_loopback(host, port)
+    host, actual_port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1, log_config=None
     )

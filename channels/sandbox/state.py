@@ -261,14 +261,16 @@ class SandboxState:
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.config.push_timeout, connect=2.0))
         return self._client
 
-    async def push(self, kind: str, body: Any, *, xml: bool = False, extra: dict[str, str] | None = None) -> int | None:
-        """POST one push now, retrying on failure; the final HTTP status (None when unreachable)."""
+    async def push(
+        self, kind: str, body: Any, *, xml: bool = False, extra: dict[str, str] | None = None, retry: bool = True
+    ) -> int | None:
+        """POST one push now (retrying on failure unless `retry` is False); the final HTTP status."""
         url = self.callback_url(kind, extra)
         if url is None:
             return None
         entry: dict[str, Any] = {"kind": kind, "path": CALLBACK_PATHS[kind], "attempts": 0, "status": None}
         self.pushes.append(entry)
-        delays = (0.0, *self.config.push_retry_delays)
+        delays = (0.0, *self.config.push_retry_delays) if retry else (0.0,)
         for delay in delays:
             if delay:
                 await asyncio.sleep(delay)
@@ -301,6 +303,11 @@ class SandboxState:
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def pending_pushes(self) -> int:
+        """Pushes scheduled and not finished yet."""
+        return len(self._tasks)
 
     async def drain(self, wait_s: float = 10.0) -> None:
         """Wait until scheduled pushes are done (for tests and shutdown)."""

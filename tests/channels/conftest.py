@@ -115,6 +115,9 @@ def sandbox(
     """A clean sandbox (records, faults and tokens forgotten) and an empty receiver."""
     state, server = _sandbox_server
     receiver = _receiver_server[0]
+    deadline = time.monotonic() + 5
+    while state.pending_pushes and time.monotonic() < deadline:  # a previous test's pushes land first
+        time.sleep(0.01)
     state.reset()
     receiver.received.clear()
     receiver.fail_next = 0

@@ -66,7 +66,7 @@ class CalleeLimiter:
         """Record a call and return True when every window has room; False (not recorded) otherwise."""
         now = time.monotonic() if now is None else now
         calls = self._calls[callee]
-        longest = max(window for window, _ in self.limits)
+        longest = max((window for window, _ in self.limits), default=0.0)
         while calls and now - calls[0] >= longest:
             calls.popleft()
         for window, allowed in self.limits:

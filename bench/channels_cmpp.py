@@ -41,7 +41,7 @@ async def measure_cmpp_async(port: int, messages: int = 5000) -> dict[str, Any]:
         shared_secret=SECRET,
         service_id="GOVSMS",
         src_id="10690001",
-        signature="衢州发布",
+        sign_name="衢州发布",
     )
     channel = CmppChannel(config, on_receipt=on_receipt)
     try:

@@ -33,6 +33,7 @@ from channels.cmpp_pdu import (
     CONNECT_STATUS,
     MAX_CONTENT,
     MSG_FMT_UCS2,
+    PDU_TYPES,
     RESPONSE_BIT,
     RESULT_FLOW_CONTROL,
     SUBMIT_RESULT,
@@ -93,7 +94,7 @@ class CmppConfig:
     shared_secret: str = ""
     service_id: str = ""
     src_id: str = ""
-    signature: str = ""
+    sign_name: str = ""  # shown as 【sign_name】; the carrier link, unlike the HTTP API, does not add it
     version: int = 0x20
     connect_timeout: float = 10.0
     response_timeout: float = 60.0
@@ -429,10 +430,17 @@ class CmppChannel(Channel):
             while True:
                 command_id, sequence, body = await read_frame(link.reader)
                 link.last_rx = asyncio.get_running_loop().time()
-                if command_id & RESPONSE_BIT:
+                if command_id & RESPONSE_BIT and command_id in PDU_TYPES:
                     link.resolve(sequence, decode(command_id, body))
                 elif command_id == Command.DELIVER:
-                    self._spawn(self._handle_deliver(link, sequence, Deliver.parse(body)))
+                    try:
+                        deliver = Deliver.parse(body)
+                    except PduError:
+                        # Framing is intact (Total_Length), so refuse this one DELIVER rather than the link.
+                        log.warning("cmpp malformed DELIVER refused")
+                        link.reply(DeliverResp(int.from_bytes(body[:8].rjust(8, b"\x00"), "big"), 1), sequence)
+                        continue
+                    self._spawn(self._handle_deliver(link, sequence, deliver))
                 elif command_id == Command.ACTIVE_TEST:
                     link.reply(ActiveTestResp(), sequence)
                 elif command_id == Command.TERMINATE:
@@ -556,7 +564,7 @@ class CmppChannel(Channel):
         recipient = message.recipient.strip().lstrip("+")
         if not recipient.isdigit() or len(recipient) > 21:
             return SendResult.permanent(message.reference, "invalid-recipient", "not a terminal number")
-        payloads = encode_parts(compose(message.text, cfg.signature, message.kind).text)
+        payloads = encode_parts(compose(message.text, cfg.sign_name, message.kind).text)
         total = len(payloads)
         if total > 255:
             return SendResult.permanent(message.reference, "too-long", "more than 255 parts")

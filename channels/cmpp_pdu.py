@@ -395,6 +395,9 @@ class ActiveTestResp(Pdu):
 
     @classmethod
     def parse(cls, body: bytes) -> Self:
+        # Some gateways omit the Reserved byte; an empty answer still proves the link is alive.
+        if not body:
+            return cls()
         cur = _Cursor(body)
         pdu = cls(cur.u8())
         cur.finish()

@@ -147,6 +147,7 @@ class CmppSimulator:
             "auth_failures": 0,
             "active_tests": 0,
             "active_test_resps": 0,
+            "terminate_resps": 0,
             "terminates": 0,
             "window_violations": 0,
             "drops": 0,
@@ -251,7 +252,7 @@ class CmppSimulator:
                 tp_udhi=1 if len(chunks) > 1 else 0,
                 msg_fmt=MSG_FMT_UCS2,
             )
-            self._push(pdu)
+            self.push_deliver(pdu)
             ids.append(msg_id)
         return ids
 
@@ -262,7 +263,15 @@ class CmppSimulator:
             session.send(ActiveTest())
         return len(sessions)
 
-    def _push(self, pdu: Deliver) -> None:
+    async def terminate_connections(self) -> int:
+        """Send TERMINATE to every logged-in SP connection (a gateway-initiated teardown)."""
+        sessions = [s for s in self._sessions if s.logged_in]
+        for session in sessions:
+            session.send(Terminate())
+        return len(sessions)
+
+    def push_deliver(self, pdu: Deliver) -> None:
+        """Send a DELIVER on a logged-in connection, or hold it until one logs in."""
         session = next((s for s in self._sessions if s.logged_in and not s.writer.is_closing()), None)
         if session is None:
             self._held.append(pdu)
@@ -312,6 +321,8 @@ class CmppSimulator:
             self.deliver_results[msg_id] = pdu.result
         elif isinstance(pdu, ActiveTestResp):
             self.counters["active_test_resps"] += 1
+        elif isinstance(pdu, TerminateResp):
+            self.counters["terminate_resps"] += 1
         self._notify()
         return True
 
@@ -338,7 +349,7 @@ class CmppSimulator:
         self.counters["connects"] += 1
         held, self._held = self._held, []
         for deliver in held:
-            self._push(deliver)
+            self.push_deliver(deliver)
         return True
 
     def _submit(self, session: _Session, sequence: int, pdu: Submit) -> bool:
@@ -446,7 +457,7 @@ class CmppSimulator:
                 service_id=pdu.service_id,
                 msg_fmt=0,
             )
-            self._push(deliver)
+            self.push_deliver(deliver)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

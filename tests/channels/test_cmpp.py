@@ -11,7 +11,7 @@ import pytest
 
 from channels.base import InboundReply, MessageKind, OutboundMessage, Outcome, Receipt
 from channels.cmpp import CmppChannel, CmppConfig, CmppConnectError, ReceiptTracker
-from channels.cmpp_pdu import ConnectResp, StatusReport, encode, read_frame, split_udh
+from channels.cmpp_pdu import ConnectResp, Deliver, StatusReport, encode, read_frame, split_udh
 from channels.sandbox.cmpp_server import CmppSimulator
 
 PHONE = "13800000000"
@@ -46,7 +46,7 @@ def make_config(sim: CmppSimulator, **overrides: Any) -> CmppConfig:
         shared_secret=sim.shared_secret,
         service_id="GOVSMS",
         src_id="10690001",
-        signature=SIGNATURE,
+        sign_name=SIGNATURE,
         connect_timeout=2.0,
         response_timeout=0.4,
         heartbeat_interval=30.0,
@@ -298,6 +298,20 @@ async def test_reports_held_while_link_is_down_arrive_after_reconnect(
     sim.drop_connections()
     await sim.wait_for(lambda: len(recorder.receipts) == 1, timeout=3)
     assert recorder.receipts[0].reference == "h-1" and recorder.receipts[0].provider_id == result.provider_id
+
+
+async def test_gateway_terminate_and_malformed_deliver(sim: CmppSimulator, channel: CmppChannel) -> None:
+    await channel.connect()
+    sim.push_deliver(
+        Deliver(msg_id=77, dest_id="1069", src_terminal_id=PHONE, msg_content=b"short", registered_delivery=1)
+    )
+    await sim.wait_for(lambda: 77 in sim.deliver_results)
+    assert sim.deliver_results[77] == 1 and channel.connected  # refused, link kept
+    assert await sim.terminate_connections() == 1
+    await sim.wait_for(lambda: sim.counters["terminate_resps"] == 1)
+    await sim.wait_for(lambda: channel.stats["link_losses"] == 1 and channel.connected)
+    [result] = await channel.send([msg("g-1")])
+    assert result.outcome == Outcome.ACCEPTED
 
 
 async def test_failing_receipt_handler_asks_for_resend(sim: CmppSimulator) -> None:

@@ -80,6 +80,7 @@ STAT_REASONS = {
     "REJECTD": "rejected",
 }
 
+MAX_PENDING_REPLIES = 1000  # incomplete long replies kept while waiting for their other parts
 ReceiptHandler = Callable[[Receipt], Awaitable[None]]
 ReplyHandler = Callable[[InboundReply], Awaitable[None]]
 
@@ -106,6 +107,14 @@ class CmppConfig:
     close_timeout: float = 5.0
     flow_control_retry_after: float = 1.0
     tracked_messages: int = 200_000
+
+    def __post_init__(self) -> None:
+        for name, width in (("source_addr", 6), ("service_id", 10), ("src_id", 21)):
+            value = getattr(self, name)
+            if not value.isascii() or len(value) > width:
+                raise ValueError(f"CMPP {name} must be ASCII of at most {width} characters")
+        if self.window < 1:
+            raise ValueError("CMPP window must allow at least one unanswered request")
 
 
 class CmppConnectError(RetryableError):
@@ -508,6 +517,8 @@ class CmppChannel(Channel):
         if pdu.tp_udhi:
             ref, total, seq, payload = split_udh(content)
             key = (pdu.src_terminal_id, ref, total)
+            if key not in self._mo_parts and len(self._mo_parts) >= MAX_PENDING_REPLIES:
+                self._mo_parts.pop(next(iter(self._mo_parts)))  # a part that never completed
             parts = self._mo_parts.setdefault(key, {})
             parts[seq] = payload
             if len(parts) < total:

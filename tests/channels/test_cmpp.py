@@ -48,7 +48,7 @@ def make_config(sim: CmppSimulator, **overrides: Any) -> CmppConfig:
         src_id="10690001",
         sign_name=SIGNATURE,
         connect_timeout=2.0,
-        response_timeout=0.4,
+        response_timeout=2.0,  # generous: the machine is shared; the timeout test sets its own
         heartbeat_interval=30.0,
         reconnect_initial=0.05,
         reconnect_max=0.2,
@@ -218,17 +218,21 @@ async def test_flow_control_is_retryable_and_errors_permanent(sim: CmppSimulator
     assert bad.outcome == Outcome.PERMANENT and bad.code == "invalid-recipient"
 
 
-async def test_unanswered_submit_times_out_and_link_is_replaced(sim: CmppSimulator, channel: CmppChannel) -> None:
-    await channel.connect()
-    sim.faults.silent = True
-    [result] = await channel.send([msg("t-1")])
-    assert result.outcome == Outcome.RETRYABLE and result.code == "cmpp-timeout"
-    # the timeout triggers ACTIVE_TEST probes; three unanswered ones replace the link
-    await sim.wait_for(lambda: channel.stats["link_losses"] >= 1, timeout=5)
-    sim.faults.silent = False
-    await sim.wait_for(lambda: channel.connected and sim.counters["connects"] >= 2)
-    [ok] = await channel.send([msg("t-1")])
-    assert ok.outcome == Outcome.ACCEPTED
+async def test_unanswered_submit_times_out_and_link_is_replaced(sim: CmppSimulator) -> None:
+    channel = CmppChannel(make_config(sim, response_timeout=0.25))
+    try:
+        await channel.connect()
+        sim.faults.silent = True
+        [result] = await channel.send([msg("t-1")])
+        assert result.outcome == Outcome.RETRYABLE and result.code == "cmpp-timeout"
+        # the timeout triggers ACTIVE_TEST probes; three unanswered ones replace the link
+        await sim.wait_for(lambda: channel.stats["link_losses"] >= 1, timeout=5)
+        sim.faults.silent = False
+        await sim.wait_for(lambda: channel.connected and sim.counters["connects"] >= 2)
+        [ok] = await channel.send([msg("t-1")])
+        assert ok.outcome == Outcome.ACCEPTED
+    finally:
+        await channel.aclose()
 
 
 async def test_heartbeat_when_idle(sim: CmppSimulator, recorder: Recorder) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from channels.cmpp import encode_parts
+from channels.cmpp import CmppConfig, encode_parts
 from channels.cmpp_pdu import (
     HEADER_SIZE,
     ActiveTestResp,
@@ -116,3 +116,10 @@ def test_msg_id_layout() -> None:
     msg_id = MsgIdFactory(gateway=0x2ABCD).next(datetime(2026, 11, 25, 9, 5, 7))
     assert msg_id >> 60 == 11 and (msg_id >> 55) & 0x1F == 25 and (msg_id >> 50) & 0x1F == 9
     assert (msg_id >> 16) & 0x3FFFFF == 0x2ABCD and msg_id & 0xFFFF == 1
+
+
+def test_config_refuses_fields_that_do_not_fit() -> None:
+    with pytest.raises(ValueError, match="service_id"):
+        CmppConfig(service_id="MUCH-TOO-LONG-ID")
+    with pytest.raises(ValueError, match="source_addr"):
+        CmppConfig(source_addr="企业代码")

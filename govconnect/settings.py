@@ -71,7 +71,7 @@ class WeiboSettings(BaseModel):
 
 
 class NoticePipelineSettings(BaseModel):
-    """Tuning of the notice pipeline: rates, retries, timeouts, receipt authentication."""
+    """Tuning of the notice pipeline: providers, rates, retries and timeouts."""
 
     sms_providers: list[str] = ["aliyun_sms", "cmpp"]
     rate_per_second: dict[str, int] = {
@@ -92,7 +92,15 @@ class NoticePipelineSettings(BaseModel):
     fanout_page: int = 1000
     send_chunk: int = 100
     send_concurrency: int = 50
-    callback_token: SecretStr = SecretStr("")
+
+
+class ProviderSandboxSettings(BaseModel):
+    """The provider sandbox (channels/sandbox/): `govconnect sandbox` alone, or in-process under `serve --demo`."""
+
+    in_process: bool = False  # mount the sandbox inside the gateway app (serve --demo sets it)
+    mount_path: str = "/_provider_sandbox"
+    callback_base_url: str = ""  # where the sandbox pushes reports; empty means PUBLIC_BASE_URL
+    report_delay: float = 1.0
 
 
 class Settings(BaseSettings):
@@ -115,6 +123,10 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"
+    callback_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Expected as ?token= on provider callback URLs; empty derives from SECRET_KEY",
+    )
 
     aliyun_sms: AliyunSmsSettings = AliyunSmsSettings()
     cmpp: CmppSettings = CmppSettings()
@@ -123,6 +135,7 @@ class Settings(BaseSettings):
     wecom: WecomSettings = WecomSettings()
     weibo: WeiboSettings = WeiboSettings()
     notices: NoticePipelineSettings = NoticePipelineSettings()
+    sandbox: ProviderSandboxSettings = ProviderSandboxSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -7,14 +7,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
-from channels.base import Channel
+from channels.base import Channel, InboundReply, Receipt
 from govconnect.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("govconnect.notices")
 
@@ -59,25 +62,74 @@ class ProviderSet:
                 await result
 
 
-def build_providers(settings: Settings) -> ProviderSet:
-    """Adapters for every provider the settings configure (from `channels.registry`)."""
-    import httpx
+def build_providers(settings: Settings, engine: Engine | None = None, redis: Any = None) -> ProviderSet:
+    """Adapters for every provider the settings configure; CMPP only when its link is configured."""
+    from channels.registry import PROVIDERS
+    from govconnect.channel_factory import build_channel, provider_http_client
 
-    try:
-        from channels import registry  # type: ignore[attr-defined]
-    except ImportError:  # the adapters land from the channels branch
-        log.warning("channels.registry not available: no provider adapters configured")
-        return ProviderSet({}, channel_providers(settings))
-    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), limits=httpx.Limits(max_connections=200))
-    adapters = registry.build_adapters(settings, client)
-    return ProviderSet(dict(adapters), channel_providers(settings), closers=[client.aclose])
+    client = provider_http_client()
+    adapters: dict[str, Channel] = {name: build_channel(name, settings, client, redis) for name in PROVIDERS}
+    if redis is None:
+        # One token cache per provider set: a process-wide cache would bind its lock to another event loop.
+        from channels.tokens import MemoryTokenStore
+        from channels.wechat_mp import WechatMp
+        from channels.wecom import Wecom
+        from govconnect.channel_factory import config_for
+
+        store = MemoryTokenStore()
+        adapters["wechat_mp"] = WechatMp(config_for("wechat_mp", settings), client, store)
+        adapters["wecom"] = Wecom(config_for("wecom", settings), client, store)
+    if settings.cmpp.source_addr and "cmpp" in settings.notices.sms_providers:
+        adapters["cmpp"] = _build_cmpp(settings, engine)
+    return ProviderSet(adapters, channel_providers(settings), closers=[client.aclose])
+
+
+def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
+    """The CMPP link, its receipts and replies wired to the pipeline."""
+    from channels.cmpp import CmppChannel, CmppConfig
+
+    c = settings.cmpp
+    config = CmppConfig(
+        host=c.host,
+        port=c.port,
+        source_addr=c.source_addr,
+        shared_secret=c.shared_secret.get_secret_value(),
+        service_id=c.service_id,
+        src_id=c.src_id,
+        sign_name=settings.aliyun_sms.sign_name,
+    )
+
+    async def on_receipt(receipt: Receipt) -> None:
+        if engine is not None:
+            from govconnect.notices.receipts import apply_receipts
+
+            await asyncio.to_thread(apply_receipts, engine, [receipt])
+
+    async def on_reply(reply: InboundReply) -> None:
+        if engine is not None:
+            await asyncio.to_thread(_apply_reply, engine, reply)
+
+    return CmppChannel(config, on_receipt=on_receipt, on_reply=on_reply)
+
+
+def _apply_reply(engine: Engine, reply: InboundReply) -> None:
+    from govconnect.citizens.optout import handle_sms_reply
+    from govconnect.db import session_scope
+
+    with session_scope(engine) as session:
+        handle_sms_reply(session, reply.sender, reply.text, reply.provider)
+
+
+def _sync_redis(ctx: dict[str, Any]) -> Any:
+    """The arq worker's Redis client (shared WeChat/WeCom tokens), None in embedded mode."""
+    return ctx.get("redis")
 
 
 def get_providers(ctx: dict[str, Any]) -> ProviderSet:
     """The ProviderSet of this worker context, built from settings on first use."""
     providers = ctx.get("providers")
     if providers is None:
-        providers = build_providers(ctx["settings"])
+        providers = build_providers(ctx["settings"], ctx.get("engine"), _sync_redis(ctx))
         ctx["providers"] = providers
     return providers  # type: ignore[no-any-return]
 

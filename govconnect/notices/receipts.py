@@ -38,9 +38,11 @@ def _find(conn: object, receipt: Receipt) -> tuple[str, str, str] | None:
         if row is not None:
             return row[0], row[1], row[2]
     if receipt.provider_id:
-        rows = conn.execute(  # type: ignore[attr-defined]
-            select(D.c.id, D.c.status, D.c.notice_id).where(D.c.provider_id == receipt.provider_id).limit(2)
-        ).all()
+        # One provider request may carry several recipients (SendSms to many numbers): add the number.
+        query = select(D.c.id, D.c.status, D.c.notice_id).where(D.c.provider_id == receipt.provider_id[:64])
+        if receipt.recipient:
+            query = query.where(D.c.recipient == receipt.recipient)
+        rows = conn.execute(query.limit(2)).all()  # type: ignore[attr-defined]
         if len(rows) == 1:
             return rows[0][0], rows[0][1], rows[0][2]
     return None

@@ -174,7 +174,7 @@ async def _send_via(
             text=render(notice.body, item.params),
             title=render(notice.title, item.params),
             url=f"{ctx['settings'].public_base_url.rstrip('/')}/m/notices/{notice.id}",
-            template_params={k: str(v) for k, v in item.params.items() if not k.startswith("_")},
+            # The text is already personalised; adapters put it into their single template variable.
             kind=kind,
         )
         for item in items

@@ -69,9 +69,17 @@ async def enqueue_send(
     await ctx["queue"].enqueue("send_deliveries", notice_id=notice_id, channel=channel, ids=list(ids), defer_by=defer)
 
 
+_FINISH_ENQUEUED: dict[str, int] = {}
+
+
 async def enqueue_finish(ctx: dict[str, Any], notice_id: str) -> None:
     """Queue a completion check for the notice (at most one per notice every few seconds)."""
     bucket = int(time.time() // 5)
+    if _FINISH_ENQUEUED.get(notice_id) == bucket:
+        return  # already queued from this process in this window (receipts arrive by the thousand)
+    _FINISH_ENQUEUED[notice_id] = bucket
+    if len(_FINISH_ENQUEUED) > 10_000:
+        _FINISH_ENQUEUED.clear()
     await ctx["queue"].enqueue(
         "finish_notice", job_id=f"finish:{notice_id}:{bucket}", notice_id=notice_id, defer_by=2.0
     )

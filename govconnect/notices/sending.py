@@ -19,7 +19,7 @@ from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
-from govconnect.notices.policy import backoff_seconds, now, quiet_until, render
+from govconnect.notices.policy import backoff_seconds, now, quiet_until, render, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
 from govconnect.settings import Settings
 
@@ -102,6 +102,15 @@ def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed
     return [Claimed(*row) for row in rows]
 
 
+def _cancel_queued(engine: Engine, ids: Sequence[str], moment: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(D)
+            .where(D.c.id.in_(list(ids)), D.c.status == "queued")
+            .values(status="cancelled", final_at=moment, updated_at=moment)
+        )
+
+
 def _defer_for_quiet_hours(engine: Engine, ids: Sequence[str], until: datetime) -> None:
     with engine.begin() as conn:
         conn.execute(update(D).where(D.c.id.in_(list(ids)), D.c.status == "queued").values(next_attempt_at=until))
@@ -134,16 +143,20 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
     engine: Engine = ctx["engine"]
     settings: Settings = ctx["settings"]
     moment = now(ctx)
-    notice = await asyncio.to_thread(_load_notice, engine, notice_id)
-    if notice is None or notice.status == "cancelled":
+    notice = await run_db(_load_notice, engine, notice_id)
+    if notice is None:
+        return {"claimed": 0}
+    if notice.status == "cancelled":
+        # Deliveries a fan-out wrote after the cancel are cancelled here, not sent.
+        await run_db(_cancel_queued, engine, ids, moment)
         return {"claimed": 0}
     until = quiet_until(moment, channel, notice.urgency)
     if until is not None:
-        await asyncio.to_thread(_defer_for_quiet_hours, engine, ids, until)
+        await run_db(_defer_for_quiet_hours, engine, ids, until)
         await enqueue_send(ctx, notice_id, channel, ids, False, delay=(until - moment).total_seconds())
         log.info("notice %s %s: %d deliveries deferred for quiet hours", notice_id, channel, len(ids))
         return {"claimed": 0, "deferred": len(ids)}
-    claimed = await asyncio.to_thread(_claim, engine, ids, moment)
+    claimed = await run_db(_claim, engine, ids, moment)
     if not claimed:
         return {"claimed": 0}
     providers = get_providers(ctx)
@@ -160,7 +173,7 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
                 )
             continue
         results.extend(await _send_via(ctx, provider, channel, notice, items))
-    counts = await asyncio.to_thread(_record, ctx, engine, settings, channel, results)
+    counts = await run_db(_record, ctx, engine, settings, channel, results)
     for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():  # type: ignore[attr-defined]
         await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
     await enqueue_finish(ctx, notice_id)

@@ -371,6 +371,10 @@ class CmppChannel(Channel):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue
+            if self._closing:
+                # Python 3.11's wait_for can swallow a cancel that races a finished connect.
+                link.drop("closed")
+                break
             delay = self.config.reconnect_initial
             self._last_error = None
             self._link = link
@@ -507,8 +511,9 @@ class CmppChannel(Channel):
         except PduError:
             log.warning("cmpp malformed DELIVER %s", format_msg_id(pdu.msg_id))
             result = 1
-        except Exception:
-            log.exception("cmpp DELIVER %s handler failed", format_msg_id(pdu.msg_id))
+        except Exception as exc:
+            # The type only: a database error's message can carry the phone number it was saving.
+            log.error("cmpp DELIVER %s handler failed: %s", format_msg_id(pdu.msg_id), type(exc).__name__)
             result = 9
         link.reply(DeliverResp(pdu.msg_id, result), sequence)
 
@@ -638,7 +643,12 @@ class CmppChannel(Channel):
             link.drop("closed")
         if self._supervisor is not None:
             self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
+            await asyncio.wait({self._supervisor}, timeout=self.config.close_timeout)
+            if self._link is not None:  # logged in while we were closing
+                self._link.drop("closed")
+                await asyncio.wait({self._supervisor}, timeout=self.config.close_timeout)
+            if self._supervisor.done() and not self._supervisor.cancelled() and self._supervisor.exception():
+                log.error("cmpp link supervisor failed: %s", type(self._supervisor.exception()).__name__)
             self._supervisor = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.config.close_timeout)

@@ -52,6 +52,7 @@ async def counts(request: Request) -> Response:
             "requests": dict(state.requests),
             "tokens_issued": dict(state.tokens_issued),
             "pushes": len(state.pushes),
+            "cmpp": state.cmpp.count() if state.cmpp is not None else None,
         }
     )
 
@@ -91,15 +92,25 @@ async def sms_inbox(request: Request) -> Response:
         for r in state.received
         if r.recipient == phone and not r.error and r.provider in ("aliyun_sms", "cmpp")
     ]
+    if state.cmpp is not None:  # the CMPP simulator keeps its own, reassembled, record
+        texts += [
+            {"text": m.text, "provider": "cmpp", "reference": f"{m.msg_ids[0]:016x}", "at": None}
+            for m in state.cmpp.messages_to(phone)
+        ]
     return JSONResponse({"phone": phone, "messages": texts})
 
 
 async def sms_reply(request: Request) -> Response:
-    """POST /_sandbox/sms/reply {phone, content, dest_code?, wait?}: a phone replies; SmsUp is pushed."""
+    """POST /_sandbox/sms/reply {phone, content, via?, wait?}: a phone replies (SmsUp push, or CMPP DELIVER)."""
     body = await _json(request)
     if body is None or not body.get("phone") or "content" not in body:
         return bad_request("JSON object with phone and content required")
     state = _state(request)
+    if body.get("via") == "cmpp":
+        if state.cmpp is None:
+            return bad_request("no CMPP simulator running")
+        msg_ids = await state.cmpp.send_mo(str(body["phone"]), str(body["content"]))
+        return JSONResponse({"via": "cmpp", "msg_ids": [f"{m:016x}" for m in msg_ids]})
     item = {
         "phone_number": str(body["phone"]),
         "send_time": china_now(),

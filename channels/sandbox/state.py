@@ -27,6 +27,7 @@ FAULT_KINDS = (
     "expire_tokens",  # every token issued so far stops working at once (errcode 42001)
     "duplicate_reports",  # push each status report twice, as providers sometimes do
     "fail_reports",  # status reports say the message was not delivered
+    "drop_connections",  # CMPP only: close every SP connection at once
 )
 CALLBACK_PATHS = {
     "sms_report": "/callbacks/aliyun_sms/report",

@@ -183,7 +183,7 @@ def build_stack(
         "GOVCONNECT_API_RATE_LIMIT": "100000/minute",
         "GOVCONNECT_WECHAT_MP__TEMPLATE_ID": "sandbox-template",
         "GOVCONNECT_DATA_DIR": tempfile.mkdtemp(prefix="gc-bench-data-"),
-        **gateway_env(sandbox_url, sandbox_config(settings, api_url)),
+        **{k: v for k, v in gateway_env(sandbox_url, sandbox_config(settings, api_url)).items() if v != ""},
         **(pipeline or {}),
     }
     stack = Stack(db_url, db_name, redis_url, api_url, sandbox_url, env, redis_proc=redis_proc)

@@ -124,16 +124,12 @@ def _load_notice(engine: Engine, notice_id: str) -> Any:
 
 
 def choose_provider(settings: Settings, providers: list[str], claimed: Claimed) -> str:
-    """The delivery's provider; SMS moves to the next provider after `failover_after` failed attempts."""
+    """The delivery's provider; SMS moves on to the next provider every `failover_after` failed attempts."""
     if not providers:
         return claimed.provider
-    if claimed.provider in providers:
-        index = providers.index(claimed.provider)
-    else:
-        index = 0
     failed_attempts = claimed.attempts - 1
-    if len(providers) > 1 and failed_attempts >= settings.notices.failover_after:
-        index = min(len(providers) - 1, failed_attempts // settings.notices.failover_after)
+    # Take turns: `failover_after` attempts on the preferred provider, as many on the next, then back.
+    index = (failed_attempts // max(1, settings.notices.failover_after)) % len(providers)
     return providers[index]
 
 

@@ -189,6 +189,18 @@ def build_stack(
     stack = Stack(db_url, db_name, redis_url, api_url, sandbox_url, env, redis_proc=redis_proc)
     stack.redis_dir, stack.redis_port = redis_dir, redis_port
     stack.logdir = tempfile.mkdtemp(prefix="gc-bench-logs-")
+    try:
+        _start_processes(stack, api_port, sandbox_port, workers, embedded, report_delay)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _start_processes(
+    stack: Stack, api_port: int, sandbox_port: int, workers: int, embedded: bool, report_delay: float
+) -> None:
+    api_url, sandbox_url = stack.api_url, stack.sandbox_url
     stack.start(
         "sandbox",
         ["sandbox", "--port", str(sandbox_port), "--callback-base-url", api_url, "--report-delay", str(report_delay)],
@@ -198,7 +210,6 @@ def build_stack(
         stack.start(f"worker{i + 1}", ["worker"])
     wait_http(f"{sandbox_url}/_sandbox")
     wait_http(f"{api_url}/healthz")
-    return stack
 
 
 def seed(stack: Stack, subscribers: int) -> str:

@@ -99,11 +99,14 @@ def seed_notice_demo(engine: Engine, settings: Settings, info: object) -> None:
     notes = getattr(info, "notes", None)
     if notes is None:
         return
+    # Under `serve --demo` the sandbox pushes to the gateway itself: that is the address to call.
+    base = (settings.sandbox.callback_base_url or settings.public_base_url).rstrip("/")
     notes.append(f"notices 应急管理局 key: {keys['qz-yjj']}   人社局 key: {keys['qz-rsj']}")
     for key, body, label in ((keys["qz-yjj"], flood, "flood"), (keys["qz-rsj"], policy, "policy")):
         notes.append(
             f"{label}: curl -X POST -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: demo-{label}' "
             f"-H 'Content-Type: application/json' -d '{json.dumps(body, ensure_ascii=False)}' "
-            f"{settings.public_base_url}/api/v1/notices"
+            f"{base}/api/v1/notices"
         )
+    notes.append("normal-urgency SMS/voice wait for 07:00 Beijing time during quiet hours (22:00-07:00)")
     notes.append("meeting (staff by department, SMS + WeCom): needs the directory (contacts) merged")

@@ -48,10 +48,16 @@ def _find(conn: object, receipt: Receipt) -> tuple[str, str, str] | None:
             return rows[0][0], rows[0][1], rows[0][2]
     if receipt.recipient:
         # The report can overtake our own record of the send (the provider answered, we have not yet
-        # written its id): the one in-flight delivery to this address is the one it reports on.
+        # written its id), or concern an attempt we took for failed (timed out) and queued again:
+        # the one attempted, unconfirmed delivery to this address is the one it reports on.
         rows = conn.execute(  # type: ignore[attr-defined]
             select(D.c.id, D.c.status, D.c.notice_id)
-            .where(D.c.recipient == receipt.recipient, D.c.status == "sending", D.c.provider_id.is_(None))
+            .where(
+                D.c.recipient == receipt.recipient,
+                D.c.status.in_(("sending", "queued")),
+                D.c.provider_id.is_(None),
+                D.c.attempts > 0,
+            )
             .limit(2)
         ).all()
         if len(rows) == 1:

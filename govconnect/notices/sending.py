@@ -176,6 +176,15 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
     return {k: v for k, v in counts.items() if isinstance(v, int)}
 
 
+def _process_semaphore(ctx: dict[str, Any]) -> asyncio.Semaphore:
+    """Provider requests in flight for the whole process, whatever the number of concurrent jobs."""
+    semaphore = ctx.get("send_semaphore")
+    if semaphore is None:
+        semaphore = asyncio.Semaphore(ctx["settings"].notices.send_concurrency)
+        ctx["send_semaphore"] = semaphore
+    return semaphore  # type: ignore[no-any-return]
+
+
 async def _send_via(
     ctx: dict[str, Any], provider: str, channel: str, notice: Any, items: list[Claimed]
 ) -> list[tuple[Claimed, str, SendResult]]:
@@ -198,7 +207,7 @@ async def _send_via(
     }
     batch_size = max(1, adapter.max_batch)
     chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-    semaphore = asyncio.Semaphore(ctx["settings"].notices.send_concurrency)
+    semaphore = _process_semaphore(ctx)
 
     async def send_chunk(chunk: list[Claimed]) -> list[tuple[Claimed, str, SendResult]]:
         async with semaphore:

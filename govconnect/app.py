@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from govconnect import __version__
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health
+from govconnect.api.routes import contacts as contacts_routes
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
@@ -29,6 +30,7 @@ PUBLIC_PATHS = frozenset(
 )
 
 ROUTERS = [health.router, agencies.router]
+ROUTERS.append(contacts_routes.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -19,6 +19,7 @@ LANDLINE_RE = re.compile(r"^0\d{2,3}-\d{7,8}(-\d{1,6})?$|^\d{7,8}$")
 SHORT_RE = re.compile(r"^\d{3,8}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CITY_REGION = "市级"
+PARALLEL_REBUILD_FROM = 20_000  # contacts; below this a second process costs more than it saves
 
 
 class DirectoryError(Exception):
@@ -257,7 +258,9 @@ def rebuild_index(session: Session, ix: DirectoryIndex) -> int:
     """Rebuild the whole index from the database; returns the number of contacts indexed."""
     tree = Tree.load(session)
     ix.set_departments(tree.infos())
-    return ix.rebuild(tree.record(c) for c in iter_contacts(session))
+    count = session.exec(select(func.count()).select_from(Contact)).one()
+    procs = 2 if count >= PARALLEL_REBUILD_FROM else 1
+    return ix.rebuild((tree.record(c) for c in iter_contacts(session)), procs=procs)
 
 
 def sync_departments(session: Session, ix: DirectoryIndex | None) -> None:

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import jieba
 import opencc
-from pypinyin import Style, lazy_pinyin, pinyin
+from pypinyin import Style, lazy_pinyin
 
 jieba.setLogLevel(logging.WARNING)
 _T2S = opencc.OpenCC("t2s")
@@ -79,10 +79,10 @@ def name_syllables(name: str, surname: bool = True) -> tuple[tuple[str, ...], ..
     """Per character, its possible readings (surname readings first for the surname)."""
     if not name:
         return ()
-    # Phrase-aware readings for the whole name, then surname overrides for the first character.
-    base = [p[0] if p else "" for p in pinyin(name, style=Style.NORMAL, errors=lambda x: list(x))]  # type: ignore[arg-type, return-value]
+    # Names are not phrases: each character's common reading, then surname readings for the first one.
     out: list[tuple[str, ...]] = []
-    for index, (ch, reading) in enumerate(zip(name, base, strict=False)):
+    for index, ch in enumerate(name):
+        reading = _char_reading(ch)
         readings = SURNAME_READINGS.get(ch) if index == 0 and surname else None
         if readings:
             out.append(tuple(dict.fromkeys((*readings, reading.lower()))))
@@ -91,9 +91,15 @@ def name_syllables(name: str, surname: bool = True) -> tuple[tuple[str, ...], ..
     return tuple(out)
 
 
+@lru_cache(maxsize=65_536)
+def _char_reading(ch: str) -> str:
+    readings = lazy_pinyin(ch, style=Style.NORMAL, errors=lambda x: [x])  # type: ignore[arg-type, return-value]
+    return (readings[0] if readings else ch).lower()
+
+
 def pinyin_full(text: str) -> str:
-    """Toneless pinyin of a text, joined (e.g. 张伟 → zhangwei)."""
-    return "".join(lazy_pinyin(text)).lower()
+    """Toneless pinyin of a text, character by character, joined (张伟 → zhangwei), as names are indexed."""
+    return "".join(_char_reading(ch) for ch in text)
 
 
 @lru_cache(maxsize=200_000)

@@ -15,9 +15,7 @@ store (segments, locking, atomic commits) and evaluate queries ourselves:
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +24,6 @@ import numpy as np
 from search.analyzer import (
     QueryError,
     QueryToken,
-    Segmenter,
-    derived_aliases,
     name_pinyin_keys,
     normalize,
     pinyin_full,
@@ -36,17 +32,15 @@ from search.analyzer import (
     surname_length,
 )
 from search.highlight import highlights
-from search.index import NAME_COLUMNS, NUMERIC_COLUMNS
-from search.records import PRIVATE_FIELDS, DepartmentInfo, department_words
+from search.records import PRIVATE_FIELDS
+from search.snapshot import EMPTY, DepartmentTable, Leaf, Snapshot
 
 if TYPE_CHECKING:
     from search.index import DirectoryIndex
 
 MISS = np.uint8(255)
 MAX_LIMIT = 100
-POSTINGS_CACHE_TERMS = 20_000
 TIER_EXACT, TIER_PREFIX, TIER_PINYIN, TIER_PART, TIER_DEPT, TIER_POSITION, TIER_SOUND = range(7)
-_ID_BITS, _SORT_BITS, _DEPT_BITS = 30, 12, 16
 
 
 @dataclass
@@ -59,258 +53,10 @@ class SearchResult:
     tokens: list[str] = field(default_factory=list)
 
 
-class _SegmentData:
-    """What we keep per immutable whoosh segment: decoded posting lists and numeric columns."""
-
-    def __init__(self, reader: Any) -> None:
-        self.size = int(reader.doc_count_all())
-        self.columns = {name: self._column(reader, name) for name in NUMERIC_COLUMNS}
-        self.dept_id = self.columns["dept_id"]
-        self.sort_order = self.columns["sort_order"]
-        self.cid = self.columns["cid"]
-        self.staff_only = self.columns["staff_only"].astype(bool)
-        self.postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._surname_forms: list[str] | None = None
-        self._name_hashes: set[int] | None = None
-        self.lock = threading.Lock()
-
-    def _column(self, reader: Any, name: str) -> np.ndarray:
-        if not reader.has_column(name):
-            return np.zeros(self.size, dtype=np.int64)
-        return np.fromiter(iter(reader.column_reader(name)), dtype=np.int64, count=self.size)
-
-    def name_hashes(self) -> set[int]:
-        """Hashes of every whole name and 1-3 character prefix in the segment (for query planning)."""
-        if self._name_hashes is None:
-            found: set[int] = set()
-            for name in NAME_COLUMNS:
-                found.update(self.columns[name].tolist())
-            found.discard(0)
-            self._name_hashes = found
-        return self._name_hashes
-
-    def surname_forms(self, reader: Any) -> list[str]:
-        """The surname pinyin forms present in this segment (a few hundred)."""
-        if self._surname_forms is None:
-            self._surname_forms = [t.decode("utf-8") if isinstance(t, bytes) else t for t in reader.lexicon("sur_py")]
-        return self._surname_forms
-
-    def lookup(self, reader: Any, fieldname: str, term: str) -> np.ndarray:
-        """Doc numbers in this segment containing the term (deleted ones included; masked later)."""
-        key = (fieldname, term)
-        with self.lock:
-            found = self.postings.get(key)
-            if found is not None:
-                self.postings.move_to_end(key)
-                return found
-        ids = _read_postings(reader, fieldname, term)
-        with self.lock:
-            self.postings[key] = ids
-            if len(self.postings) > POSTINGS_CACHE_TERMS:
-                self.postings.popitem(last=False)
-        return ids
-
-
-_EMPTY = np.zeros(0, dtype=np.int32)
-
-
-def _read_postings(reader: Any, fieldname: str, term: str) -> np.ndarray:
-    """Decode a posting list block by block (whoosh's per-id generator is ~10x slower)."""
-    btext = term.encode("utf-8")
-    terms = getattr(reader, "_terms", None)
-    try:
-        if terms is None:
-            return np.fromiter(reader.postings(fieldname, term).all_ids(), dtype=np.int32)
-        if (fieldname, btext) not in terms:
-            return _EMPTY
-        matcher = terms.matcher(fieldname, btext, reader.schema[fieldname].format)
-    except KeyError:
-        return _EMPTY
-    if not hasattr(matcher, "_read_ids"):
-        return np.fromiter(matcher.all_ids(), dtype=np.int32)
-    chunks: list[Any] = []
-    while matcher.is_active():
-        matcher._read_ids()
-        chunks.append(matcher._ids)
-        matcher._next_block()
-    if not chunks:
-        return _EMPTY
-    return np.fromiter((i for chunk in chunks for i in chunk), dtype=np.int32)
-
-
-class _Leaf:
-    """One segment as seen by one snapshot: its reader, cached data, live mask and tie-break keys."""
-
-    def __init__(self, reader: Any, data: _SegmentData, table: DepartmentTable) -> None:
-        self.reader = reader
-        self.data = data
-        self.live = np.ones(data.size, dtype=bool)
-        deleted = getattr(reader, "deleted_docs_set", None)
-        if deleted is None:
-            deleted = {d for d in range(data.size) if reader.is_deleted(d)}
-        if deleted:
-            self.live[np.fromiter(deleted, dtype=np.int64)] = False
-        ranks = table.rank_of(data.dept_id)
-        ranks = np.clip(ranks, 0, (1 << _DEPT_BITS) - 1)
-        self.base_key = (
-            (ranks << (_SORT_BITS + _ID_BITS))
-            | (np.clip(data.sort_order, 0, (1 << _SORT_BITS) - 1) << _ID_BITS)
-            | (data.cid & ((1 << _ID_BITS) - 1))
-        )
-
-    def lookup(self, fieldname: str, term: str) -> np.ndarray:
-        return self.data.lookup(self.reader, fieldname, term)
-
-    def any_of(self, fieldname: str, terms: list[str]) -> np.ndarray:
-        """Boolean mask of docs having any of the terms."""
-        mask = np.zeros(self.data.size, dtype=bool)
-        for term in terms:
-            mask[self.lookup(fieldname, term)] = True
-        return mask
-
-
-class DepartmentTable:
-    """The department tree in memory: word → departments (with their subtrees) as lookup arrays."""
-
-    def __init__(self, departments: list[DepartmentInfo], segmenter: Segmenter) -> None:
-        self.by_id = {d.id: d for d in departments}
-        self.size = max(self.by_id, default=0) + 2
-        self.ranks = np.full(self.size, (1 << _DEPT_BITS) - 1, dtype=np.int64)
-        for d in departments:
-            self.ranks[d.id] = min(d.rank, (1 << _DEPT_BITS) - 1)
-        children: dict[int | None, list[int]] = {}
-        for d in departments:
-            children.setdefault(d.parent_id, []).append(d.id)
-        self._children = children
-        segmenter.add_words(w for d in departments for w in (d.name, *d.aliases, *derived_aliases(d.name, d.region)))
-        self.words: dict[str, set[int]] = {}
-        for d in departments:
-            for word in department_words(d, segmenter):
-                self.words.setdefault(word, set()).add(d.id)
-        self.paths = {normalize(d.path): d.id for d in departments}
-        self.names: dict[str, set[int]] = {}
-        for d in departments:
-            for name in (d.name, *d.aliases, *derived_aliases(d.name, d.region)):
-                self.names.setdefault(normalize(name), set()).add(d.id)
-        self._luts: dict[str, np.ndarray] = {}
-
-    def subtree(self, roots: set[int]) -> set[int]:
-        """The departments and everything below them."""
-        out: set[int] = set()
-        stack = list(roots)
-        while stack:
-            current = stack.pop()
-            if current not in out:
-                out.add(current)
-                stack.extend(self._children.get(current, []))
-        return out
-
-    def lut(self, ids: set[int]) -> np.ndarray:
-        """A boolean array indexed by department id."""
-        mask = np.zeros(self.size, dtype=bool)
-        if ids:
-            mask[np.fromiter(ids, dtype=np.int64)] = True
-        return mask
-
-    def word_lut(self, word: str) -> np.ndarray | None:
-        """Departments (with subtrees) a word finds, or None when no department has it."""
-        if word not in self.words:
-            return None
-        found = self._luts.get(word)
-        if found is None:
-            found = self._luts[word] = self.lut(self.subtree(self.words[word]))
-        return found
-
-    def resolve(self, key: str) -> set[int]:
-        """A department filter (id, path, name or alias) → the departments it covers, subtrees included."""
-        key = key.strip()
-        if key.isdigit():
-            return self.subtree({int(key)} & set(self.by_id))
-        text = "/".join(p.strip() for p in normalize(key).split("/") if p.strip())
-        if text in self.paths:
-            return self.subtree({self.paths[text]})
-        return self.subtree(self.names.get(text, set()))
-
-    def rank_of(self, dept_ids: np.ndarray) -> np.ndarray:
-        """Tree-order rank for each department id (unknown ones last)."""
-        if not dept_ids.size:
-            return np.zeros(0, dtype=np.int64)
-        return self.ranks[np.clip(dept_ids, 0, self.size - 1)]
-
-
-class _Snapshot:
-    def __init__(
-        self, searcher: Any, generation: int, leaves: list[_Leaf], table: DepartmentTable, mtime: float
-    ) -> None:
-        self.searcher = searcher
-        self.generation = generation
-        self.leaves = leaves
-        self.table = table
-        self.dept_mtime = mtime
-
-
-class SnapshotCache:
-    """Keeps one open searcher and its decoded segments; reopens only when the index changed."""
-
-    def __init__(self, ix: DirectoryIndex) -> None:
-        self.ix = ix
-        self._current: _Snapshot | None = None
-        self._retired: _Snapshot | None = None
-        self._segments: dict[str, _SegmentData] = {}
-        self._lock = threading.Lock()
-        self._checked_at = 0.0
-
-    def invalidate(self) -> None:
-        """Force a generation check on the next search (this process just wrote)."""
-        self._checked_at = 0.0
-
-    def get(self) -> _Snapshot:
-        """The snapshot of the newest generation (checking disk at most every few ms)."""
-        now = time.monotonic()
-        snap = self._current
-        if snap is not None and now - self._checked_at < 0.005:
-            return snap
-        generation = self.ix.latest_generation()
-        mtime = self.ix.departments_mtime()
-        if snap is not None and snap.generation == generation and snap.dept_mtime == mtime:
-            self._checked_at = now
-            return snap
-        with self._lock:
-            snap = self._current
-            if snap is None or snap.generation != generation or snap.dept_mtime != mtime:
-                snap = self._open(snap)
-                # Close the snapshot before the previous one: a query still running keeps its files.
-                if self._retired is not None and self._retired.searcher is not snap.searcher:
-                    self._retired.searcher.close()
-                self._retired, self._current = self._current, snap
-            self._checked_at = time.monotonic()
-            return snap
-
-    def _open(self, previous: _Snapshot | None) -> _Snapshot:
-        mtime, departments = self.ix.departments()
-        if previous is not None and previous.dept_mtime == mtime:
-            table = previous.table
-        else:
-            table = DepartmentTable(departments, self.ix.segmenter)
-        searcher = self.ix.open_searcher()
-        generation = int(searcher.reader().generation() or 0)
-        leaves = []
-        seen: dict[str, _SegmentData] = {}
-        for sub, _offset in searcher.leaf_searchers():
-            reader = sub.reader()
-            segment = reader.segment()
-            segid = segment.segment_id() if segment is not None else f"anon-{id(reader)}"
-            data = self._segments.get(segid) or _SegmentData(reader)
-            seen[segid] = data
-            leaves.append(_Leaf(reader, data, table))
-        self._segments = seen
-        return _Snapshot(searcher, generation, leaves, table, mtime)
-
-
 # --- query planning and execution ---
 
 
-def _token_best(leaf: _Leaf, table: DepartmentTable, token: QueryToken, privileged: bool) -> np.ndarray:
+def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privileged: bool) -> np.ndarray:
     """Per document of the leaf, the best (lowest) tier at which the token matches; MISS if none."""
     size = leaf.data.size
     best = np.full(size, MISS, dtype=np.uint8)
@@ -364,7 +110,7 @@ def _token_best(leaf: _Leaf, table: DepartmentTable, token: QueryToken, privileg
     return best
 
 
-def _pinyin_match(leaf: _Leaf, key: str) -> np.ndarray:
+def _pinyin_match(leaf: Leaf, key: str) -> np.ndarray:
     """Docs whose name a pinyin / initials key spells: surname form + given-name key (zhang+wei, z+w)."""
     found: list[np.ndarray] = []
     for form in leaf.data.surname_forms(leaf.reader):
@@ -376,15 +122,15 @@ def _pinyin_match(leaf: _Leaf, key: str) -> np.ndarray:
             if people.size:
                 found.append(people)
     if not found:
-        return _EMPTY
+        return EMPTY
     return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
 
 
-def _stored_name(leaf: _Leaf, docnum: int) -> str:
+def _stored_name(leaf: Leaf, docnum: int) -> str:
     return normalize(json.loads(leaf.reader.stored_fields(docnum)["data"])["name"])
 
 
-def _known(snap: _Snapshot, text: str, sound: bool = False) -> bool:
+def _known(snap: Snapshot, text: str, sound: bool = False) -> bool:
     """Whether a Chinese text is a name, name part, department word, position word or region we have
     (or, with `sound`, sounds like a name we have)."""
     if snap.table.word_lut(text) is not None:
@@ -399,7 +145,7 @@ def _known(snap: _Snapshot, text: str, sound: bool = False) -> bool:
     return False
 
 
-def _segment(snap: _Snapshot, text: str) -> list[str] | None:
+def _segment(snap: Snapshot, text: str) -> list[str] | None:
     """Cut a Chinese run into known pieces, fewest pieces first and single characters avoided."""
     if len(text) > 24:
         return None
@@ -423,7 +169,7 @@ def _segment(snap: _Snapshot, text: str) -> list[str] | None:
     return pieces[::-1]
 
 
-def plan(ix: DirectoryIndex, snap: _Snapshot, raw: str) -> list[QueryToken]:
+def plan(ix: DirectoryIndex, snap: Snapshot, raw: str) -> list[QueryToken]:
     """Tokens to AND together. A Chinese run we do not know as a whole is cut into known pieces
     (江山应急局长 → 江山 应急 局长), falling back to jieba with the directory's words."""
     tokens: list[QueryToken] = []
@@ -437,7 +183,7 @@ def plan(ix: DirectoryIndex, snap: _Snapshot, raw: str) -> list[QueryToken]:
     return tokens
 
 
-def _filter_mask(leaf: _Leaf, table: DepartmentTable, department: int | str | None, region: str | None) -> np.ndarray:
+def _filter_mask(leaf: Leaf, table: DepartmentTable, department: int | str | None, region: str | None) -> np.ndarray:
     alive = leaf.live.copy()
     if department is not None and str(department).strip():
         alive &= table.lut(table.resolve(str(department)))[np.clip(leaf.data.dept_id, 0, table.size - 1)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from search.analyzer import (
@@ -43,7 +43,7 @@ class DirectoryRecord:
 
     def display(self) -> dict[str, Any]:
         """The values shown to a (privileged) viewer."""
-        return asdict(self)
+        return dict(self.__dict__)
 
 
 @dataclass

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
     app.state.startup_hooks = []
+    app.state.startup_hooks.append(contacts_routes.warm_directory)
     app.state.shutdown_hooks = []
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -150,9 +150,12 @@ def _is_partial(surname: str, key: str) -> bool:
     return key not in combos
 
 
+COMPLETE = "$"
+
+
 @lru_cache(maxsize=200_000)
 def given_name_keys(name: str) -> frozenset[str]:
-    """Pinyin keys of the given name (after the surname) with every prefix: 伟 → w, we, wei."""
+    """Pinyin keys of the given name (after the surname) with every prefix: 伟 → w, we, wei, w$, wei$."""
     given = name[surname_length(name) :]
     sylls = name_syllables(given, False)
     if not given or not sylls or len(given) > 5:
@@ -167,6 +170,7 @@ def given_name_keys(name: str) -> frozenset[str]:
     for combo in itertools.product(*choices):
         full = "".join(combo)
         keys.update(full[:end] for end in range(1, len(full) + 1))
+        keys.add(full + COMPLETE)  # marks a key that spells the whole given name (ranks above a prefix)
     return frozenset(keys)
 
 

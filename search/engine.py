@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search.analyzer import (
+    COMPLETE,
     QueryError,
     QueryToken,
     name_pinyin_keys,
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 MISS = np.uint8(255)
 MAX_LIMIT = 100
-TIER_EXACT, TIER_PREFIX, TIER_PINYIN, TIER_PART, TIER_DEPT, TIER_POSITION, TIER_SOUND = range(7)
+# Lower is better; a document's score is the sum over query tokens of its best tier.
+(TIER_EXACT, TIER_PREFIX, TIER_PINYIN, TIER_PINYIN_PREFIX, TIER_PART, TIER_DEPT, TIER_POSITION, TIER_SOUND) = range(8)
 
 
 @dataclass
@@ -81,13 +83,16 @@ def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privilege
         take(leaf.lookup("pos", t), TIER_POSITION)
         if 2 <= len(t) <= 4:
             # Homophones (张威 finds 张伟); a same-surname homophone ranks first.
-            sound = _pinyin_match(leaf, pinyin_full(t))
+            sound, sound_prefix = _pinyin_match(leaf, pinyin_full(t))
             if sound.size:
                 same = cols["name_h1"][sound] == stable_hash(t[:1])
                 take(sound[same], TIER_SOUND)
                 take(sound[~same], TIER_SOUND + 1)
+            take(sound_prefix, TIER_SOUND + 2)
     elif token.kind == "latin":
-        take(_pinyin_match(leaf, t), TIER_PINYIN)
+        complete, prefix = _pinyin_match(leaf, t)
+        take(complete, TIER_PINYIN)
+        take(prefix, TIER_PINYIN_PREFIX)
     elif token.kind == "mixed":
         head = "".join(ch for ch in t if not ch.isascii())
         tail = t[len(head) :]
@@ -96,7 +101,8 @@ def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privilege
         else:
             heads = np.zeros(0, dtype=np.int64)
         if len(head) == surname_length(head + "名"):
-            take(np.intersect1d(heads, leaf.lookup("given_py", tail)), TIER_PINYIN)
+            take(np.intersect1d(heads, leaf.lookup("given_py", tail + COMPLETE)), TIER_PINYIN)
+            take(np.intersect1d(heads, leaf.lookup("given_py", tail)), TIER_PINYIN_PREFIX)
         elif heads.size:
             # Rare (张小m: the head runs into the given name): check the few candidates one by one.
             keep = [d for d in heads.tolist() if tail in name_pinyin_keys(_stored_name(leaf, d)[len(head) :], False)]
@@ -110,20 +116,28 @@ def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privilege
     return best
 
 
-def _pinyin_match(leaf: Leaf, key: str) -> np.ndarray:
-    """Docs whose name a pinyin / initials key spells: surname form + given-name key (zhang+wei, z+w)."""
-    found: list[np.ndarray] = []
+def _pinyin_match(leaf: Leaf, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Docs whose name a pinyin / initials key spells (surname form + given-name key: zhang+wei, z+w):
+    (spelt completely, spelt as a prefix)."""
+    complete: list[np.ndarray] = []
+    prefix: list[np.ndarray] = []
     for form in leaf.data.surname_forms(leaf.reader):
         if key.startswith(form):
             people = leaf.lookup("sur_py", form)
             rest = key[len(form) :]
-            if rest:
-                people = np.intersect1d(people, leaf.lookup("given_py", rest), assume_unique=True)
-            if people.size:
-                found.append(people)
-    if not found:
+            if not rest:
+                prefix.append(people)
+                continue
+            complete.append(np.intersect1d(people, leaf.lookup("given_py", rest + COMPLETE), assume_unique=True))
+            prefix.append(np.intersect1d(people, leaf.lookup("given_py", rest), assume_unique=True))
+    return _union(complete), _union(prefix)
+
+
+def _union(parts: list[np.ndarray]) -> np.ndarray:
+    parts = [p for p in parts if p.size]
+    if not parts:
         return EMPTY
-    return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+    return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
 
 
 def _stored_name(leaf: Leaf, docnum: int) -> str:
@@ -141,7 +155,7 @@ def _known(snap: Snapshot, text: str, sound: bool = False) -> bool:
             return True
     if sound and 2 <= len(text) <= 4:
         key = pinyin_full(text)
-        return any(_pinyin_match(leaf, key).size for leaf in snap.leaves)
+        return any(_pinyin_match(leaf, key)[1].size for leaf in snap.leaves)
     return False
 
 

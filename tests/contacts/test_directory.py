@@ -50,6 +50,13 @@ def test_highlights_and_ranking_order(loaded: Path) -> None:
     assert names[:2] == ["张伟", "张伟明"]  # exact, then prefix
     assert result.items[0]["highlights"]["name"] == "<em>张伟</em>"
     assert result.items[1]["highlights"]["name"] == "<em>张伟</em>明"
+    # A key spelling the whole name ranks above one that only starts it; ties follow department order.
+    assert [i["name"] for i in search_directory(loaded, "zhangwei", privileged=False).items] == [
+        "张伟",
+        "章薇",
+        "张伟明",
+    ]
+    assert [i["name"] for i in search_directory(loaded, "zw", privileged=False).items] == ["张伟", "章薇", "张伟明"]
     combo = search_directory(loaded, "江山 应急 局长", privileged=False).items[0]["highlights"]
     assert combo["position"] == "<em>局长</em>" and "<em>应急</em>" in combo["department_path"]
 

@@ -108,3 +108,13 @@ def test_writers_in_several_processes(tmp_path: Path) -> None:
         assert p.exitcode == 0
     assert ix.search("赵").total == 45  # every write landed, none corrupted another
     assert ix.doc_count() == 45
+
+
+def test_parallel_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
+    ix = fresh(tmp_path)
+    records = [person(i, f"{'张李王'[i % 3]}{i}", position="科长" if i % 2 else "科员") for i in range(1, 301)]
+    assert ix.rebuild(records, procs=2) == 300
+    assert ix.doc_count() == 300
+    assert ix.search("科长").total == 150 and ix.search("张").total == 100
+    ix.upsert([person(1, "赵一")])  # incremental writes still work on a multi-segment index
+    assert ix.search("赵一").total == 1 and ix.search("李").total == 99  # id 1 was 李1

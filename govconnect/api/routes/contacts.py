@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -17,8 +19,23 @@ from govconnect.errors import ApiError
 from search.analyzer import QueryError
 from search.index import DirectoryIndex
 
+log = logging.getLogger("govconnect.directory")
 router = APIRouter(prefix="/api/v1", tags=["directory"])
 WriterDep = Annotated[Principal, Depends(require_scope("contacts:write"))]
+
+
+async def warm_directory(app: Any) -> None:
+    """Startup hook: open the index and load jieba in the background, so the first search is fast."""
+
+    def warm() -> None:
+        try:
+            ix = directory_index(app.state.settings.data_dir)
+            ix.snapshots.get()
+            ix.segmenter.cut("衢州")
+        except Exception:  # noqa: BLE001 - warming is best effort; a search reports real problems
+            log.warning("directory index warm-up failed", exc_info=True)
+
+    threading.Thread(target=warm, name="directory-warmup", daemon=True).start()
 
 
 def _index(request: Request) -> DirectoryIndex:

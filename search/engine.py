@@ -228,17 +228,27 @@ def search(
     started = time.perf_counter()
     limit = max(0, min(int(limit), MAX_LIMIT))
     offset = max(0, int(offset))
-    snap = ix.snapshots.get()
     has_filter = bool((department is not None and str(department).strip()) or (region and region.strip()))
-    if query is None or not query.strip():
-        if not has_filter:
-            raise QueryError("query_empty", "请输入查询内容 / The query is empty")
-        tokens: list[QueryToken] = []
-    else:
-        tokens = plan(ix, snap, query)
-        if not tokens:  # only punctuation or symbols: nothing can match
+    if (query is None or not query.strip()) and not has_filter:
+        raise QueryError("query_empty", "请输入查询内容 / The query is empty")
+    with ix.snapshots.use() as snap:
+        tokens = plan(ix, snap, query) if query and query.strip() else []
+        if query and query.strip() and not tokens:  # only punctuation or symbols: nothing can match
             return SearchResult(0, [], _ms(started))
-    want = offset + limit
+        total, items = _run(snap, tokens, privileged, department, region, offset, offset + limit)
+    return SearchResult(total, items, _ms(started), [t.text for t in tokens])
+
+
+def _run(
+    snap: Snapshot,
+    tokens: list[QueryToken],
+    privileged: bool,
+    department: int | str | None,
+    region: str | None,
+    offset: int,
+    want: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Exact total and the page [offset, want) of hits, best first."""
     total = 0
     candidates: list[tuple[int, int, int]] = []  # (key, leaf index, docnum)
     for li, leaf in enumerate(snap.leaves):
@@ -267,7 +277,7 @@ def search(
         leaf = snap.leaves[li]
         record = json.loads(leaf.reader.stored_fields(docnum)["data"])
         items.append(present(record, tokens, privileged))
-    return SearchResult(total, items, _ms(started), [t.text for t in tokens])
+    return total, items
 
 
 def _ms(started: float) -> float:

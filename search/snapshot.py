@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -213,6 +215,35 @@ class Snapshot:
         self.leaves = leaves
         self.table = table
         self.dept_mtime = mtime
+        self._users = 0
+        self._retired = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        """Mark a query as using this snapshot; False when it was already closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        """A query is done; the last one out closes a retired snapshot."""
+        with self._lock:
+            self._users -= 1
+            self._close_if_idle()
+
+    def retire(self) -> None:
+        """A newer snapshot replaced this one: close it once no query uses it."""
+        with self._lock:
+            self._retired = True
+            self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if self._retired and self._users == 0 and not self._closed:
+            self._closed = True
+            self.searcher.close()
 
 
 class SnapshotCache:
@@ -221,7 +252,6 @@ class SnapshotCache:
     def __init__(self, ix: DirectoryIndex) -> None:
         self.ix = ix
         self._current: Snapshot | None = None
-        self._retired: Snapshot | None = None
         self._segments: dict[str, SegmentData] = {}
         self._lock = threading.Lock()
         self._checked_at = 0.0
@@ -230,8 +260,20 @@ class SnapshotCache:
         """Force a generation check on the next search (this process just wrote)."""
         self._checked_at = 0.0
 
-    def get(self) -> Snapshot:
-        """The snapshot of the newest generation (checking disk at most every few ms)."""
+    @contextmanager
+    def use(self) -> Iterator[Snapshot]:
+        """The newest snapshot, held open for the duration of one query."""
+        while True:
+            snap = self._latest()
+            if snap.acquire():
+                break
+        try:
+            yield snap
+        finally:
+            snap.release()
+
+    def _latest(self) -> Snapshot:
+        # Checks the disk at most every few ms: a listing of the index folder and one stat.
         now = time.monotonic()
         snap = self._current
         if snap is not None and now - self._checked_at < 0.005:
@@ -244,22 +286,22 @@ class SnapshotCache:
         with self._lock:
             snap = self._current
             if snap is None or snap.generation != generation or snap.dept_mtime != mtime:
-                snap = self._open(snap)
-                # Close the snapshot before the previous one: a query still running keeps its files.
-                if self._retired is not None and self._retired.searcher is not snap.searcher:
-                    self._retired.searcher.close()
-                self._retired, self._current = self._current, snap
+                previous, snap = snap, self._open(snap, generation)
+                self._current = snap
+                if previous is not None:
+                    previous.retire()  # closes when the queries still reading it are done
             self._checked_at = time.monotonic()
             return snap
 
-    def _open(self, previous: Snapshot | None) -> Snapshot:
+    def _open(self, previous: Snapshot | None, generation: int) -> Snapshot:
         mtime, departments = self.ix.departments()
         if previous is not None and previous.dept_mtime == mtime:
             table = previous.table
         else:
             table = DepartmentTable(departments, self.ix.segmenter)
+        # Labelled with the generation seen before opening: if a newer one landed meanwhile we open
+        # it already, and the next check merely reopens once more.
         searcher = self.ix.open_searcher()
-        generation = int(searcher.reader().generation() or 0)
         leaves = []
         seen: dict[str, SegmentData] = {}
         for sub, _offset in searcher.leaf_searchers():

@@ -30,7 +30,8 @@ async def warm_directory(app: Any) -> None:
     def warm() -> None:
         try:
             ix = directory_index(app.state.settings.data_dir)
-            ix.snapshots.get()
+            with ix.snapshots.use():
+                pass
             ix.segmenter.cut("衢州")
         except Exception:  # noqa: BLE001 - warming is best effort; a search reports real problems
             log.warning("directory index warm-up failed", exc_info=True)

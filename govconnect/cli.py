@@ -20,6 +20,7 @@ from govconnect.agencies import (
     revoke_api_key,
 )
 from govconnect.db import engine_from_settings, session_scope, upgrade
+from govconnect.directory_cli import register as register_directory_commands
 from govconnect.models import ROLES, SCOPES
 from govconnect.notices.cli import subscribers_app
 from govconnect.sandbox_cli import sandbox_command
@@ -39,6 +40,7 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(key_app, name="key")
 app.add_typer(staff_app, name="staff")
 app.add_typer(subscribers_app, name="subscribers")
+register_directory_commands(app)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

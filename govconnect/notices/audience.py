@@ -128,3 +128,68 @@ def csv_pages(text: str, cursor: str, page: int) -> Iterator[tuple[list[Recipien
             for r in chunk
         ]
         yield recipients, str(offset + len(chunk))
+
+
+def _staff_filter(conn: Connection, spec: dict[str, Any]) -> Any:
+    """Contacts in the department subtrees, regions or ids of the spec (a path `A` covers `A/…`)."""
+    from contacts.models import Contact, Department, Region
+
+    c, d, r = Contact.__table__, Department.__table__, Region.__table__  # type: ignore[attr-defined]
+    clauses = []
+    if spec.get("ids"):
+        clauses.append(c.c.id.in_(list(spec["ids"])))
+    if spec.get("departments"):
+        paths = [str(p) for (p,) in conn.execute(select(d.c.path).where(d.c.id.in_(list(spec["departments"])))).all()]
+        for path in paths:
+            subtree = select(d.c.id).where(or_(d.c.path == path, d.c.path.startswith(path + "/")))
+            clauses.append(c.c.department_id.in_(subtree))
+    if spec.get("regions"):
+        clauses.append(c.c.region_id.in_(select(r.c.id).where(r.c.name.in_(list(spec["regions"])))))
+    if not clauses:
+        return None
+    return or_(*clauses)
+
+
+def count_staff(conn: Connection, spec: dict[str, Any]) -> int:
+    """How many directory contacts the staff spec reaches."""
+    from contacts.models import Contact
+
+    where = _staff_filter(conn, spec)
+    if where is None:
+        return 0
+    c = Contact.__table__  # type: ignore[attr-defined]
+    return int(conn.execute(select(func.count()).select_from(c).where(where)).scalar_one())
+
+
+def staff_pages(
+    conn: Connection, spec: dict[str, Any], cursor: str, page: int
+) -> Iterator[tuple[list[Recipient], str]]:
+    """Pages of staff after contact id `cursor`: SMS/voice to the mobile, WeCom to the external id."""
+    from contacts.models import Contact, Department
+
+    c, d = Contact.__table__, Department.__table__  # type: ignore[attr-defined]
+    where = _staff_filter(conn, spec)
+    if where is None:
+        return
+    last = int(cursor or 0)
+    while True:
+        rows: Any = conn.execute(
+            select(c.c.id, c.c.name, c.c.mobile, c.c.external_id, d.c.name)
+            .join(d, d.c.id == c.c.department_id)
+            .where(where, c.c.id > last)
+            .order_by(c.c.id)
+            .limit(page)
+        ).all()
+        if not rows:
+            return
+        out = []
+        for _cid, name, mobile, external_id, department in rows:
+            addresses: dict[str, str] = {}
+            phone = normalise_phone(mobile or "")
+            if len(phone) == 11:
+                addresses["sms"] = addresses["voice"] = phone
+            if external_id:
+                addresses["wecom"] = external_id
+            out.append(Recipient(addresses, {"name": name, "department": department, "_staff": True}))
+        last = rows[-1][0]
+        yield out, str(last)

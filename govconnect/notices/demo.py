@@ -109,4 +109,7 @@ def seed_notice_demo(engine: Engine, settings: Settings, info: object) -> None:
             f"{base}/api/v1/notices"
         )
     notes.append("normal-urgency SMS/voice wait for 07:00 Beijing time during quiet hours (22:00-07:00)")
-    notes.append("meeting (staff by department, SMS + WeCom): needs the directory (contacts) merged")
+    notes.append(
+        'meeting (staff, SMS + WeCom): the same call with "channels": ["sms", "wecom"] and '
+        '"audience": {"staff": {"departments": [<department ids from /api/v1 directory>]}}'
+    )

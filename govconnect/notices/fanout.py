@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from govconnect.jobs import job
 from govconnect.models import utcnow
-from govconnect.notices.audience import Recipient, csv_pages, subscriber_pages
+from govconnect.notices.audience import Recipient, csv_pages, staff_pages, subscriber_pages
 from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, placeholders, run_fanout_db
@@ -55,7 +55,9 @@ def audience_pages(conn: Connection, notice: Any, cursor: str, page: int) -> Ite
     if "csv" in audience and source in ("", "s", "c"):
         for recipients, after in csv_pages(audience["csv"], inner if source == "c" else "", page):
             yield recipients, f"c:{after}"
-    # Staff audiences come from the directory (contacts/) once it is wired in.
+    if "staff" in audience and source in ("", "s", "c", "t"):
+        for recipients, after in staff_pages(conn, audience["staff"] or {}, inner if source == "t" else "", page):
+            yield recipients, f"t:{after}"
 
 
 def _rows_for(notice: Any, recipients: list[Recipient], moment: datetime, deadline: datetime) -> list[dict[str, Any]]:

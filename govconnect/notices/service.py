@@ -16,8 +16,10 @@ from sqlmodel import Session
 from govconnect.errors import ApiError
 from govconnect.models import Agency
 from govconnect.notices.audience import (
+    STAFF_FIELDS,
     SUBSCRIBER_FIELDS,
     AudienceError,
+    count_staff,
     count_subscribers,
     parse_csv,
 )
@@ -84,15 +86,13 @@ def _audience_size(session: Session, data: NoticeCreate, channels: list[str]) ->
     total = 0
     fields: set[str] | None = None
     if spec.staff is not None:
-        raise _invalid(
-            "staff_audience_unavailable",
-            "通讯录尚未接入，暂不能按部门发送 / Staff audiences need the directory, which is not installed",
-        )
+        total += count_staff(session.connection(), spec.staff.model_dump())
+        fields = set(STAFF_FIELDS)
     if spec.subscribers is not None:
         categories = spec.subscribers.categories or ([data.category] if data.category else [])
         _check_categories(session, categories)
         total += count_subscribers(session.connection(), spec.subscribers.model_dump(), data.category)
-        fields = set(SUBSCRIBER_FIELDS)
+        fields = set(SUBSCRIBER_FIELDS) if fields is None else fields & SUBSCRIBER_FIELDS
     if spec.csv is not None:
         try:
             columns, rows = parse_csv(spec.csv)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
 from govconnect.jobs import job
+from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
 from govconnect.notices.policy import backoff_seconds, now, quiet_until, render, run_db
@@ -172,6 +173,8 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
     counts = await run_db(_record, ctx, engine, settings, channel, results)
     for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():  # type: ignore[attr-defined]
         await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
+    # Failures at send time and WeCom/Weibo sends are final now: tell the agency (receipts do the rest).
+    await emit_status_events(ctx, counts.pop("_final_ids", []))
     await enqueue_finish(ctx, notice_id)
     return {k: v for k, v in counts.items() if isinstance(v, int)}
 
@@ -332,6 +335,7 @@ def _record(
         "retry": len(retry),
         "failed": len(failed),
         "_retry_groups": dict(retry_groups),
+        "_final_ids": [f["b_id"] for f in failed] + ([a["b_id"] for a in accepted] if final_sent else []),
     }
 
 

@@ -19,6 +19,7 @@ from govconnect.logging import configure_logging
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.settings import Settings, get_settings
+from govconnect.web.install import install_web
 from govconnect.worker import InProcessQueue, open_arq_queue
 
 log = logging.getLogger("govconnect.app")
@@ -80,4 +81,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_web(app, settings)
     return app

@@ -1,0 +1,49 @@
+"""Wires the publishing surfaces into the app: sessions, static files, pages, feeds, defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from govconnect.citizens import api as subscribers_api
+from govconnect.citizens.subscriptions import ensure_defaults
+from govconnect.db import session_scope
+from govconnect.settings import Settings
+from govconnect.web import feeds, site, staff_pages, subscribe_pages, tv
+from govconnect.web.rendering import public_page
+from govconnect.web.session import install_login_redirect, install_sessions
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install_web(app: FastAPI, settings: Settings) -> None:
+    """Add the mobile site, TV page and feeds, the subscriber API and the staff session to an app."""
+    install_sessions(app, settings)
+    install_login_redirect(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (
+        site.router,
+        subscribe_pages.router,
+        staff_pages.router,
+        feeds.router,
+        tv.router,
+        subscribers_api.router,
+    ):
+        app.include_router(router)
+    if not hasattr(app.state, "code_sender"):
+        app.state.code_sender = None
+
+    @app.get("/", include_in_schema=False)
+    @public_page
+    def root() -> RedirectResponse:
+        """The site's front page."""
+        return RedirectResponse("/m/", status_code=307)
+
+    async def seed_defaults(app: FastAPI) -> None:
+        with session_scope(app.state.engine) as session:
+            ensure_defaults(session)
+
+    app.state.startup_hooks.append(seed_defaults)

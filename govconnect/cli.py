@@ -19,6 +19,7 @@ from govconnect.agencies import (
     require_agency,
     revoke_api_key,
 )
+from govconnect.citizens.cli import categories_app, subscribers_app
 from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.models import ROLES, SCOPES
 from govconnect.settings import Settings, get_settings
@@ -36,6 +37,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(agency_app, name="agency")
 app.add_typer(key_app, name="key")
 app.add_typer(staff_app, name="staff")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(categories_app, name="categories")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

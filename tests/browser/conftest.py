@@ -78,8 +78,9 @@ def live_server(live_app: Any) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module; Playwright's sync API owns an event loop while open, so keep it short-lived."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from limits import parse
@@ -37,7 +38,8 @@ class StaffUserMiddleware:
             session = scope.get("session") or {}
             staff_id = session.get("staff_id")
             if isinstance(staff_id, int):
-                user = _load_staff(scope, staff_id, str(session.get("staff_fp", "")))
+                fingerprint = str(session.get("staff_fp", ""))
+                user = await anyio.to_thread.run_sync(_load_staff, scope, staff_id, fingerprint)
                 if user is not None:
                     scope.setdefault("state", {})["staff_user"] = user
                 else:

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -102,3 +103,26 @@ def test_weibo_page_shows_posts_with_links_back(client: TestClient, session: Ses
     make_notice(session, agency, title="只上电视的通知", channels=["tv"])
     page = client.get("/m/weibo").text
     assert posted.title in page and f"/m/notices/{posted.id}" in page and "只上电视" not in page
+
+
+def test_signed_in_staff_is_the_viewer(app: Any, client: TestClient, session: Session, operator: str) -> None:
+    from govconnect.api.deps import ViewerDep
+
+    @app.get("/test-viewer")
+    def viewer(viewer: ViewerDep) -> dict[str, Any]:
+        return {"privileged": viewer.privileged, "staff": viewer.staff.username if viewer.staff else None}
+
+    assert client.get("/test-viewer").json() == {"privileged": False, "staff": None}
+    token = csrf_from(client.get("/m/login").text)
+    client.post("/m/login", data={"username": operator, "password": "correct-horse-1", "csrf": token})
+    assert client.get("/test-viewer").json() == {"privileged": True, "staff": operator}
+    # Disabling the account ends the session at once.
+    from sqlmodel import select
+
+    from govconnect.models import StaffUser
+
+    user = session.exec(select(StaffUser).where(StaffUser.username == operator)).one()
+    user.active = False
+    session.add(user)
+    session.commit()
+    assert client.get("/test-viewer").json() == {"privileged": False, "staff": None}

@@ -7,7 +7,7 @@ so no pipeline hook is needed; visibility (cancelled, private) is re-checked aga
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from jieba.analyse import ChineseAnalyzer
@@ -19,6 +19,7 @@ from whoosh.qparser import MultifieldParser, OrGroup
 from govconnect.notices.models import Notice
 from govconnect.web.queries import notices_by_ids
 
+RESCAN = timedelta(minutes=10)
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -48,22 +49,25 @@ class NoticeIndex:
         return index.create_in(str(self.directory), _schema())
 
     def sync(self, session: Session) -> int:
-        """Index public notices created since the last sync; returns how many were (re)indexed."""
+        """Index public notices not yet in the index; returns how many were added."""
         with self.lock:
             ix = self._open()
             since = self._watermark()
             query = select(Notice).where(col(Notice.public)).order_by(col(Notice.created_at))
             if since is not None:
-                query = query.where(col(Notice.created_at) >= since)
-            notices = session.exec(query).all()
-            if not notices:
-                return 0
-            writer = ix.writer(timeout=10)
-            for notice in notices:
-                writer.update_document(id=notice.id, title=notice.title, body=notice.body)
-            writer.commit()
-            self.watermark_file.write_text(notices[-1].created_at.isoformat())
-            return len(notices)
+                # Look back a little: a notice stamped earlier may commit after the last sync.
+                query = query.where(col(Notice.created_at) >= since - RESCAN)
+            candidates = session.exec(query).all()
+            with ix.searcher() as searcher:
+                new = [n for n in candidates if searcher.document(id=n.id) is None]
+            if new:
+                writer = ix.writer(timeout=10)
+                for notice in new:
+                    writer.update_document(id=notice.id, title=notice.title, body=notice.body)
+                writer.commit()
+            if candidates:
+                self.watermark_file.write_text(candidates[-1].created_at.isoformat())
+            return len(new)
 
     def _watermark(self) -> datetime | None:
         try:

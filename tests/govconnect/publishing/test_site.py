@@ -52,6 +52,11 @@ def test_search_finds_chinese_words(client: TestClient, session: Session, agency
     # A notice created after the first search is picked up by the next one.
     later = make_notice(session, agency, title="交通管制通知", body="衢江大桥夜间封闭施工", category="traffic")
     assert later.title in client.get("/m/search", params={"q": "大桥"}).text
+    # One stamped before the last indexed notice but committed after it is found too.
+    late = make_notice(
+        session, agency, title="迟到的通知", body="龙游石窟景区临时闭园", created_at=utcnow() - timedelta(minutes=3)
+    )
+    assert late.title in client.get("/m/search", params={"q": "石窟"}).text
     assert client.get("/m/search", params={"q": "x" * 101}).status_code == 422
 
 

@@ -125,6 +125,8 @@ class Receipt:
     reason: str = ""
     occurred_at: datetime | None = None
     provider: str = ""
+    # Set when one provider request carried several recipients under one reference (Alibaba SendSms).
+    recipient: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware
+from govconnect.provider_sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
 from govconnect.web.install import install_web
 from govconnect.worker import InProcessQueue, open_arq_queue
@@ -81,5 +82,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
     return app

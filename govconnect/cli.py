@@ -22,6 +22,7 @@ from govconnect.agencies import (
 from govconnect.citizens.cli import categories_app, subscribers_app
 from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.models import ROLES, SCOPES
+from govconnect.sandbox_cli import sandbox_command
 from govconnect.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -204,11 +205,13 @@ def serve(
 
     from govconnect.app import create_app
     from govconnect.demo import prepare_demo
+    from govconnect.provider_sandbox import use_demo_sandbox
 
     settings = _settings()
     if demo:
         settings = settings.model_copy(update={"demo": True})
         settings = prepare_demo(settings)
+        settings = use_demo_sandbox(settings, host, port)  # channels talk to the in-process provider sandbox
     elif settings.secret_is_default():
         raise fail("GOVCONNECT_SECRET_KEY is not set; set it (or use --demo to try GovConnect)")
     if settings.is_sqlite or demo:
@@ -243,6 +246,9 @@ def worker(
     configure_logging(settings.log_level)
     w = Worker(**worker_settings(settings), burst=burst)  # type: ignore[arg-type]
     w.run()
+
+
+app.command("sandbox")(sandbox_command)
 
 
 def main() -> None:

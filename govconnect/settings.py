@@ -70,6 +70,15 @@ class WeiboSettings(BaseModel):
     safe_domain: str = ""
 
 
+class ProviderSandboxSettings(BaseModel):
+    """The provider sandbox (channels/sandbox/): `govconnect sandbox` alone, or in-process under `serve --demo`."""
+
+    in_process: bool = False  # mount the sandbox inside the gateway app (serve --demo sets it)
+    mount_path: str = "/_provider_sandbox"
+    callback_base_url: str = ""  # where the sandbox pushes reports; empty means PUBLIC_BASE_URL
+    report_delay: float = 1.0
+
+
 class Settings(BaseSettings):
     """Effective configuration of one GovConnect process."""
 
@@ -90,6 +99,10 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"
+    callback_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Expected as ?token= on provider callback URLs; empty derives from SECRET_KEY",
+    )
 
     aliyun_sms: AliyunSmsSettings = AliyunSmsSettings()
     cmpp: CmppSettings = CmppSettings()
@@ -97,6 +110,7 @@ class Settings(BaseSettings):
     wechat_mp: WechatMpSettings = WechatMpSettings()
     wecom: WecomSettings = WecomSettings()
     weibo: WeiboSettings = WeiboSettings()
+    sandbox: ProviderSandboxSettings = ProviderSandboxSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 
 from govconnect.citizens import api as subscribers_api
 from govconnect.citizens.subscriptions import ensure_defaults
@@ -16,6 +18,7 @@ from govconnect.web import feeds, site, staff_pages, subscribe_pages, tv
 from govconnect.web.rendering import public_page
 from govconnect.web.session import install_login_redirect, install_sessions
 
+log = logging.getLogger("govconnect.web")
 STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -43,7 +46,11 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         return RedirectResponse("/m/", status_code=307)
 
     async def seed_defaults(app: FastAPI) -> None:
-        with session_scope(app.state.engine) as session:
-            ensure_defaults(session)
+        try:
+            with session_scope(app.state.engine) as session:
+                ensure_defaults(session)
+        except SQLAlchemyError as exc:
+            # An unmigrated database must not stop the app (health checks say what is wrong).
+            log.warning("could not seed categories and regions: %s", type(exc).__name__)
 
     app.state.startup_hooks.append(seed_defaults)

@@ -1,0 +1,147 @@
+"""Alibaba Cloud voice notification (dyvmsapi 2017-05-25): SingleCallByTts and VoiceReport pushes.
+
+The provider allows each callee at most 1 call a minute, 5 an hour and 20 a day. The adapter
+keeps the same windows locally so it does not spend a request it knows will fail, and maps the
+provider's flow-control answer alike: permanent for now (code `isv.BUSINESS_LIMIT_CONTROL`), since
+an emergency call that cannot go out within the hour should fall back to another channel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from channels import aliyun_rpc
+from channels.aliyun_sms import _load_array, parse_china_time
+from channels.base import Channel, OutboundMessage, Receipt, RetryableError, SendResult
+
+# (window seconds, calls allowed) per callee, as the provider documents.
+CALLEE_LIMITS: tuple[tuple[float, int], ...] = ((60.0, 1), (3600.0, 5), (86400.0, 20))
+LIMIT_CODE = "isv.BUSINESS_LIMIT_CONTROL"
+ANSWERED = "200000"
+
+PERMANENT = frozenset(
+    {
+        LIMIT_CODE,
+        "isv.MOBILE_NUMBER_ILLEGAL",
+        "isv.CALLED_NUMBER_ILLEGAL",
+        "isv.CALLEDSHOWNUMBER_ILLEGAL",
+        "isv.TTS_TEMPLATE_ILLEGAL",
+        "isv.TEMPLATE_MISSING_PARAMETERS",
+        "isv.INVALID_PARAMETERS",
+        "isv.BLACK_KEY_CONTROL_LIMIT",
+        "isv.ACCOUNT_ABNORMAL",
+        "isv.PRODUCT_UN_SUBSCRIPT",
+    }
+)
+RETRYABLE_AFTER: dict[str, float] = {"isv.OUT_OF_SERVICE": 600.0, "isv.AMOUNT_NOT_ENOUGH": 600.0}
+
+
+@dataclass(frozen=True)
+class AliyunVoiceConfig:
+    """Where and as whom to call dyvmsapi."""
+
+    base_url: str
+    access_key_id: str
+    access_key_secret: str
+    show_number: str
+    tts_code: str
+    play_times: int = 2
+    template_param_name: str = "content"
+
+
+class CalleeLimiter:
+    """Sliding windows of recent calls per callee (1/min, 5/h, 20/day), in this process."""
+
+    def __init__(self, limits: tuple[tuple[float, int], ...] = CALLEE_LIMITS) -> None:
+        self.limits = limits
+        self._calls: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, callee: str, now: float | None = None) -> bool:
+        """Record a call and return True when every window has room; False (not recorded) otherwise."""
+        now = time.monotonic() if now is None else now
+        calls = self._calls[callee]
+        longest = max((window for window, _ in self.limits), default=0.0)
+        while calls and now - calls[0] >= longest:
+            calls.popleft()
+        for window, allowed in self.limits:
+            if sum(1 for t in calls if now - t < window) >= allowed:
+                return False
+        calls.append(now)
+        return True
+
+
+class AliyunVoice(Channel):
+    """Voice notification calls through the Alibaba Cloud voice API."""
+
+    channel = "voice"
+    provider = "aliyun_voice"
+    max_batch = 1
+
+    def __init__(
+        self, config: AliyunVoiceConfig, client: httpx.AsyncClient, limiter: CalleeLimiter | None = None
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.limiter = limiter or CalleeLimiter()
+
+    async def _send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        (message,) = messages
+        if not self.limiter.allow(message.recipient):
+            return [SendResult.permanent(message.reference, LIMIT_CODE, "callee limit reached (local)")]
+        params = message.template_params or {self.config.template_param_name: message.text}
+        answer, retry_after = await aliyun_rpc.call(
+            self.client,
+            self.config.base_url,
+            "SingleCallByTts",
+            {
+                "CalledShowNumber": self.config.show_number,
+                "CalledNumber": message.recipient,
+                "TtsCode": self.config.tts_code,
+                "TtsParam": json.dumps(params, ensure_ascii=False),
+                "PlayTimes": str(self.config.play_times),
+                "OutId": message.reference,
+            },
+            access_key_id=self.config.access_key_id,
+            secret=self.config.access_key_secret,
+        )
+        code = str(answer.get("Code", ""))
+        reason = str(answer.get("Message", ""))
+        if code == "OK":
+            call_id = str(answer.get("CallId") or "")
+            if not call_id:
+                raise RetryableError("no_call_id", "OK without CallId")
+            return [SendResult.accepted(message.reference, call_id)]
+        aliyun_rpc.raise_for_common(code, reason, retry_after)
+        if code in RETRYABLE_AFTER:
+            return [SendResult.retryable(message.reference, code, reason, retry_after or RETRYABLE_AFTER[code])]
+        if code in PERMANENT or code.startswith("isv."):
+            return [SendResult.permanent(message.reference, code, reason)]
+        return [SendResult.retryable(message.reference, code, reason, retry_after)]
+
+
+def parse_voice_report(payload: object) -> list[Receipt]:
+    """Receipts from a VoiceReport push (JSON array); raises ValueError on a malformed payload."""
+    receipts = []
+    for item in _load_array(payload):
+        if not item.get("call_id") and not item.get("out_id"):
+            raise ValueError("report item has neither call_id nor out_id")
+        status = str(item.get("status_code") or "")
+        receipts.append(
+            Receipt(
+                reference=str(item.get("out_id") or "") or None,
+                provider_id=str(item.get("call_id") or "") or None,
+                delivered=status == ANSWERED,
+                code=str(item.get("smart_status_code") or status),
+                reason=str(item.get("status_msg") or ""),
+                occurred_at=parse_china_time(item.get("end_time") or item.get("start_time")),
+                provider=AliyunVoice.provider,
+                recipient=str(item.get("callee") or "") or None,
+            )
+        )
+    return receipts

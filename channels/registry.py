@@ -1,0 +1,37 @@
+"""Provider names → adapter classes, and channel names → the providers that serve them."""
+
+from __future__ import annotations
+
+from channels.aliyun_sms import AliyunSms
+from channels.aliyun_voice import AliyunVoice
+from channels.base import Channel
+from channels.wechat_mp import WechatMp
+from channels.wecom import Wecom
+from channels.weibo import Weibo
+
+PROVIDERS: dict[str, type[Channel]] = {
+    "aliyun_sms": AliyunSms,
+    "aliyun_voice": AliyunVoice,
+    "wechat_mp": WechatMp,
+    "wecom": Wecom,
+    "weibo": Weibo,
+}
+
+# In order of preference; SMS fails over from the HTTP API to the CMPP carrier link.
+CHANNEL_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "sms": ("aliyun_sms", "cmpp"),
+    "voice": ("aliyun_voice",),
+    "wechat": ("wechat_mp",),
+    "wecom": ("wecom",),
+    "weibo": ("weibo",),
+}
+
+
+def provider_class(name: str) -> type[Channel]:
+    """The adapter class for a provider name; KeyError for an unknown one."""
+    return PROVIDERS[name]
+
+
+def providers_for(channel: str) -> list[str]:
+    """The registered providers of a channel, preferred first; KeyError for an unknown channel."""
+    return [name for name in CHANNEL_PROVIDERS[channel] if name in PROVIDERS]

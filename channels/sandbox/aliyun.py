@@ -1,0 +1,295 @@
+"""Alibaba Cloud SMS and voice RPC endpoints: signature v1 checked, real error codes answered."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from channels import aliyun_rpc
+from channels.sandbox.faults import apply_fault
+from channels.sandbox.state import Fault, SandboxState
+
+CHINA = timezone(timedelta(hours=8))
+MOBILE = re.compile(r"^(?:\+?86|0086)?1[3-9]\d{9}$")
+PHONE = re.compile(r"^\d{7,13}$")
+VAR = re.compile(r"\$\{(\w+)\}")
+COMMON_REQUIRED = (
+    "AccessKeyId",
+    "Action",
+    "SignatureMethod",
+    "SignatureNonce",
+    "SignatureVersion",
+    "Signature",
+    "Timestamp",
+    "Version",
+)
+
+
+class AliyunError(Exception):
+    """An error answer: code, message, HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 200) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    """An Alibaba Cloud JSON answer with a RequestId."""
+    return JSONResponse({"RequestId": str(uuid.uuid4()).upper(), **body}, status_code=status)
+
+
+def error_answer(code: str, message: str, status: int = 200) -> JSONResponse:
+    """An error answer as Alibaba Cloud shapes it."""
+    return answer({"Code": code, "Message": message, "Recommend": "", "HostId": "sandbox"}, status)
+
+
+def china_now() -> str:
+    """Beijing time as the reports print it."""
+    return datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def read_params(request: Request) -> dict[str, str]:
+    """Query parameters merged with a form body (the SDKs use either)."""
+    params = dict(request.query_params)
+    if request.method == "POST":
+        form = await request.form()
+        params.update({k: str(v) for k, v in form.items()})
+    return params
+
+
+def authenticate(state: SandboxState, method: str, params: dict[str, str]) -> None:
+    """Check required common parameters, key, timestamp, nonce and signature like the real API."""
+    for name in COMMON_REQUIRED:
+        if not params.get(name):
+            raise AliyunError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+    if params["SignatureMethod"] != "HMAC-SHA1" or params["SignatureVersion"] != "1.0":
+        raise AliyunError("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
+    if params["AccessKeyId"] != state.config.aliyun_access_key_id:
+        raise AliyunError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+    try:
+        when = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise AliyunError("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400) from exc
+    if abs(time.time() - when.timestamp()) > state.config.timestamp_skew:
+        raise AliyunError("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
+    if not aliyun_rpc.verify(state.config.aliyun_access_key_secret, method, params):
+        raise AliyunError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400)
+    now = time.time()
+    if len(state.nonces) > 100_000:
+        state.nonces = {n: t for n, t in state.nonces.items() if now - t < state.config.timestamp_skew}
+    if params["SignatureNonce"] in state.nonces:
+        raise AliyunError("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
+    state.nonces[params["SignatureNonce"]] = now
+
+
+def fault_error(provider: str) -> Any:
+    """Provider-shaped error for an injected fault."""
+
+    def build(fault: Fault, status: int) -> Response:
+        if status == 429:
+            return error_answer("Throttling.User", "Request was denied due to user flow control.", 429)
+        default = "isv.BUSINESS_LIMIT_CONTROL"
+        return error_answer(str(fault.code or default), "sandbox injected error", 200)
+
+    return build
+
+
+def require(params: dict[str, str], *names: str) -> None:
+    """Action parameters the API needs."""
+    for name in names:
+        if not params.get(name):
+            raise AliyunError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+
+
+def render_sms(state: SandboxState, sign: str, template: str, raw_params: str) -> str:
+    """The text a phone shows, or the error the API answers for this signature/template/params."""
+    if state.config.sms_sign_names and sign not in state.config.sms_sign_names:
+        raise AliyunError("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+    text = state.config.sms_templates.get(template)
+    if text is None and not re.fullmatch(r"SMS_\d+", template):
+        raise AliyunError("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+    try:
+        params = json.loads(raw_params) if raw_params else {}
+    except ValueError as exc:
+        raise AliyunError("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值") from exc
+    if not isinstance(params, dict) or not all(isinstance(v, str | int | float) for v in params.values()):
+        raise AliyunError("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+    if text is None:
+        body = "".join(str(v) for v in params.values())
+    else:
+        missing = [name for name in VAR.findall(text) if name not in params]
+        if missing:
+            raise AliyunError("isv.TEMPLATE_MISSING_PARAMETERS", "模板缺少变量")
+        body = VAR.sub(lambda m: str(params[m.group(1)]), text)
+    return f"【{sign}】{body}"
+
+
+def sms_report(state: SandboxState, phone: str, biz_id: str, out_id: str, text: str, failed: bool) -> dict[str, Any]:
+    """One SmsReport item."""
+    ok = not failed and not phone.endswith(state.config.undeliverable_suffix)
+    return {
+        "phone_number": phone,
+        "send_time": china_now(),
+        "report_time": china_now(),
+        "success": ok,
+        "err_code": "DELIVERED" if ok else "MK:0001",
+        "err_msg": "用户接收成功" if ok else "用户不可达 / unreachable",
+        "sms_size": str(-(-len(text) // 67) if len(text) > 70 else 1),
+        "biz_id": biz_id,
+        "out_id": out_id,
+    }
+
+
+def send_sms(state: SandboxState, params: dict[str, str]) -> JSONResponse:
+    """SendSms: one text to ≤ 1000 numbers."""
+    require(params, "PhoneNumbers", "SignName", "TemplateCode")
+    phones = [p.strip() for p in params["PhoneNumbers"].split(",") if p.strip()]
+    if len(phones) > 1000:
+        raise AliyunError("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
+    if not all(MOBILE.match(p) for p in phones):
+        raise AliyunError("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+    text = render_sms(state, params["SignName"], params["TemplateCode"], params.get("TemplateParam", ""))
+    out_id = params.get("OutId", "")
+    biz_id = f"{state.next_provider_id()}^0"
+    fail = state.take_fault("aliyun_sms", "send", ("fail_reports",)) is not None
+    reports = []
+    for phone in phones:
+        state.record("aliyun_sms", "SendSms", reference=out_id or None, recipient=phone, text=text, provider_id=biz_id)
+        reports.append(sms_report(state, phone, biz_id, out_id, text, fail))
+    schedule_reports(state, "aliyun_sms", "sms_report", reports)
+    return answer({"Code": "OK", "Message": "OK", "BizId": biz_id})
+
+
+def send_batch_sms(state: SandboxState, params: dict[str, str]) -> JSONResponse:
+    """SendBatchSms: per-number signature and params, ≤ 100 numbers."""
+    require(params, "PhoneNumberJson", "SignNameJson", "TemplateCode")
+    try:
+        phones = json.loads(params["PhoneNumberJson"])
+        signs = json.loads(params["SignNameJson"])
+        values = json.loads(params.get("TemplateParamJson") or "null")
+    except ValueError as exc:
+        raise AliyunError("isv.INVALID_JSON_PARAM", "JSON参数不合法") from exc
+    if not isinstance(phones, list) or not isinstance(signs, list) or len(phones) != len(signs):
+        raise AliyunError("isv.INVALID_PARAMETERS", "手机号码与签名数量不一致")
+    if values is not None and (not isinstance(values, list) or len(values) != len(phones)):
+        raise AliyunError("isv.INVALID_PARAMETERS", "模板变量与手机号码数量不一致")
+    if len(phones) > 100:
+        raise AliyunError("isv.MOBILE_COUNT_OVER_LIMIT", "手机号码数量超过限制")
+    if not all(isinstance(p, str) and MOBILE.match(p) for p in phones):
+        raise AliyunError("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+    texts = [
+        render_sms(state, str(signs[i]), params["TemplateCode"], json.dumps(values[i]) if values else "")
+        for i in range(len(phones))
+    ]
+    out_id = params.get("OutId", "")
+    biz_id = f"{state.next_provider_id()}^0"
+    fail = state.take_fault("aliyun_sms", "send", ("fail_reports",)) is not None
+    reports = []
+    for phone, text in zip(phones, texts, strict=True):
+        state.record(
+            "aliyun_sms", "SendBatchSms", reference=out_id or None, recipient=phone, text=text, provider_id=biz_id
+        )
+        reports.append(sms_report(state, phone, biz_id, out_id, text, fail))
+    schedule_reports(state, "aliyun_sms", "sms_report", reports)
+    return answer({"Code": "OK", "Message": "OK", "BizId": biz_id})
+
+
+def schedule_reports(state: SandboxState, provider: str, kind: str, reports: list[dict[str, Any]]) -> None:
+    """Push reports after the delay (twice when a duplicate_reports fault says so)."""
+    state.push_later(kind, reports)
+    if state.take_fault(provider, "send", ("duplicate_reports",)) is not None:
+        state.push_later(kind, reports)
+
+
+def single_call_by_tts(state: SandboxState, params: dict[str, str]) -> JSONResponse:
+    """SingleCallByTts: one TTS call, per-callee limits enforced."""
+    require(params, "CalledShowNumber", "CalledNumber", "TtsCode")
+    callee = params["CalledNumber"]
+    if not PHONE.match(callee):
+        raise AliyunError("isv.MOBILE_NUMBER_ILLEGAL", "被叫号码不合法")
+    if not re.fullmatch(r"TTS_\d+", params["TtsCode"]):
+        raise AliyunError("isv.TTS_TEMPLATE_ILLEGAL", "TTS模板不合法")
+    try:
+        tts = json.loads(params.get("TtsParam") or "{}")
+    except ValueError as exc:
+        raise AliyunError("isv.INVALID_JSON_PARAM", "JSON参数不合法") from exc
+    play_times = params.get("PlayTimes", "1")
+    if not play_times.isdigit() or not 1 <= int(play_times) <= 3:
+        raise AliyunError("isv.INVALID_PARAMETERS", "PlayTimes 取值 1-3")
+    now = time.time()
+    calls = [t for t in state.voice_calls[callee] if now - t < 86400]
+    for window, allowed in state.config.voice_limits:
+        if sum(1 for t in calls if now - t < window) >= allowed:
+            raise AliyunError("isv.BUSINESS_LIMIT_CONTROL", "触发号码流控 / callee limit reached")
+    calls.append(now)
+    state.voice_calls[callee] = calls
+    call_id = f"{state.next_provider_id()}^{state.next_provider_id()}"
+    out_id = params.get("OutId", "")
+    text = "".join(str(v) for v in tts.values()) if isinstance(tts, dict) else ""
+    state.record(
+        "aliyun_voice", "SingleCallByTts", reference=out_id or None, recipient=callee, text=text, provider_id=call_id
+    )
+    failed = callee.endswith(state.config.undeliverable_suffix) or (
+        state.take_fault("aliyun_voice", "send", ("fail_reports",)) is not None
+    )
+    report = {
+        "call_id": call_id,
+        "start_time": china_now(),
+        "end_time": china_now(),
+        "duration": 0 if failed else 12,
+        "status_code": "200005" if failed else "200000",
+        "status_msg": "用户未接听" if failed else "用户听完自然挂机",
+        "smart_status_code": "NOANSWER" if failed else "ANSWERED",
+        "out_id": out_id,
+        "callee": callee,
+        "caller": params["CalledShowNumber"],
+        "hangup_direction": "" if failed else "1",
+        "toll_type": "LOCAL",
+    }
+    schedule_reports(state, "aliyun_voice", "voice_report", [report])
+    return answer({"Code": "OK", "Message": "OK", "CallId": call_id})
+
+
+ACTIONS = {
+    "SendSms": ("aliyun_sms", send_sms),
+    "SendBatchSms": ("aliyun_sms", send_batch_sms),
+    "SingleCallByTts": ("aliyun_voice", single_call_by_tts),
+}
+
+
+async def rpc(request: Request) -> Response:
+    """The RPC endpoint: dispatch on Action after faults and authentication."""
+    state: SandboxState = request.app.state.sandbox
+    params = await read_params(request)
+    action = params.get("Action", "")
+    if action not in ACTIONS:
+        return error_answer(
+            "InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404
+        )
+    provider, handler = ACTIONS[action]
+    injected = await apply_fault(state, provider, fault_error(provider))
+    if injected is not None:
+        return injected
+    try:
+        authenticate(state, request.method, params)
+        return handler(state, params)
+    except AliyunError as exc:
+        state.record(
+            provider,
+            action,
+            reference=params.get("OutId") or None,
+            recipient=None,
+            text="",
+            provider_id="",
+            error=exc.code,
+        )
+        return error_answer(exc.code, exc.message, exc.status)

@@ -1,0 +1,76 @@
+"""The provider sandbox as one Starlette app: each provider's endpoints plus `/_sandbox` control.
+
+Paths (each base URL setting points at one prefix):
+  /dysmsapi/ and /dyvmsapi/ (or /)   Alibaba Cloud RPC (SendSms, SendBatchSms, SingleCallByTts)
+  /wechat/cgi-bin/...                WeChat official account
+  /wecom/cgi-bin/...                 WeCom
+  /weibo/2/statuses/share.json       Weibo
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from channels.sandbox import aliyun, control, wechat, weibo
+from channels.sandbox.state import SandboxConfig, SandboxState
+
+
+async def index(request: Request) -> Response:
+    """GET /_sandbox: what this sandbox is."""
+    state: SandboxState = request.app.state.sandbox
+    return JSONResponse(
+        {
+            "sandbox": "GovConnect provider sandbox",
+            "callback_base_url": state.config.callback_base_url,
+            "providers": ["aliyun_sms", "aliyun_voice", "wechat_mp", "wecom", "weibo"],
+        }
+    )
+
+
+def routes() -> list[Route]:
+    """Every sandbox route."""
+    rpc_methods = ["GET", "POST"]
+    return [
+        Route("/", aliyun.rpc, methods=rpc_methods),
+        Route("/dysmsapi/", aliyun.rpc, methods=rpc_methods),
+        Route("/dyvmsapi/", aliyun.rpc, methods=rpc_methods),
+        Route("/wechat/cgi-bin/token", wechat.mp_token, methods=["GET"]),
+        Route("/wechat/cgi-bin/message/template/send", wechat.mp_template_send, methods=["POST"]),
+        Route("/wecom/cgi-bin/gettoken", wechat.wecom_token, methods=["GET"]),
+        Route("/wecom/cgi-bin/message/send", wechat.wecom_send, methods=["POST"]),
+        Route("/weibo/2/statuses/share.json", weibo.share, methods=["POST"]),
+        Route("/_sandbox", index, methods=["GET"]),
+        Route("/_sandbox/messages", control.messages, methods=["GET"]),
+        Route("/_sandbox/counts", control.counts, methods=["GET"]),
+        Route("/_sandbox/faults", control.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/reset", control.reset, methods=["POST"]),
+        Route("/_sandbox/pushes", control.pushes, methods=["GET"]),
+        Route("/_sandbox/drain", control.drain, methods=["POST"]),
+        Route("/_sandbox/sms/inbox", control.sms_inbox, methods=["GET"]),
+        Route("/_sandbox/sms/reply", control.sms_reply, methods=["POST"]),
+        Route("/_sandbox/wechat/follow", control.wechat_follow, methods=["POST"]),
+        Route("/_sandbox/wecom/invalid_users", control.wecom_invalid_users, methods=["GET", "POST"]),
+        Route("/_sandbox/weibo/timeline", control.weibo_timeline, methods=["GET"]),
+    ]
+
+
+def create_sandbox_app(config: SandboxConfig | None = None, state: SandboxState | None = None) -> Starlette:
+    """A sandbox app; pass `state` to share it (with a CMPP server, or to inspect it in-process)."""
+    state = state or SandboxState(config or SandboxConfig())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.aclose()
+
+    app = Starlette(routes=routes(), lifespan=lifespan)
+    app.state.sandbox = state
+    return app

@@ -1,0 +1,325 @@
+"""The sandbox's memory: configuration, what it received, injected faults, pushes to the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+log = logging.getLogger("channels.sandbox")
+
+PROVIDER_NAMES = ("aliyun_sms", "cmpp", "aliyun_voice", "wechat_mp", "wecom", "weibo")
+FAULT_KINDS = (
+    "error",  # answer with a provider error code (`code`), as the real API does
+    "http_5xx",  # answer HTTP `status` (default 503)
+    "rate_limit",  # HTTP 429 with Retry-After: `retry_after`
+    "latency",  # answer normally after `latency_ms`
+    "timeout",  # hold the request `seconds` (default 10) and then answer 504
+    "expire_tokens",  # every token issued so far stops working at once (errcode 42001)
+    "duplicate_reports",  # push each status report twice, as providers sometimes do
+    "fail_reports",  # status reports say the message was not delivered
+)
+CALLBACK_PATHS = {
+    "sms_report": "/callbacks/aliyun_sms/report",
+    "sms_up": "/callbacks/aliyun_sms/up",
+    "voice_report": "/callbacks/aliyun_voice/report",
+    "wechat_event": "/callbacks/wechat_mp",
+}
+
+
+@dataclass
+class SandboxConfig:
+    """Credentials the sandbox accepts, where it pushes callbacks, and its timing."""
+
+    callback_base_url: str = ""  # the gateway; empty means nothing is pushed
+    callback_token: str = ""  # appended as ?token= to every callback URL
+    report_delay: float = 1.0
+    push_retry_delays: tuple[float, ...] = (1.0, 5.0, 10.0)  # the real providers wait 1, 5, 10 minutes
+    push_timeout: float = 5.0
+    aliyun_access_key_id: str = "sandbox-access-key"
+    aliyun_access_key_secret: str = "sandbox-access-secret"  # noqa: S105 - sandbox credential
+    sms_sign_names: tuple[str, ...] = ()  # empty: any signature is approved
+    sms_templates: dict[str, str] = field(default_factory=lambda: {"SMS_000000": "${content}"})
+    timestamp_skew: float = 900.0
+    undeliverable_suffix: str = "0000"  # numbers ending so get a failed report
+    wechat_appid: str = "wxsandbox0000000001"
+    wechat_secret: str = "sandbox-wechat-secret"  # noqa: S105
+    wechat_callback_token: str = "sandbox-wechat-token"  # noqa: S105
+    wechat_account: str = "gh_sandbox000001"
+    wechat_templates: tuple[str, ...] = ()  # empty: any template id is approved
+    wecom_corpid: str = "wwsandbox00000001"
+    wecom_corpsecret: str = "sandbox-wecom-secret"  # noqa: S105
+    wecom_agentid: int = 1000002
+    weibo_access_token: str = "sandbox-weibo-token"  # noqa: S105
+    weibo_safe_domain: str = ""  # empty: any http(s) link will do
+    weibo_max_chars: int = 140
+    weibo_posts_per_hour: int = 30
+    token_ttl: int = 7200
+    token_overlap: float = 300.0  # an old token keeps working this long after a new one is issued
+    voice_limits: tuple[tuple[float, int], ...] = ((60.0, 1), (3600.0, 5), (86400.0, 20))
+
+
+@dataclass
+class Received:
+    """One message the sandbox accepted (or refused, with `error`)."""
+
+    id: int
+    provider: str
+    action: str
+    reference: str | None
+    recipient: str | None
+    text: str
+    provider_id: str
+    at: float
+    error: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """JSON view."""
+        return asdict(self)
+
+
+@dataclass
+class Fault:
+    """An injected failure for one provider, for the next `count` requests (or until cleared)."""
+
+    id: int
+    provider: str
+    kind: str
+    rate: float = 1.0
+    count: int | None = None
+    code: str | int | None = None
+    status: int = 503
+    retry_after: float = 1.0
+    latency_ms: float = 0.0
+    seconds: float = 10.0
+    target: str = "send"  # "send" or "token"
+    hits: int = 0
+
+
+@dataclass
+class Token:
+    """An access token the sandbox issued."""
+
+    value: str
+    provider: str
+    expires_at: float
+    replaced_at: float | None = None
+    revoked: bool = False
+
+
+class SandboxState:
+    """Everything one sandbox remembers; shared by its HTTP app (and a CMPP server, if any)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._ids = itertools.count(1)
+        self._provider_ids = itertools.count(10_000_001)
+        self.reset()
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def reset(self) -> None:
+        """Forget every message, fault, token and push."""
+        self.received: list[Received] = []
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self.requests: Counter[str] = Counter()
+        self.faults: list[Fault] = []
+        self.tokens: dict[str, Token] = {}
+        self.tokens_issued: Counter[str] = Counter()
+        self.nonces: dict[str, float] = {}
+        self.pushes: list[dict[str, Any]] = []
+        self.unfollowed: set[str] = set()
+        self.wecom_invalid: set[str] = set()
+        self.voice_calls: dict[str, list[float]] = defaultdict(list)
+        self.weibo_posts: list[dict[str, Any]] = []
+        self.wechat_sent: dict[tuple[str, str], str] = {}
+
+    # -- records -------------------------------------------------------------------------------
+    def next_provider_id(self) -> str:
+        """A fresh provider-side id."""
+        return str(next(self._provider_ids))
+
+    def record(
+        self,
+        provider: str,
+        action: str,
+        *,
+        reference: str | None,
+        recipient: str | None,
+        text: str,
+        provider_id: str,
+        error: str = "",
+        params: dict[str, Any] | None = None,
+    ) -> Received:
+        """Remember one message; accepted ones are counted per reference so duplicates show."""
+        item = Received(
+            next(self._ids), provider, action, reference, recipient, text, provider_id, time.time(), error, params or {}
+        )
+        self.received.append(item)
+        if not error:
+            self.counts[provider][reference or ""] += 1
+        return item
+
+    def messages(
+        self, provider: str | None = None, reference: str | None = None, recipient: str | None = None
+    ) -> list[Received]:
+        """Accepted and refused messages, oldest first, filtered."""
+        return [
+            r
+            for r in self.received
+            if (provider is None or r.provider == provider)
+            and (reference is None or r.reference == reference)
+            and (recipient is None or r.recipient == recipient)
+        ]
+
+    # -- faults --------------------------------------------------------------------------------
+    def add_fault(self, provider: str, kind: str, **options: Any) -> Fault:
+        """Inject a fault; ValueError for an unknown provider, kind or option."""
+        if provider not in PROVIDER_NAMES:
+            raise ValueError(f"unknown provider {provider!r}")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        allowed = {"rate", "count", "code", "status", "retry_after", "latency_ms", "seconds", "target"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault options {sorted(unknown)}")
+        fault = Fault(next(self._ids), provider, kind, **options)
+        if kind == "expire_tokens":
+            for token in self.tokens.values():
+                if token.provider == provider:
+                    token.expires_at = time.time() - 1
+            return fault
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self, provider: str | None = None) -> int:
+        """Remove faults (of one provider, or all); how many were removed."""
+        before = len(self.faults)
+        self.faults = [f for f in self.faults if provider is not None and f.provider != provider]
+        return before - len(self.faults)
+
+    def take_fault(self, provider: str, target: str = "send", kinds: tuple[str, ...] = FAULT_KINDS) -> Fault | None:
+        """The fault that applies to this request, if any (counting it)."""
+        for fault in self.faults:
+            if fault.provider != provider or fault.kind not in kinds or fault.target != target:
+                continue
+            if fault.count is not None and fault.hits >= fault.count:
+                continue
+            if random.random() >= fault.rate:
+                continue
+            fault.hits += 1
+            return fault
+        return None
+
+    # -- tokens --------------------------------------------------------------------------------
+    def issue_token(self, provider: str) -> Token:
+        """A new token; the provider's previous ones stop working after the overlap."""
+        now = time.time()
+        for token in self.tokens.values():
+            if token.provider == provider and token.replaced_at is None:
+                token.replaced_at = now
+        token = Token(f"{provider}-{uuid.uuid4().hex}", provider, now + self.config.token_ttl)
+        self.tokens[token.value] = token
+        self.tokens_issued[provider] += 1
+        return token
+
+    def check_token(self, provider: str, value: str) -> int:
+        """0 when valid; 42001 expired; 40001 unknown, replaced or for another provider."""
+        token = self.tokens.get(value)
+        now = time.time()
+        if token is None or token.provider != provider or token.revoked:
+            return 40001 if provider == "wechat_mp" else 40014
+        if token.replaced_at is not None and now - token.replaced_at > self.config.token_overlap:
+            return 40001 if provider == "wechat_mp" else 40014
+        if now >= token.expires_at:
+            return 42001
+        return 0
+
+    # -- pushes to the gateway -----------------------------------------------------------------
+    def callback_url(self, kind: str, extra: dict[str, str] | None = None) -> str | None:
+        """Where a push of this kind goes, or None when no gateway is configured."""
+        if not self.config.callback_base_url:
+            return None
+        query = dict(extra or {})
+        if self.config.callback_token:
+            query["token"] = self.config.callback_token
+        url = self.config.callback_base_url.rstrip("/") + CALLBACK_PATHS[kind]
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.config.push_timeout, connect=2.0))
+        return self._client
+
+    async def push(
+        self, kind: str, body: Any, *, xml: bool = False, extra: dict[str, str] | None = None, retry: bool = True
+    ) -> int | None:
+        """POST one push now (retrying on failure unless `retry` is False); the final HTTP status."""
+        url = self.callback_url(kind, extra)
+        if url is None:
+            return None
+        entry: dict[str, Any] = {"kind": kind, "path": CALLBACK_PATHS[kind], "attempts": 0, "status": None}
+        self.pushes.append(entry)
+        delays = (0.0, *self.config.push_retry_delays) if retry else (0.0,)
+        for delay in delays:
+            if delay:
+                await asyncio.sleep(delay)
+            entry["attempts"] += 1
+            try:
+                if xml:
+                    response = await self._http().post(
+                        url, content=str(body).encode(), headers={"Content-Type": "text/xml"}
+                    )
+                else:
+                    response = await self._http().post(url, json=body)
+            except httpx.HTTPError as exc:
+                entry["error"] = type(exc).__name__
+                continue
+            entry["status"] = response.status_code
+            if response.status_code == 200:
+                return 200
+        log.warning("sandbox push %s failed after %d attempts", kind, entry["attempts"])
+        return entry["status"]  # type: ignore[no-any-return]
+
+    def push_later(self, kind: str, body: Any, *, xml: bool = False, extra: dict[str, str] | None = None) -> None:
+        """Push after the configured delay, in the background."""
+        if not self.config.callback_base_url:
+            return
+
+        async def run() -> None:
+            await asyncio.sleep(self.config.report_delay)
+            await self.push(kind, body, xml=xml, extra=extra)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def pending_pushes(self) -> int:
+        """Pushes scheduled and not finished yet."""
+        return len(self._tasks)
+
+    async def drain(self, wait_s: float = 10.0) -> None:
+        """Wait until scheduled pushes are done (for tests and shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=wait_s)
+
+    async def aclose(self) -> None:
+        """Cancel pending pushes and close the push client."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

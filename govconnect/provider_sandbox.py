@@ -1,0 +1,129 @@
+"""Running the provider sandbox for the gateway: alone (`govconnect sandbox`) or inside `serve --demo`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from channels.sandbox import SandboxConfig, SandboxState, create_sandbox_app
+from govconnect.channel_factory import callback_token
+from govconnect.settings import Settings
+
+DEFAULTS = SandboxConfig()
+
+
+def sandbox_config(settings: Settings, callback_base_url: str) -> SandboxConfig:
+    """A sandbox that accepts exactly the credentials these settings send."""
+    return SandboxConfig(
+        callback_base_url=callback_base_url,
+        callback_token=callback_token(settings),
+        report_delay=settings.sandbox.report_delay,
+        aliyun_access_key_id=settings.aliyun_sms.access_key_id or DEFAULTS.aliyun_access_key_id,
+        aliyun_access_key_secret=settings.aliyun_sms.access_key_secret.get_secret_value()
+        or DEFAULTS.aliyun_access_key_secret,
+        sms_templates={settings.aliyun_sms.template_code: "${content}"},
+        wechat_appid=settings.wechat_mp.appid or DEFAULTS.wechat_appid,
+        wechat_secret=settings.wechat_mp.secret.get_secret_value() or DEFAULTS.wechat_secret,
+        wechat_callback_token=settings.wechat_mp.callback_token.get_secret_value() or DEFAULTS.wechat_callback_token,
+        wecom_corpid=settings.wecom.corpid or DEFAULTS.wecom_corpid,
+        wecom_corpsecret=settings.wecom.corpsecret.get_secret_value() or DEFAULTS.wecom_corpsecret,
+        wecom_agentid=settings.wecom.agentid or DEFAULTS.wecom_agentid,
+        weibo_access_token=settings.weibo.access_token.get_secret_value() or DEFAULTS.weibo_access_token,
+        weibo_safe_domain=settings.weibo.safe_domain,
+    )
+
+
+def gateway_env(sandbox_url: str, config: SandboxConfig) -> dict[str, str]:
+    """Environment variables that point a gateway at a sandbox running with `config`."""
+    base = sandbox_url.rstrip("/")
+    return {
+        "GOVCONNECT_ALIYUN_SMS__BASE_URL": f"{base}/dysmsapi/",
+        "GOVCONNECT_ALIYUN_SMS__ACCESS_KEY_ID": config.aliyun_access_key_id,
+        "GOVCONNECT_ALIYUN_SMS__ACCESS_KEY_SECRET": config.aliyun_access_key_secret,
+        "GOVCONNECT_ALIYUN_VOICE__BASE_URL": f"{base}/dyvmsapi/",
+        "GOVCONNECT_ALIYUN_VOICE__ACCESS_KEY_ID": config.aliyun_access_key_id,
+        "GOVCONNECT_ALIYUN_VOICE__ACCESS_KEY_SECRET": config.aliyun_access_key_secret,
+        "GOVCONNECT_WECHAT_MP__BASE_URL": f"{base}/wechat/",
+        "GOVCONNECT_WECHAT_MP__APPID": config.wechat_appid,
+        "GOVCONNECT_WECHAT_MP__SECRET": config.wechat_secret,
+        "GOVCONNECT_WECHAT_MP__CALLBACK_TOKEN": config.wechat_callback_token,
+        "GOVCONNECT_WECOM__BASE_URL": f"{base}/wecom/",
+        "GOVCONNECT_WECOM__CORPID": config.wecom_corpid,
+        "GOVCONNECT_WECOM__CORPSECRET": config.wecom_corpsecret,
+        "GOVCONNECT_WECOM__AGENTID": str(config.wecom_agentid),
+        "GOVCONNECT_WEIBO__BASE_URL": f"{base}/weibo/",
+        "GOVCONNECT_WEIBO__ACCESS_TOKEN": config.weibo_access_token,
+    }
+
+
+def point_at_sandbox(settings: Settings, sandbox_url: str) -> Settings:
+    """Settings whose every channel talks to the sandbox at `sandbox_url` with its credentials."""
+    base = sandbox_url.rstrip("/")
+    d = DEFAULTS
+    update: dict[str, Any] = {
+        "aliyun_sms": settings.aliyun_sms.model_copy(
+            update={
+                "base_url": f"{base}/dysmsapi/",
+                "access_key_id": d.aliyun_access_key_id,
+                "access_key_secret": SecretStr(d.aliyun_access_key_secret),
+            }
+        ),
+        "aliyun_voice": settings.aliyun_voice.model_copy(
+            update={
+                "base_url": f"{base}/dyvmsapi/",
+                "access_key_id": d.aliyun_access_key_id,
+                "access_key_secret": SecretStr(d.aliyun_access_key_secret),
+                "show_number": settings.aliyun_voice.show_number or "057000000",
+                "tts_code": settings.aliyun_voice.tts_code
+                if settings.aliyun_voice.tts_code[4:].isdigit()
+                else "TTS_000000",
+            }
+        ),
+        "wechat_mp": settings.wechat_mp.model_copy(
+            update={
+                "base_url": f"{base}/wechat/",
+                "appid": d.wechat_appid,
+                "secret": SecretStr(d.wechat_secret),
+                "callback_token": SecretStr(d.wechat_callback_token),
+                "template_id": settings.wechat_mp.template_id or "sandbox-template",
+            }
+        ),
+        "wecom": settings.wecom.model_copy(
+            update={
+                "base_url": f"{base}/wecom/",
+                "corpid": d.wecom_corpid,
+                "corpsecret": SecretStr(d.wecom_corpsecret),
+                "agentid": d.wecom_agentid,
+            }
+        ),
+        "weibo": settings.weibo.model_copy(
+            update={"base_url": f"{base}/weibo/", "access_token": SecretStr(d.weibo_access_token)}
+        ),
+    }
+    return settings.model_copy(update=update)
+
+
+def use_demo_sandbox(settings: Settings, host: str, port: int) -> Settings:
+    """For `serve --demo`: mount the sandbox in the gateway app and point every channel at it."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - reach a wildcard bind locally
+    gateway = f"http://{local}:{port}"
+    settings = point_at_sandbox(settings, gateway + settings.sandbox.mount_path)
+    sandbox = settings.sandbox.model_copy(update={"in_process": True, "callback_base_url": gateway})
+    return settings.model_copy(update={"sandbox": sandbox})
+
+
+def mount_provider_sandbox(app: FastAPI, settings: Settings) -> SandboxState | None:
+    """Mount the sandbox under SANDBOX__MOUNT_PATH when SANDBOX__IN_PROCESS is set (cheap: no I/O)."""
+    if not settings.sandbox.in_process:
+        return None
+    state = SandboxState(sandbox_config(settings, settings.sandbox.callback_base_url or settings.public_base_url))
+    app.mount(settings.sandbox.mount_path, create_sandbox_app(state=state), name="provider_sandbox")
+    app.state.provider_sandbox = state
+
+    async def close_sandbox(_: FastAPI) -> None:
+        await state.aclose()
+
+    app.state.shutdown_hooks.append(close_sandbox)
+    return state

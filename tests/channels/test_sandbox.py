@@ -1,0 +1,74 @@
+"""The sandbox's own control surface."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from channels.registry import CHANNEL_PROVIDERS, PROVIDERS, provider_class, providers_for
+from channels.sandbox import SandboxConfig, SandboxState
+from tests.channels.conftest import Sandbox
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"provider": "nope", "kind": "error"},
+        {"provider": "wecom", "kind": "explode"},
+        {"provider": "wecom", "kind": "error", "bogus": 1},
+        {"kind": "error"},
+    ],
+)
+async def test_bad_fault_requests_are_400(sandbox: Sandbox, body: dict[str, object]) -> None:
+    r = await sandbox.post("/_sandbox/faults", body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+
+
+async def test_fault_list_and_clear(sandbox: Sandbox) -> None:
+    await sandbox.fault("wecom", "latency", latency_ms=5)
+    await sandbox.fault("weibo", "http_5xx")
+    assert len((await sandbox.get("/_sandbox/faults"))["faults"]) == 2
+    async with httpx.AsyncClient() as c:
+        r = await c.delete(f"{sandbox.url}/_sandbox/faults", params={"provider": "weibo"})
+    assert r.json() == {"removed": 1}
+    assert [f["provider"] for f in (await sandbox.get("/_sandbox/faults"))["faults"]] == ["wecom"]
+
+
+async def test_unknown_action_and_control_input_errors(sandbox: Sandbox) -> None:
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{sandbox.url}/", data={"Action": "DeleteEverything"})
+        assert r.status_code == 404 and r.json()["Code"] == "InvalidAction.NotFound"
+        assert (await c.get(f"{sandbox.url}/_sandbox/sms/inbox")).status_code == 400
+        assert (await c.post(f"{sandbox.url}/_sandbox/sms/reply", content=b"[]")).status_code == 400
+        assert (await c.post(f"{sandbox.url}/_sandbox/wechat/follow", json={"openid": "x"})).status_code == 400
+        assert (await c.get(f"{sandbox.url}/_sandbox")).json()["sandbox"]
+
+
+async def test_missing_parameters_answer_real_codes(sandbox: Sandbox) -> None:
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{sandbox.url}/dysmsapi/", data={"Action": "SendSms"})
+        assert r.status_code == 400 and r.json()["Code"] == "MissingAccessKeyId"
+        r = await c.post(f"{sandbox.url}/wechat/cgi-bin/message/template/send", json={})
+        assert r.json()["errcode"] == 41001
+        r = await c.post(f"{sandbox.url}/weibo/2/statuses/share.json", data={"status": "x"})
+        assert r.status_code == 401 and r.json()["error_code"] == 21301
+
+
+def test_token_overlap_and_expiry() -> None:
+    state = SandboxState(SandboxConfig(token_overlap=0))
+    first = state.issue_token("wechat_mp")
+    assert state.check_token("wechat_mp", first.value) == 0
+    state.issue_token("wechat_mp")
+    assert state.check_token("wechat_mp", first.value) == 40001  # replaced, overlap over
+    assert state.check_token("wecom", first.value) == 40014
+    third = state.issue_token("wecom")
+    state.add_fault("wecom", "expire_tokens")
+    assert state.check_token("wecom", third.value) == 42001
+
+
+def test_registry() -> None:
+    assert provider_class("aliyun_sms").provider == "aliyun_sms"
+    assert set(CHANNEL_PROVIDERS) == {"sms", "voice", "wechat", "wecom", "weibo"}
+    assert providers_for("sms")[0] == "aliyun_sms"
+    for name, cls in PROVIDERS.items():
+        assert cls.provider == name and name in {p for ps in CHANNEL_PROVIDERS.values() for p in ps}

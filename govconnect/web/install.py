@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from govconnect.citizens import api as subscribers_api
+from govconnect.citizens.code_delivery import close_code_client, send_code_sms
 from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
 from govconnect.settings import Settings
@@ -36,8 +37,8 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         subscribers_api.router,
     ):
         app.include_router(router)
-    if not hasattr(app.state, "code_sender"):
-        app.state.code_sender = None
+    app.state.code_sender = send_code_sms
+    app.state.shutdown_hooks.append(close_code_client)
 
     @app.get("/", include_in_schema=False)
     @public_page

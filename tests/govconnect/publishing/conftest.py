@@ -1,20 +1,61 @@
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from channels.sandbox import SandboxState, create_sandbox_app
+from channels.sandbox.runner import run_in_thread
 from govconnect.agencies import create_agency, create_staff
 from govconnect.app import create_app
 from govconnect.models import Agency
+from govconnect.provider_sandbox import point_at_sandbox, sandbox_config
 from govconnect.settings import Settings
 
 
+@dataclass
+class SandboxHandle:
+    """The provider sandbox on a loopback port, and helpers to read what phones received."""
+
+    url: str
+    state: SandboxState
+
+    def sms_texts(self, phone: str) -> list[str]:
+        response = httpx.get(f"{self.url}/_sandbox/sms/inbox", params={"phone": phone}, timeout=5)
+        response.raise_for_status()
+        return [m["text"] for m in response.json()["messages"]]
+
+    def last_code(self, phone: str) -> str:
+        texts = self.sms_texts(phone)
+        assert texts, f"no SMS reached {phone}"
+        match = re.search(r"(?<!\d)\d{6}(?!\d)", texts[-1])
+        assert match, texts[-1]
+        return match.group(0)
+
+    def fault(self, provider: str, kind: str, **options: Any) -> None:
+        body = {"provider": provider, "kind": kind, **options}
+        response = httpx.post(f"{self.url}/_sandbox/faults", json=body, timeout=5)
+        assert response.status_code == 201, response.text
+
+
 @pytest.fixture
-def app(settings: Settings, engine: Engine) -> Any:
-    return create_app(settings, engine=engine)
+def sandbox(settings: Settings) -> Iterator[SandboxHandle]:
+    state = SandboxState(sandbox_config(settings, ""))
+    server = run_in_thread(create_sandbox_app(state=state))
+    try:
+        yield SandboxHandle(server.url, state)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, sandbox: SandboxHandle) -> Any:
+    return create_app(point_at_sandbox(settings, sandbox.url), engine=engine)
 
 
 @pytest.fixture

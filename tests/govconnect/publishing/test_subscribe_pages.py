@@ -1,4 +1,3 @@
-import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -6,33 +5,12 @@ from sqlmodel import Session, select
 
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.subscriptions import preferences_of, subscriber_token
+from tests.govconnect.publishing.conftest import SandboxHandle
 from tests.govconnect.publishing.helpers import csrf_from
 
 
-class Outbox:
-    """Stands in for the SMS provider at the boundary: keeps what would be sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    async def __call__(self, _app: Any, phone: str, text: str) -> None:
-        self.sent.append((phone, text))
-
-    def last_code(self, phone: str) -> str:
-        texts = [t for p, t in self.sent if p == phone]
-        match = re.search(r"\d{6}", texts[-1])
-        assert match
-        return match.group(0)
-
-
-def _outbox(app: Any) -> Outbox:
-    box = Outbox()
-    app.state.code_sender = box
-    return box
-
-
-def test_subscribe_change_and_leave_on_the_site(app: Any, client: TestClient, session: Session) -> None:
-    box = _outbox(app)
+def test_subscribe_change_and_leave_on_the_site(client: TestClient, session: Session, sandbox: SandboxHandle) -> None:
+    box = sandbox
     page = client.get("/m/subscribe")
     assert "获取验证码" in page.text
     sent = client.post("/m/subscribe/code", data={"phone": "13800001111", "csrf": csrf_from(page.text)})
@@ -74,13 +52,12 @@ def test_subscribe_change_and_leave_on_the_site(app: Any, client: TestClient, se
     assert session.get(Subscriber, subscriber.id).status == "unsubscribed"  # type: ignore[union-attr]
 
 
-def test_code_requests_are_rate_limited_on_the_site(app: Any, client: TestClient) -> None:
-    box = _outbox(app)
+def test_code_requests_are_rate_limited_on_the_site(client: TestClient, sandbox: SandboxHandle) -> None:
     token = csrf_from(client.get("/m/subscribe").text)
     client.post("/m/subscribe/code", data={"phone": "13800001111", "csrf": token})
     again = client.post("/m/subscribe/code", data={"phone": "13800002222", "csrf": token})
     assert again.status_code == 400 and "频繁" in again.text
-    assert len(box.sent) == 1
+    assert len(sandbox.sms_texts("13800001111")) == 1 and sandbox.sms_texts("13800002222") == []
     assert client.post("/m/subscribe/code", data={"phone": "13800001111", "csrf": "bad"}).status_code == 400
     bad = client.post("/m/subscribe/restart", data={"csrf": token}, follow_redirects=False)
     assert bad.status_code == 303
@@ -88,15 +65,23 @@ def test_code_requests_are_rate_limited_on_the_site(app: Any, client: TestClient
     assert invalid.status_code == 400 and "11 位手机号码" in invalid.text
 
 
-def test_without_an_sms_sender_the_page_says_so(app: Any, client: TestClient) -> None:
-    app.state.code_sender = None
+def test_code_sms_goes_out_without_opt_out_hint(client: TestClient, sandbox: SandboxHandle) -> None:
     token = csrf_from(client.get("/m/subscribe").text)
-    response = client.post("/m/subscribe/code", data={"phone": "13800001111", "csrf": token})
-    assert response.status_code == 400 and "暂不可用" in response.text
+    client.post("/m/subscribe/code", data={"phone": "13800001111", "csrf": token})
+    [text] = sandbox.sms_texts("13800001111")
+    assert "验证码" in text and "回T退订" not in text
 
 
-def test_unsubscribe_link_and_code(app: Any, client: TestClient, session: Session, settings: Any) -> None:
-    box = _outbox(app)
+def test_provider_refusal_is_a_message_not_a_500(client: TestClient, sandbox: SandboxHandle) -> None:
+    sandbox.fault("aliyun_sms", "error", code="isv.BUSINESS_LIMIT_CONTROL", count=1)
+    token = csrf_from(client.get("/m/subscribe").text)
+    refused = client.post("/m/subscribe/code", data={"phone": "13800001111", "csrf": token})
+    assert refused.status_code == 400 and "发送失败" in refused.text
+    assert sandbox.sms_texts("13800001111") == []
+
+
+def test_unsubscribe_link_and_code(client: TestClient, session: Session, settings: Any, sandbox: SandboxHandle) -> None:
+    box = sandbox
     first = Subscriber(phone="13800001111", channels=["sms"])
     second = Subscriber(phone="13800002222", channels=["sms"])
     session.add(first)

@@ -331,3 +331,13 @@ def masked_rows(session: Session) -> Iterator[dict[str, str]]:
             "created_at": sub.created_at.isoformat(),
             "unsubscribed_at": sub.unsubscribed_at.isoformat() if sub.unsubscribed_at else "",
         }
+
+
+def unsubscribe_url(base_url: str, secret: str, subscriber_id: int) -> str:
+    """The personal one-click unsubscribe link for a subscriber (a confirm page, then POST)."""
+    return f"{base_url.rstrip('/')}/m/u/{subscriber_token(secret, subscriber_id)}"
+
+
+def manage_url(base_url: str, secret: str, subscriber_id: int) -> str:
+    """The personal link to a subscriber's preferences (sent to new WeChat followers)."""
+    return f"{base_url.rstrip('/')}/m/s/{subscriber_token(secret, subscriber_id)}"

@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from govconnect.citizens.models import Subscriber
-from govconnect.citizens.subscriptions import preferences_of, subscriber_token
+from govconnect.citizens.subscriptions import manage_url, preferences_of, subscriber_token, unsubscribe_url
 from tests.govconnect.publishing.conftest import SandboxHandle
 from tests.govconnect.publishing.helpers import csrf_from
 
@@ -102,3 +102,16 @@ def test_unsubscribe_link_and_code(client: TestClient, session: Session, setting
     client.post("/m/unsubscribe/confirm", data={"code": box.last_code("13800002222"), "csrf": csrf_from(step.text)})
     session.expire_all()
     assert session.get(Subscriber, second.id).status == "unsubscribed"  # type: ignore[union-attr]
+
+
+def test_personal_links_open_preferences_and_unsubscribe(client: TestClient, session: Session, settings: Any) -> None:
+    follower = Subscriber(wechat_openid="oFollower01", channels=["wechat"], source="wechat")
+    session.add(follower)
+    session.commit()
+    secret = settings.secret_key.get_secret_value()
+    manage = manage_url("http://testserver", secret, follower.id)  # type: ignore[arg-type]
+    page = client.get(manage.removeprefix("http://testserver"))
+    assert page.status_code == 200 and "微信用户" in page.text and 'value="wechat"' in page.text
+    assert 'value="sms"' not in page.text  # no number, so no SMS channel to choose
+    link = unsubscribe_url("http://testserver", secret, follower.id)  # type: ignore[arg-type]
+    assert link.startswith("http://testserver/m/u/")

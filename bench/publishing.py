@@ -24,7 +24,7 @@ from govconnect.models import utcnow
 from govconnect.notices.models import Notice
 from govconnect.settings import Settings
 
-CATEGORIES = ("gov-affairs", "emergency", "traffic", "social-security", "education", "policy")
+CATEGORIES = ("zwgk", "yjyj", "jtcx", "sbyl", "jy", "zcjd")
 REGIONS = ("柯城区", "衢江区", "龙游县", "江山市", "常山县", "开化县")
 
 
@@ -65,7 +65,7 @@ def main() -> None:
                 ("m_region", "/m/?region=江山市"),
                 ("tv_page", "/tv/"),
                 ("feed_rss", "/feeds/tv.xml"),
-                ("feed_json", "/feeds/tv.json?category=traffic"),
+                ("feed_json", "/feeds/tv.json?category=jtcx"),
             ):
                 first = client.get(path)
                 times = []

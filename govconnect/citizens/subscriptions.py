@@ -28,15 +28,16 @@ from govconnect.security import mask_phone
 
 log = logging.getLogger("govconnect.citizens")
 
+# Codes are pinyin initials, the same the pipeline's demo data uses.
 DEFAULT_CATEGORIES = (
-    ("gov-affairs", "政务公开"),
-    ("emergency", "应急预警"),
-    ("traffic", "交通出行"),
-    ("social-security", "社保医疗"),
-    ("education", "教育"),
-    ("policy", "政策解读"),
+    ("zwgk", "政务公开"),
+    ("yjyj", "应急预警"),
+    ("jtcx", "交通出行"),
+    ("sbyl", "社保医疗"),
+    ("jy", "教育"),
+    ("zcjd", "政策解读"),
 )
-DEFAULT_REGIONS = ("柯城区", "衢江区", "龙游县", "江山市", "常山县", "开化县")
+DEFAULT_REGIONS = ("柯城区", "衢江区", "江山市", "龙游县", "常山县", "开化县")
 
 CODE_TTL = timedelta(minutes=5)
 CODE_MAX_ATTEMPTS = 5

@@ -19,9 +19,9 @@ def test_tv_page_with_arrow_keys_and_urgent_takeover(
 ) -> None:
     agency = create_agency(session, "衢州市人民政府办公室", "qz-gov", "衢州市")
     session.commit()
-    make_notice(session, agency, title="市政府常务会议召开", category="gov-affairs", channels=["tv"])
-    make_notice(session, agency, title="衢江大桥夜间封闭施工", category="traffic", channels=["tv"])
-    make_notice(session, agency, title="医保缴费截止提醒", category="social-security", channels=["tv", "site"])
+    make_notice(session, agency, title="市政府常务会议召开", category="zwgk", channels=["tv"])
+    make_notice(session, agency, title="衢江大桥夜间封闭施工", category="jtcx", channels=["tv"])
+    make_notice(session, agency, title="医保缴费截止提醒", category="sbyl", channels=["tv", "site"])
     make_notice(session, agency, title="只在网站的通知", channels=["site"])
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     try:

@@ -19,7 +19,7 @@ def make_notice(session: Session, agency: Agency, **fields: Any) -> Notice:
         "agency_id": agency.id,
         "title": "衢州市气象台发布暴雨橙色预警",
         "body": "预计未来6小时内柯城区、衢江区将出现50毫米以上降水，请市民减少外出。",
-        "category": "emergency",
+        "category": "yjyj",
         "regions": [],
         "channels": ["site", "tv", "weibo"],
         "public": True,

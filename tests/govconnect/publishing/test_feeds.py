@@ -17,7 +17,7 @@ def _seed(session: Session, agency: Agency) -> tuple[str, str, str]:
         agency,
         title="江山市城区部分道路将于本周末进行沥青摊铺施工请过往车辆提前绕行注意安全",
         body="施工" * 200,
-        category="traffic",
+        category="jtcx",
         regions=["江山市"],
         created_at=utcnow() - timedelta(minutes=5),
     )
@@ -42,7 +42,7 @@ def test_rss_and_atom_parse_and_are_cut_to_tv_limits(client: TestClient, session
         assert len(second.title) == TV_TITLE_LIMIT and second.title.endswith("…")
         assert len(second.summary) <= TV_TEXT_LIMIT
         # RSS <category> carries the Chinese label; Atom keeps the code as term and the name as label.
-        expected = {"交通出行", "江山市"} if version == "rss20" else {"traffic", "江山市"}
+        expected = {"交通出行", "江山市"} if version == "rss20" else {"jtcx", "江山市"}
         assert {t.term for t in second.tags} == expected
         assert second.published_parsed is not None
 
@@ -58,18 +58,18 @@ def test_json_feed_is_valid_1_1(client: TestClient, session: Session, agency: Ag
     for item in doc["items"]:
         assert set(item) >= {"id", "url", "title", "content_text", "date_published"}
         assert len(item["content_text"]) <= TV_TEXT_LIMIT and len(item["title"]) <= TV_TITLE_LIMIT
-    assert doc["items"][0]["_govconnect"] == {"urgent": True, "category": "emergency", "regions": ["柯城区"]}
+    assert doc["items"][0]["_govconnect"] == {"urgent": True, "category": "yjyj", "regions": ["柯城区"]}
 
 
 def test_feeds_filter_by_category_and_region(client: TestClient, session: Session, agency: Agency) -> None:
     storm, road, _ = _seed(session, agency)
-    city_wide = make_notice(session, agency, title="全市通知", category="traffic", regions=[])
-    by_category = feedparser.parse(client.get("/feeds/tv.atom", params={"category": "traffic"}).content)
+    city_wide = make_notice(session, agency, title="全市通知", category="jtcx", regions=[])
+    by_category = feedparser.parse(client.get("/feeds/tv.atom", params={"category": "jtcx"}).content)
     assert [e.link.rsplit("/", 1)[1] for e in by_category.entries] == [city_wide.id, road]
     by_region = json.loads(client.get("/feeds/tv.json", params={"region": "柯城区"}).content)
     assert [i["id"] for i in by_region["items"]] == [city_wide.id, storm]
     assert "region=%E6%9F%AF%E5%9F%8E%E5%8C%BA" in by_region["feed_url"]
-    both = feedparser.parse(client.get("/feeds/tv.xml", params={"category": "traffic", "region": "柯城区"}).content)
+    both = feedparser.parse(client.get("/feeds/tv.xml", params={"category": "jtcx", "region": "柯城区"}).content)
     assert [e.link.rsplit("/", 1)[1] for e in both.entries] == [city_wide.id]
 
 

@@ -16,7 +16,7 @@ def notice_list(html: str) -> str:
 
 def test_home_lists_public_notices_by_category_and_region(client: TestClient, session: Session, agency: Agency) -> None:
     storm = make_notice(session, agency, title="暴雨橙色预警", regions=["柯城区"], urgency="urgent")
-    road = make_notice(session, agency, title="江山市部分道路施工", category="traffic", regions=["江山市"])
+    road = make_notice(session, agency, title="江山市部分道路施工", category="jtcx", regions=["江山市"])
     make_notice(session, agency, title="内部工作通知", public=False, channels=["sms"])
     make_notice(session, agency, title="已撤回的通知", status="cancelled", cancelled_at=utcnow())
     make_notice(session, agency, title="明天才发的通知", status="scheduled", send_at=utcnow() + timedelta(days=1))
@@ -27,7 +27,7 @@ def test_home_lists_public_notices_by_category_and_region(client: TestClient, se
     assert len(page.content) < PAGE_LIMIT
     assert 'class="urgent"' in page.text  # the urgent banner
     assert 'href="/feeds/tv.xml"' in page.text
-    traffic = notice_list(client.get("/m/", params={"category": "traffic"}).text)
+    traffic = notice_list(client.get("/m/", params={"category": "jtcx"}).text)
     assert road.title in traffic and storm.title not in traffic
     kecheng = notice_list(client.get("/m/", params={"region": "柯城区"}).text)
     assert storm.title in kecheng and road.title not in kecheng
@@ -45,12 +45,12 @@ def test_notice_detail_and_withdrawn_notice(client: TestClient, session: Session
 
 def test_search_finds_chinese_words(client: TestClient, session: Session, agency: Agency) -> None:
     storm = make_notice(session, agency, title="暴雨橙色预警", body="请市民注意防范山洪地质灾害")
-    school = make_notice(session, agency, title="秋季学期开学安排", body="中小学将于九月一日开学", category="education")
+    school = make_notice(session, agency, title="秋季学期开学安排", body="中小学将于九月一日开学", category="jy")
     found = client.get("/m/search", params={"q": "山洪"}).text
     assert storm.title in found and school.title not in found
     assert school.title in client.get("/m/search", params={"q": "开学"}).text
     # A notice created after the first search is picked up by the next one.
-    later = make_notice(session, agency, title="交通管制通知", body="衢江大桥夜间封闭施工", category="traffic")
+    later = make_notice(session, agency, title="交通管制通知", body="衢江大桥夜间封闭施工", category="jtcx")
     assert later.title in client.get("/m/search", params={"q": "大桥"}).text
     # One stamped before the last indexed notice but committed after it is found too.
     late = make_notice(

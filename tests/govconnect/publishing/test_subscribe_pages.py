@@ -21,7 +21,7 @@ def test_subscribe_change_and_leave_on_the_site(client: TestClient, session: Ses
         data={
             "code": "000000" if box.last_code("13800001111") != "000000" else "111111",
             "csrf": form,
-            "category": ["emergency"],
+            "category": ["yjyj"],
             "channel": ["sms"],
         },
     )
@@ -31,7 +31,7 @@ def test_subscribe_change_and_leave_on_the_site(client: TestClient, session: Ses
         data={
             "code": box.last_code("13800001111"),
             "csrf": form,
-            "category": ["emergency", "traffic"],
+            "category": ["yjyj", "jtcx"],
             "region": ["江山市"],
             "channel": ["sms", "voice"],
         },
@@ -41,11 +41,11 @@ def test_subscribe_change_and_leave_on_the_site(client: TestClient, session: Ses
     assert subscriber.status == "active" and sorted(subscriber.channels) == ["sms", "voice"]
     assert preferences_of(session, subscriber).regions == ["江山市"]
     changed = client.post(
-        "/m/subscription", data={"csrf": csrf_from(done.text), "category": ["education"], "channel": ["sms"]}
+        "/m/subscription", data={"csrf": csrf_from(done.text), "category": ["jy"], "channel": ["sms"]}
     )
     assert "已保存" in changed.text
     session.expire_all()
-    assert preferences_of(session, subscriber).categories == ["education"]
+    assert preferences_of(session, subscriber).categories == ["jy"]
     left = client.post("/m/subscription/leave", data={"csrf": csrf_from(changed.text)})
     assert "已退订" in left.text
     session.expire_all()

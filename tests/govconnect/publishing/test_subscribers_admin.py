@@ -15,7 +15,7 @@ from tests.govconnect.test_cli import run
 
 def _people(session: Session) -> None:
     ensure_defaults(session)
-    prefs = clean_preferences(session, ["emergency"], ["江山市"], ["sms"])
+    prefs = clean_preferences(session, ["yjyj"], ["江山市"], ["sms"])
     subscribe_phone(session, "13812345678", prefs)
     gone = subscribe_phone(session, "13987654321", prefs)
     leave(session, gone, "web")
@@ -36,7 +36,7 @@ def test_api_needs_subscribers_read_and_masks(client: TestClient, session: Sessi
     body = page.json()
     assert body["total"] == 2 and body["active"] == 1
     assert [i["phone"] for i in body["items"]] == ["138****5678", "139****4321"]
-    assert body["items"][0]["categories"] == ["emergency"] and body["items"][0]["regions"] == ["江山市"]
+    assert body["items"][0]["categories"] == ["yjyj"] and body["items"][0]["regions"] == ["江山市"]
     export = client.get("/api/v1/subscribers/export.csv", headers={"Authorization": f"Bearer {reader.key}"})
     assert export.status_code == 200 and "13812345678" not in export.text
     rows = list(csv.DictReader(io.StringIO(export.text)))
@@ -63,7 +63,7 @@ def test_cli_purge_export_and_categories(session: Session, db_url: str, tmp_path
     session.expire_all()
     assert [s.phone for s in session.exec(select(Subscriber)).all()] == ["13812345678"]
     run(["categories", "add", "weather", "气象服务"], cli_env)
-    run(["categories", "disable", "education"], cli_env)
+    run(["categories", "disable", "jy"], cli_env)
     listing = run(["categories", "list"], cli_env).stdout
-    assert "weather\t气象服务\tactive" in listing and "education\t教育\tdisabled" in listing
+    assert "weather\t气象服务\tactive" in listing and "jy\t教育\tdisabled" in listing
     assert run(["categories", "disable", "nope"], cli_env, check=False).returncode != 0

@@ -94,34 +94,34 @@ def test_invalid_numbers_are_refused(seeded: Session) -> None:
 
 
 def test_subscribe_change_leave_and_resubscribe(seeded: Session) -> None:
-    prefs = clean_preferences(seeded, ["emergency", "traffic"], ["江山市"], ["sms"])
+    prefs = clean_preferences(seeded, ["yjyj", "jtcx"], ["江山市"], ["sms"])
     sub = subscribe_phone(seeded, "13800001111", prefs)
     seeded.commit()
-    assert preferences_of(seeded, sub).categories == ["emergency", "traffic"]
+    assert preferences_of(seeded, sub).categories == ["jtcx", "yjyj"]
     assert preferences_of(seeded, sub).regions == ["江山市"]
     assert handle_sms_reply(seeded, "13800001111", " td ", "cmpp")
     seeded.commit()
     seeded.refresh(sub)
     assert sub.status == "unsubscribed"
-    again = subscribe_phone(seeded, "13800001111", clean_preferences(seeded, ["education"], [], ["sms", "voice"]))
+    again = subscribe_phone(seeded, "13800001111", clean_preferences(seeded, ["jy"], [], ["sms", "voice"]))
     assert again.id == sub.id and again.status == "active" and again.unsubscribed_at is None
-    assert preferences_of(seeded, again).categories == ["education"]
+    assert preferences_of(seeded, again).categories == ["jy"]
     assert preferences_of(seeded, again).regions == []
 
 
 def test_preferences_are_validated(seeded: Session) -> None:
     cases = [
         (([], [], ["sms"]), "no_category"),
-        ((["emergency"], [], []), "no_channel"),
+        ((["yjyj"], [], []), "no_channel"),
         ((["nope"], [], ["sms"]), "unknown_category"),
-        ((["emergency"], ["火星"], ["sms"]), "unknown_region"),
+        ((["yjyj"], ["火星"], ["sms"]), "unknown_region"),
     ]
     for (cats, regs, chans), code in cases:
         with pytest.raises(SubscriptionError) as err:
             clean_preferences(seeded, cats, regs, chans)
         assert err.value.code == code
     with pytest.raises(SubscriptionError) as err:
-        clean_preferences(seeded, ["emergency"], [], ["wechat"], allowed_channels=["sms", "voice"])
+        clean_preferences(seeded, ["yjyj"], [], ["wechat"], allowed_channels=["sms", "voice"])
     assert err.value.code == "unknown_channel"
 
 
@@ -135,7 +135,7 @@ def test_wechat_follow_subscribes_unknown_openid(seeded: Session) -> None:
 
 
 def test_tokens_name_subscribers_and_reject_tampering(seeded: Session) -> None:
-    sub = subscribe_phone(seeded, "13800001111", clean_preferences(seeded, ["emergency"], [], ["sms"]))
+    sub = subscribe_phone(seeded, "13800001111", clean_preferences(seeded, ["yjyj"], [], ["sms"]))
     seeded.commit()
     token = subscriber_token(SECRET, sub.id)  # type: ignore[arg-type]
     assert subscriber_from_token(seeded, SECRET, token).id == sub.id  # type: ignore[union-attr]
@@ -144,7 +144,7 @@ def test_tokens_name_subscribers_and_reject_tampering(seeded: Session) -> None:
 
 
 def test_purge_removes_only_long_gone_subscribers(seeded: Session) -> None:
-    prefs = clean_preferences(seeded, ["emergency"], ["柯城区"], ["sms"])
+    prefs = clean_preferences(seeded, ["yjyj"], ["柯城区"], ["sms"])
     gone = subscribe_phone(seeded, "13800001111", prefs)
     recent = subscribe_phone(seeded, "13800002222", prefs)
     active = subscribe_phone(seeded, "13800003333", prefs)
@@ -164,7 +164,7 @@ def test_purge_removes_only_long_gone_subscribers(seeded: Session) -> None:
 
 
 def test_masked_rows_hide_numbers(seeded: Session) -> None:
-    subscribe_phone(seeded, "13812345678", clean_preferences(seeded, ["emergency"], [], ["sms"]))
+    subscribe_phone(seeded, "13812345678", clean_preferences(seeded, ["yjyj"], [], ["sms"]))
     handle_wechat_follow(seeded, "oABCDEFGHIJK", followed=True)
     seeded.commit()
     rows = list(masked_rows(seeded))

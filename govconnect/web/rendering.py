@@ -28,7 +28,13 @@ def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(CHINA_TZ).strftime(fmt)
 
 
+def tel(number: str) -> str:
+    """A dialable tel:/sms: target: digits, `+` and `,` (extension pause) only."""
+    return "".join(ch for ch in number if ch.isdigit() or ch in "+,")
+
+
 TEMPLATES.env.filters["localtime"] = localtime
+TEMPLATES.env.filters["tel"] = tel
 
 
 def render(

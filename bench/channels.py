@@ -5,7 +5,7 @@ not share this process's interpreter. Each channel sends single-recipient messag
 CONCURRENCY tasks over one httpx client for SECONDS; SMS and WeCom also report batched sends
 (1000 recipients per request). Final line: JSON keyed by provider.
 
-    .venv/bin/python bench/channels.py [--seconds 3] [--concurrency 32]
+    .venv/bin/python bench/channels.py [--seconds 3] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def main() -> None:
     """Parse arguments, run, print the final JSON line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     sock = bind_loopback()
     port = sock.getsockname()[1]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from channels.aliyun_sms import AliyunSms
 from channels.aliyun_voice import AliyunVoice
 from channels.base import Channel
+from channels.cmpp import CmppChannel
 from channels.wechat_mp import WechatMp
 from channels.wecom import Wecom
 from channels.weibo import Weibo
 
 PROVIDERS: dict[str, type[Channel]] = {
     "aliyun_sms": AliyunSms,
+    "cmpp": CmppChannel,
     "aliyun_voice": AliyunVoice,
     "wechat_mp": WechatMp,
     "wecom": Wecom,

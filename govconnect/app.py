@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from govconnect import __version__
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health
+from govconnect.api.routes import contacts as contacts_routes
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
@@ -31,6 +32,7 @@ PUBLIC_PATHS = frozenset(
 )
 
 ROUTERS = [health.router, agencies.router]
+ROUTERS.append(contacts_routes.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
     app.state.startup_hooks = []
+    app.state.startup_hooks.append(contacts_routes.warm_directory)
     app.state.shutdown_hooks = []
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

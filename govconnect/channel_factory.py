@@ -11,6 +11,7 @@ import httpx
 from channels.aliyun_sms import AliyunSms, AliyunSmsConfig
 from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig
 from channels.base import Channel
+from channels.cmpp import CmppChannel, CmppConfig
 from channels.registry import PROVIDERS
 from channels.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from channels.wechat_mp import WechatMp, WechatMpConfig
@@ -59,17 +60,34 @@ def config_for(provider: str, settings: Settings) -> Any:
         return WecomConfig(c.base_url, c.corpid, c.corpsecret.get_secret_value(), c.agentid)
     if provider == "weibo":
         return WeiboConfig(settings.weibo.base_url, settings.weibo.access_token.get_secret_value())
+    if provider == "cmpp":
+        m = settings.cmpp
+        return CmppConfig(
+            host=m.host,
+            port=m.port,
+            source_addr=m.source_addr,
+            shared_secret=m.shared_secret.get_secret_value(),
+            service_id=m.service_id,
+            src_id=m.src_id,
+            sign_name=settings.aliyun_sms.sign_name,
+        )
     raise KeyError(provider)
 
 
 def build_channel(provider: str, settings: Settings, client: httpx.AsyncClient, redis: Any = None) -> Channel:
-    """An adapter for `provider`; with a Redis client, tokens are shared by every worker process."""
+    """An adapter for `provider`; with a Redis client, tokens are shared by every worker process.
+
+    CMPP keeps its own TCP link (no HTTP client): set `on_receipt` / `on_reply` on it, and keep one
+    per process, since each instance holds a login to the ISMG.
+    """
     if provider not in PROVIDERS:
         raise KeyError(provider)
     store: TokenStore = RedisTokenStore(redis) if redis is not None else _MEMORY_TOKENS
     config = config_for(provider, settings)
     if provider == "aliyun_sms":
         return AliyunSms(config, client)
+    if provider == "cmpp":
+        return CmppChannel(config)
     if provider == "aliyun_voice":
         return AliyunVoice(config, client)
     if provider == "wechat_mp":

@@ -21,6 +21,7 @@ from govconnect.agencies import (
 )
 from govconnect.citizens.cli import categories_app, subscribers_app
 from govconnect.db import engine_from_settings, session_scope, upgrade
+from govconnect.directory_cli import register as register_directory_commands
 from govconnect.models import ROLES, SCOPES
 from govconnect.sandbox_cli import sandbox_command
 from govconnect.settings import Settings, get_settings
@@ -40,6 +41,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(staff_app, name="staff")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(categories_app, name="categories")
+register_directory_commands(app)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

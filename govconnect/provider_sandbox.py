@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from channels.sandbox import SandboxConfig, SandboxState, create_sandbox_app
+from channels.sandbox.app import start_cmpp, stop_cmpp
+from channels.sandbox.runner import bind_loopback
 from govconnect.channel_factory import callback_token
+from govconnect.demo import DEMO_HOOKS, DemoInfo
 from govconnect.settings import Settings
 
 DEFAULTS = SandboxConfig()
@@ -32,6 +36,8 @@ def sandbox_config(settings: Settings, callback_base_url: str) -> SandboxConfig:
         wecom_agentid=settings.wecom.agentid or DEFAULTS.wecom_agentid,
         weibo_access_token=settings.weibo.access_token.get_secret_value() or DEFAULTS.weibo_access_token,
         weibo_safe_domain=settings.weibo.safe_domain,
+        cmpp_source_addr=settings.cmpp.source_addr or DEFAULTS.cmpp_source_addr,
+        cmpp_shared_secret=settings.cmpp.shared_secret.get_secret_value() or DEFAULTS.cmpp_shared_secret,
     )
 
 
@@ -55,6 +61,10 @@ def gateway_env(sandbox_url: str, config: SandboxConfig) -> dict[str, str]:
         "GOVCONNECT_WECOM__AGENTID": str(config.wecom_agentid),
         "GOVCONNECT_WEIBO__BASE_URL": f"{base}/weibo/",
         "GOVCONNECT_WEIBO__ACCESS_TOKEN": config.weibo_access_token,
+        "GOVCONNECT_CMPP__HOST": urlsplit(base).hostname or "127.0.0.1",
+        "GOVCONNECT_CMPP__PORT": str(config.cmpp_port if config.cmpp_port is not None else ""),
+        "GOVCONNECT_CMPP__SOURCE_ADDR": config.cmpp_source_addr,
+        "GOVCONNECT_CMPP__SHARED_SECRET": config.cmpp_shared_secret,
     }
 
 
@@ -101,6 +111,13 @@ def point_at_sandbox(settings: Settings, sandbox_url: str) -> Settings:
         "weibo": settings.weibo.model_copy(
             update={"base_url": f"{base}/weibo/", "access_token": SecretStr(d.weibo_access_token)}
         ),
+        "cmpp": settings.cmpp.model_copy(
+            update={
+                "host": urlsplit(base).hostname or "127.0.0.1",
+                "source_addr": d.cmpp_source_addr,
+                "shared_secret": SecretStr(d.cmpp_shared_secret),
+            }
+        ),
     }
     return settings.model_copy(update=update)
 
@@ -110,6 +127,10 @@ def use_demo_sandbox(settings: Settings, host: str, port: int) -> Settings:
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - reach a wildcard bind locally
     gateway = f"http://{local}:{port}"
     settings = point_at_sandbox(settings, gateway + settings.sandbox.mount_path)
+    probe = bind_loopback()  # a free port for the CMPP simulator, started with the app
+    cmpp_port = probe.getsockname()[1]
+    probe.close()
+    settings = settings.model_copy(update={"cmpp": settings.cmpp.model_copy(update={"port": cmpp_port})})
     sandbox = settings.sandbox.model_copy(update={"in_process": True, "callback_base_url": gateway})
     return settings.model_copy(update={"sandbox": sandbox})
 
@@ -118,12 +139,30 @@ def mount_provider_sandbox(app: FastAPI, settings: Settings) -> SandboxState | N
     """Mount the sandbox under SANDBOX__MOUNT_PATH when SANDBOX__IN_PROCESS is set (cheap: no I/O)."""
     if not settings.sandbox.in_process:
         return None
-    state = SandboxState(sandbox_config(settings, settings.sandbox.callback_base_url or settings.public_base_url))
+    config = sandbox_config(settings, settings.sandbox.callback_base_url or settings.public_base_url)
+    config.cmpp_port = settings.cmpp.port
+    state = SandboxState(config)
     app.mount(settings.sandbox.mount_path, create_sandbox_app(state=state), name="provider_sandbox")
     app.state.provider_sandbox = state
 
+    # A mounted app's own lifespan does not run: start and stop the CMPP simulator with the gateway.
+    async def open_sandbox(_: FastAPI) -> None:
+        await start_cmpp(state)
+
     async def close_sandbox(_: FastAPI) -> None:
+        await stop_cmpp(state)
         await state.aclose()
 
+    app.state.startup_hooks.append(open_sandbox)
     app.state.shutdown_hooks.append(close_sandbox)
     return state
+
+
+def _demo_banner_note(_engine: Any, settings: Settings, info: DemoInfo) -> None:
+    """Tell the newcomer where the in-process sandbox is."""
+    if settings.sandbox.in_process:
+        url = f"{settings.sandbox.callback_base_url}{settings.sandbox.mount_path}/_sandbox"
+        info.notes.append(f"provider sandbox 渠道沙箱: {url}  (SMS inbox: {url}/sms/inbox?phone=...)")
+
+
+DEMO_HOOKS.append(_demo_banner_note)

@@ -16,6 +16,7 @@ def sandbox_command(
         str, typer.Option("--callback-base-url", help="The gateway the sandbox pushes reports to")
     ] = "http://127.0.0.1:8000",
     report_delay: Annotated[float, typer.Option(help="Seconds before status reports are pushed")] = 1.0,
+    cmpp_port: Annotated[int, typer.Option(help="CMPP ISMG simulator port (-1: none)")] = 7890,
 ) -> None:
     """Run the provider sandbox (Alibaba SMS/voice, WeChat, WeCom, Weibo) on HOST:PORT."""
     import uvicorn
@@ -23,8 +24,8 @@ def sandbox_command(
     from channels.sandbox import SandboxState, create_sandbox_app
     from govconnect.provider_sandbox import gateway_env, sandbox_config
 
-    if report_delay < 0 or not 0 < port < 65536:
-        typer.secho("错误 / error: port must be 1-65535 and report delay ≥ 0", err=True, fg=typer.colors.RED)
+    if report_delay < 0 or not 0 < port < 65536 or not -1 <= cmpp_port < 65536:
+        typer.secho("错误 / error: ports must be 1-65535 and report delay ≥ 0", err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
     try:
         settings = get_settings()
@@ -36,6 +37,7 @@ def sandbox_command(
         update={"sandbox": settings.sandbox.model_copy(update={"report_delay": report_delay})}
     )
     config = sandbox_config(settings, callback_base_url)
+    config.cmpp_port = None if cmpp_port < 0 else cmpp_port
     state = SandboxState(config)
     typer.echo(f"provider sandbox on {url}  (control: {url}/_sandbox)")
     typer.echo("point a gateway at it with these settings (credentials: yours when set, else the sandbox's):")

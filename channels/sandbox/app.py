@@ -29,6 +29,7 @@ async def index(request: Request) -> Response:
             "sandbox": "GovConnect provider sandbox",
             "callback_base_url": state.config.callback_base_url,
             "providers": ["aliyun_sms", "aliyun_voice", "wechat_mp", "wecom", "weibo"],
+            "cmpp_port": state.cmpp.port if state.cmpp is not None else None,
         }
     )
 
@@ -60,15 +61,38 @@ def routes() -> list[Route]:
     ]
 
 
+async def start_cmpp(state: SandboxState) -> None:
+    """Start the CMPP ISMG simulator when the config asks for one (shares inbox and counts)."""
+    if state.config.cmpp_port is None or state.cmpp is not None:
+        return
+    from channels.sandbox.cmpp_server import CmppSimulator
+
+    state.cmpp = await CmppSimulator(
+        source_addr=state.config.cmpp_source_addr,
+        shared_secret=state.config.cmpp_shared_secret,
+        port=state.config.cmpp_port,
+        report_delay=state.config.report_delay,
+    ).start()
+
+
+async def stop_cmpp(state: SandboxState) -> None:
+    """Stop the CMPP simulator if it runs."""
+    if state.cmpp is not None:
+        await state.cmpp.stop()
+        state.cmpp = None
+
+
 def create_sandbox_app(config: SandboxConfig | None = None, state: SandboxState | None = None) -> Starlette:
     """A sandbox app; pass `state` to share it (with a CMPP server, or to inspect it in-process)."""
     state = state or SandboxState(config or SandboxConfig())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await start_cmpp(state)
         try:
             yield
         finally:
+            await stop_cmpp(state)
             await state.aclose()
 
     app = Starlette(routes=routes(), lifespan=lifespan)

@@ -52,6 +52,7 @@ async def counts(request: Request) -> Response:
             "requests": dict(state.requests),
             "tokens_issued": dict(state.tokens_issued),
             "pushes": len(state.pushes),
+            "cmpp": state.cmpp.count() if state.cmpp is not None else None,
         }
     )
 
@@ -62,16 +63,43 @@ async def faults(request: Request) -> Response:
     if request.method == "GET":
         return JSONResponse({"faults": [asdict(f) for f in state.faults]})
     if request.method == "DELETE":
-        return JSONResponse({"removed": state.clear_faults(request.query_params.get("provider"))})
+        provider = request.query_params.get("provider")
+        if state.cmpp is not None and provider in (None, "cmpp"):
+            state.cmpp.faults = type(state.cmpp.faults)()
+        return JSONResponse({"removed": state.clear_faults(provider)})
     body = await _json(request)
     if body is None or "provider" not in body or "kind" not in body:
         return bad_request("JSON object with provider and kind required")
     options = {k: v for k, v in body.items() if k not in ("provider", "kind")}
+    if body["provider"] == "cmpp":
+        return cmpp_fault(state, str(body["kind"]), options)
     try:
         fault = state.add_fault(str(body["provider"]), str(body["kind"]), **options)
     except (TypeError, ValueError) as exc:
         return bad_request(str(exc))
     return JSONResponse(asdict(fault), status_code=201)
+
+
+def cmpp_fault(state: SandboxState, kind: str, options: dict[str, Any]) -> Response:
+    """Faults on the CMPP link, applied to the ISMG simulator (`count` SUBMITs, default 1)."""
+    sim = state.cmpp
+    if sim is None:
+        return bad_request("no CMPP simulator running")
+    count = int(options.get("count") or 1)
+    if kind == "error":
+        sim.faults.error_result = int(options.get("code") or 9)
+        sim.faults.errors = count
+    elif kind == "rate_limit":
+        sim.faults.flow_control = count  # SUBMIT_RESP Result 8
+    elif kind == "latency":
+        sim.faults.latency = float(options.get("latency_ms") or 0) / 1000
+    elif kind == "timeout":
+        sim.faults.silent = True  # answer nothing, not even ACTIVE_TEST
+    elif kind == "drop_connections":
+        return JSONResponse({"provider": "cmpp", "kind": kind, "dropped": sim.drop_connections()}, status_code=201)
+    else:
+        return bad_request(f"CMPP faults: error, rate_limit, latency, timeout, drop_connections (not {kind!r})")
+    return JSONResponse({"provider": "cmpp", "kind": kind, "count": count}, status_code=201)
 
 
 async def reset(request: Request) -> Response:
@@ -91,15 +119,25 @@ async def sms_inbox(request: Request) -> Response:
         for r in state.received
         if r.recipient == phone and not r.error and r.provider in ("aliyun_sms", "cmpp")
     ]
+    if state.cmpp is not None:  # the CMPP simulator keeps its own, reassembled, record
+        texts += [
+            {"text": m.text, "provider": "cmpp", "reference": f"{m.msg_ids[0]:016x}", "at": None}
+            for m in state.cmpp.messages_to(phone)
+        ]
     return JSONResponse({"phone": phone, "messages": texts})
 
 
 async def sms_reply(request: Request) -> Response:
-    """POST /_sandbox/sms/reply {phone, content, dest_code?, wait?}: a phone replies; SmsUp is pushed."""
+    """POST /_sandbox/sms/reply {phone, content, via?, wait?}: a phone replies (SmsUp push, or CMPP DELIVER)."""
     body = await _json(request)
     if body is None or not body.get("phone") or "content" not in body:
         return bad_request("JSON object with phone and content required")
     state = _state(request)
+    if body.get("via") == "cmpp":
+        if state.cmpp is None:
+            return bad_request("no CMPP simulator running")
+        msg_ids = await state.cmpp.send_mo(str(body["phone"]), str(body["content"]))
+        return JSONResponse({"via": "cmpp", "msg_ids": [f"{m:016x}" for m in msg_ids]})
     item = {
         "phone_number": str(body["phone"]),
         "send_time": china_now(),

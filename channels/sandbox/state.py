@@ -27,6 +27,7 @@ FAULT_KINDS = (
     "expire_tokens",  # every token issued so far stops working at once (errcode 42001)
     "duplicate_reports",  # push each status report twice, as providers sometimes do
     "fail_reports",  # status reports say the message was not delivered
+    "drop_connections",  # CMPP only: close every SP connection at once
 )
 CALLBACK_PATHS = {
     "sms_report": "/callbacks/aliyun_sms/report",
@@ -66,6 +67,9 @@ class SandboxConfig:
     token_ttl: int = 7200
     token_overlap: float = 300.0  # an old token keeps working this long after a new one is issued
     voice_limits: tuple[tuple[float, int], ...] = ((60.0, 1), (3600.0, 5), (86400.0, 20))
+    cmpp_port: int | None = None  # run the CMPP ISMG simulator beside the app on this port (0: ephemeral)
+    cmpp_source_addr: str = "901234"
+    cmpp_shared_secret: str = "sandbox-secret"  # noqa: S105
 
 
 @dataclass
@@ -127,6 +131,7 @@ class SandboxState:
         self.reset()
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.cmpp: Any = None  # a running channels.sandbox.cmpp_server.CmppSimulator, when there is one
 
     def reset(self) -> None:
         """Forget every message, fault, token and push."""

@@ -72,3 +72,67 @@ def test_registry() -> None:
     assert providers_for("sms")[0] == "aliyun_sms"
     for name, cls in PROVIDERS.items():
         assert cls.provider == name and name in {p for ps in CHANNEL_PROVIDERS.values() for p in ps}
+
+
+async def test_standalone_sandbox_runs_cmpp_simulator_and_phone_replies_over_it() -> None:
+    import asyncio
+
+    from channels.base import InboundReply, OutboundMessage, Outcome
+    from channels.cmpp import CmppChannel, CmppConfig
+    from channels.sandbox import create_sandbox_app
+    from channels.sandbox.runner import run_in_thread
+
+    state = SandboxState(SandboxConfig(cmpp_port=0, report_delay=0.01))
+    server = run_in_thread(create_sandbox_app(state=state))
+    replies: list[InboundReply] = []
+    got_reply = asyncio.Event()
+
+    async def on_reply(reply: InboundReply) -> None:
+        replies.append(reply)
+        got_reply.set()
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as c:
+            port = (await c.get(f"{server.url}/_sandbox")).json()["cmpp_port"]
+            config = CmppConfig(
+                port=port,
+                source_addr="901234",
+                shared_secret="sandbox-secret",
+                service_id="GOV",
+                reconnect_initial=0.05,
+            )
+            channel = CmppChannel(config, on_reply=on_reply)
+            try:
+                [result] = await channel.send(
+                    [OutboundMessage(reference="c1", recipient="13800138011", text="停电通知")]
+                )
+                assert result.outcome is Outcome.ACCEPTED
+                r = await c.post(
+                    f"{server.url}/_sandbox/sms/reply", json={"phone": "13800138011", "content": "TD", "via": "cmpp"}
+                )
+                assert r.status_code == 200 and r.json()["via"] == "cmpp"
+                await asyncio.wait_for(got_reply.wait(), 5)
+                assert (replies[0].sender, replies[0].text) == ("13800138011", "TD")
+                # Faults on the CMPP link through the same control endpoint.
+                r = await c.post(f"{server.url}/_sandbox/faults", json={"provider": "cmpp", "kind": "rate_limit"})
+                assert r.status_code == 201
+                [limited] = await channel.send([OutboundMessage(reference="c2", recipient="13800138011", text="x")])
+                assert (limited.outcome, limited.retry_after) == (Outcome.RETRYABLE, 1.0)
+                r = await c.post(f"{server.url}/_sandbox/faults", json={"provider": "cmpp", "kind": "drop_connections"})
+                assert r.json()["dropped"] == 1
+                outcomes = []
+                for _ in range(40):  # retryable while the link is down, accepted once it is back
+                    [again] = await channel.send([OutboundMessage(reference="c3", recipient="13800138011", text="y")])
+                    outcomes.append(again.outcome)
+                    if again.outcome is Outcome.ACCEPTED:
+                        break
+                    await asyncio.sleep(0.1)
+                assert outcomes[-1] is Outcome.ACCEPTED and set(outcomes[:-1]) <= {Outcome.RETRYABLE}
+                bad = await c.post(f"{server.url}/_sandbox/faults", json={"provider": "cmpp", "kind": "fail_reports"})
+                assert bad.status_code == 400
+            finally:
+                await channel.aclose()
+            inbox = (await c.get(f"{server.url}/_sandbox/sms/inbox", params={"phone": "13800138011"})).json()
+            assert inbox["messages"][0]["text"] == "停电通知回T退订"
+    finally:
+        server.stop()

@@ -19,6 +19,7 @@ from govconnect.settings import Settings
 
 RECIPIENTS = {
     "aliyun_sms": "13800138009",
+    "cmpp": "13800138010",
     "aliyun_voice": "13800138009",
     "wechat_mp": "oDemoFollower0001",
     "wecom": "zhangsan",
@@ -42,8 +43,12 @@ async def test_demo_gateway_mounts_sandbox_and_every_channel_sends(tmp_path: Pat
                 )
                 [result] = await adapter.send([message])
                 assert result.outcome is Outcome.ACCEPTED, (provider, result)
-            counts = (await client.get(f"{server.url}/_provider_sandbox/_sandbox/counts")).json()
-            assert set(counts["accepted"]) == set(RECIPIENTS)
+                await adapter.aclose()
+            control = f"{server.url}/_provider_sandbox/_sandbox"
+            counts = (await client.get(f"{control}/counts")).json()
+            assert set(counts["accepted"]) == set(RECIPIENTS) - {"cmpp"} and counts["cmpp"] == 1
+            inbox = (await client.get(f"{control}/sms/inbox", params={"phone": "13800138010"})).json()
+            assert [(m["provider"], m["text"]) for m in inbox["messages"]] == [("cmpp", "【衢州发布】演示通知回T退订")]
     finally:
         server.stop()
 

@@ -1,0 +1,244 @@
+"""Import and export of the directory: CSV (UTF-8 with or without BOM, GB18030) and XLSX."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from contacts.crud import _apply
+from contacts.models import Contact, Department
+from contacts.service import (
+    DirectoryError,
+    Tree,
+    check_fields,
+    ensure_department,
+    get_or_create_region,
+    iter_contacts,
+    reindex,
+    split_path,
+)
+from search.index import DirectoryIndex
+
+FIELDS = (
+    "name",
+    "department",
+    "position",
+    "office_phone",
+    "mobile",
+    "short_number",
+    "email",
+    "region",
+    "visibility",
+    "external_id",
+)
+CHINESE = ("姓名", "部门", "职务", "办公电话", "手机", "短号", "邮箱", "地区", "公开范围", "编号")
+HEADER_MAP = dict(zip(FIELDS, FIELDS, strict=True)) | dict(zip(CHINESE, FIELDS, strict=True))
+VISIBILITY_WORDS = {
+    "": "public",
+    "public": "public",
+    "公开": "public",
+    "staff": "staff",
+    "内部": "staff",
+    "仅内部": "staff",
+}
+COMMIT_EVERY = 1000
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read (encoding, format, headers)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts and each bad row with its line number and reason."""
+
+    created: int = 0
+    updated: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Rows read."""
+        return self.created + self.updated + len(self.failed)
+
+
+def decode_csv(raw: bytes) -> str:
+    """UTF-8 (BOM or not), else GB18030 (which covers GBK and GB2312)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError("无法识别文件编码（支持 UTF-8、GB18030）/ unknown encoding (UTF-8 or GB18030)") from exc
+
+
+def _rows_csv(raw: bytes) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(decode_csv(raw), newline=""))
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _rows_xlsx(path: Path) -> Iterator[tuple[int, list[str]]]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable workbook is a file error
+        raise ImportFileError(f"无法读取 XLSX 文件 / cannot read XLSX: {type(exc).__name__}") from exc
+    try:
+        sheet = book.worksheets[0]
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield number, ["" if v is None else _cell(v) for v in row]
+    finally:
+        book.close()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores phone-looking numbers as floats
+    return str(value)
+
+
+def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """(field names found, [(line number, values)]) from a CSV or XLSX file."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        rows = _rows_xlsx(path)
+    else:
+        rows = _rows_csv(path.read_bytes())
+    header: list[str] | None = None
+    out: list[tuple[int, dict[str, str]]] = []
+    for line, row in rows:
+        if header is None:
+            if not any(cell.strip() for cell in row):
+                continue
+            header = [HEADER_MAP.get(cell.strip().lstrip("\ufeff"), "") for cell in row]
+            if "name" not in header or "department" not in header:
+                raise ImportFileError(
+                    "表头需包含 姓名、部门（或 name、department）/ the header must name at least name and department"
+                )
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        values = {name: row[i].strip() for i, name in enumerate(header) if name and i < len(row)}
+        out.append((line, values))
+    if header is None:
+        raise ImportFileError("文件为空 / the file is empty")
+    return [h for h in header if h], out
+
+
+def import_file(
+    session: Session,
+    ix: DirectoryIndex | None,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import contacts; bad rows are reported and skipped, good rows are created or updated."""
+    _fields, rows = read_rows(path)
+    report = ImportReport()
+    with_ids = select(Contact).where(col(Contact.external_id).is_not(None))
+    by_external: dict[str | None, int | None] = {c.external_id: c.id for c in session.exec(with_ids).all()}
+    by_name: dict[tuple[str, int], int] = {}
+    departments: dict[str, Department] = {}
+    touched: list[int] = []
+    seen_in_file: dict[str, Contact] = {}
+    for done, (line, values) in enumerate(rows, start=1):
+        visibility = VISIBILITY_WORDS.get(values.get("visibility", "").lower())
+        problems = check_fields({**values, "visibility": visibility or "public"})
+        if visibility is None:
+            problems.append("公开范围无效 / visibility must be public/公开 or staff/内部")
+        if problems:
+            report.failed.append((line, "; ".join(problems)))
+        else:
+            values["visibility"] = visibility or "public"
+            try:
+                contact, created = _upsert_row(session, values, departments, by_external, by_name, seen_in_file)
+            except DirectoryError as exc:
+                report.failed.append((line, exc.message))
+            else:
+                touched.append(int(contact.id or 0))
+                report.created += created
+                report.updated += not created
+        if done % COMMIT_EVERY == 0:
+            session.commit()
+        if progress is not None:
+            progress(1)
+    session.commit()
+    reindex(session, ix, touched)
+    return report
+
+
+def _upsert_row(
+    session: Session,
+    values: dict[str, str],
+    departments: dict[str, Department],
+    by_external: dict[str | None, int | None],
+    by_name: dict[tuple[str, int], int],
+    seen_in_file: dict[str, Contact],
+) -> tuple[Contact, bool]:
+    path = "/".join(split_path(values["department"]))
+    dept = departments.get(path)
+    if dept is None:
+        dept = departments[path] = ensure_department(
+            session, path, get_or_create_region(session, values.get("region", ""))
+        )
+    dept_id = int(dept.id or 0)
+    external = values.get("external_id") or None
+    contact: Contact | None = None
+    if external:
+        contact = seen_in_file.get(external)
+        if contact is None and by_external.get(external):
+            contact = session.get(Contact, by_external[external])
+    if contact is None:
+        key = (values["name"], dept_id)
+        if key not in by_name:
+            stmt = select(Contact).where(Contact.name == values["name"], Contact.department_id == dept_id)
+            existing = session.exec(stmt).first()
+            if existing is not None:
+                by_name[key] = int(existing.id or 0)
+        found = session.get(Contact, by_name[key]) if key in by_name else None
+        # Name + department identifies a row without an id, or a known person getting an id for the first time.
+        if found is not None and (not external or not found.external_id):
+            contact = found
+    created = contact is None
+    if contact is None:
+        contact = Contact(name=values["name"], department_id=dept_id)
+    contact.department_id = dept_id
+    _apply(session, contact, {**values, "external_id": external} if external else values)
+    session.add(contact)
+    session.flush()
+    by_name[(contact.name, dept_id)] = int(contact.id or 0)
+    if external:
+        seen_in_file[external] = contact
+        by_external[external] = contact.id
+    return contact, created
+
+
+def export_rows(session: Session, chinese: bool = False) -> Iterator[list[str]]:
+    """The header row, then one row per contact (tree order is left to the reader; ordered by id)."""
+    yield list(CHINESE if chinese else FIELDS)
+    tree = Tree.load(session)
+    for contact in iter_contacts(session):
+        dept = tree.departments.get(contact.department_id)
+        region = tree.regions.get(contact.region_id) if contact.region_id else None
+        yield [
+            contact.name,
+            dept.path if dept else "",
+            contact.position,
+            contact.office_phone,
+            contact.mobile,
+            contact.short_number,
+            contact.email,
+            region.name if region else "",
+            contact.visibility,
+            contact.external_id or "",
+        ]

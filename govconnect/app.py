@@ -12,13 +12,14 @@ from sqlalchemy.engine import Engine
 
 from govconnect import __version__
 from govconnect.api.deps import RateLimiter
-from govconnect.api.routes import agencies, health
+from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware
+from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.provider_sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
 from govconnect.web.install import install_web
@@ -31,7 +32,7 @@ PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 )
 
-ROUTERS = [health.router, agencies.router]
+ROUTERS = [health.router, agencies.router, notices.router, receipts.router]
 ROUTERS.append(contacts_routes.router)
 
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_notice_pipeline(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
     return app

@@ -19,10 +19,11 @@ from govconnect.agencies import (
     require_agency,
     revoke_api_key,
 )
-from govconnect.citizens.cli import categories_app, subscribers_app
+from govconnect.citizens.cli import categories_app  # also adds purge/export to `subscribers`
 from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.directory_cli import register as register_directory_commands
 from govconnect.models import ROLES, SCOPES
+from govconnect.notices.cli import subscribers_app
 from govconnect.sandbox_cli import sandbox_command
 from govconnect.settings import Settings, get_settings
 

@@ -76,6 +76,15 @@ def seed_demo(engine: Engine, settings: Settings) -> DemoInfo:
 DEMO_HOOKS: list = []  # type: ignore[type-arg]
 
 
+def _register_notice_demo() -> None:
+    from govconnect.notices.demo import seed_notice_demo
+
+    DEMO_HOOKS.append(seed_notice_demo)
+
+
+_register_notice_demo()
+
+
 def print_demo_banner(info: DemoInfo, host: str, port: int) -> None:
     """Tell the newcomer how to try the API."""
     base = f"http://{host}:{port}"

@@ -29,4 +29,4 @@ async def ping(ctx: dict[str, Any], value: str = "pong") -> str:
 def load_job_modules() -> None:
     """Import every module that registers jobs, so the registry is complete."""
     # Later capabilities add their job modules here.
-    return None
+    import govconnect.notices.jobs  # noqa: F401

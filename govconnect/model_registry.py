@@ -10,3 +10,4 @@ def import_all_models() -> None:
     import govconnect.citizens.publishing_models  # noqa: F401
     import govconnect.models  # noqa: F401
     import govconnect.notices.models  # noqa: F401
+    import govconnect.notices.pipeline_models  # noqa: F401

@@ -70,6 +70,30 @@ class WeiboSettings(BaseModel):
     safe_domain: str = ""
 
 
+class NoticePipelineSettings(BaseModel):
+    """Tuning of the notice pipeline: providers, rates, retries and timeouts."""
+
+    sms_providers: list[str] = ["aliyun_sms", "cmpp"]
+    rate_per_second: dict[str, int] = {
+        "aliyun_sms": 5000,
+        "cmpp": 500,
+        "aliyun_voice": 1000,
+        "wechat_mp": 2000,
+        "wecom": 600,
+        "weibo": 1,
+    }
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    deadline_seconds: float = 6 * 3600
+    failover_after: int = 2
+    claim_timeout_seconds: float = 120.0
+    receipt_timeout_seconds: float = 3 * 24 * 3600
+    sweep_interval_seconds: float = 10.0
+    fanout_page: int = 1000
+    send_chunk: int = 100
+    send_concurrency: int = 50
+
+
 class ProviderSandboxSettings(BaseModel):
     """The provider sandbox (channels/sandbox/): `govconnect sandbox` alone, or in-process under `serve --demo`."""
 
@@ -110,6 +134,7 @@ class Settings(BaseSettings):
     wechat_mp: WechatMpSettings = WechatMpSettings()
     wecom: WecomSettings = WecomSettings()
     weibo: WeiboSettings = WeiboSettings()
+    notices: NoticePipelineSettings = NoticePipelineSettings()
     sandbox: ProviderSandboxSettings = ProviderSandboxSettings()
 
     @field_validator("database_url")

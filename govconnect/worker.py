@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.cron import CronJob
+from arq.cron import CronJob, cron
 from arq.worker import func as arq_func
 
 from govconnect.db import engine_from_settings
@@ -143,7 +143,17 @@ async def _on_shutdown(ctx: dict[str, Any]) -> None:
 
 def cron_jobs() -> Sequence[CronJob]:
     """Periodic jobs (the sweeper and friends register here in later capabilities)."""
-    return []
+    load_job_modules()
+    # The notice sweeper: re-enqueue stuck deliveries, finish notices (every 10 s).
+    return [
+        cron(
+            JOBS["sweep"],  # type: ignore[arg-type]
+            name="sweep",
+            second=set(range(0, 60, 10)),
+            unique=True,
+            run_at_startup=True,
+        )
+    ]
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

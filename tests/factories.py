@@ -25,3 +25,37 @@ def make_key(session: Session, agency: Agency, scopes: Sequence[str] = ("notices
     issued = create_api_key(session, agency, list(scopes))
     session.commit()
     return issued
+
+
+def make_categories(session: Session, codes: Sequence[str] = ("yjyj", "sbyl", "zwgk")) -> None:
+    """Notice categories by code."""
+    from govconnect.notices.models import Category
+
+    for i, code in enumerate(codes):
+        session.add(Category(code=code, name=code, sort_order=i))
+    session.commit()
+
+
+def make_subscriber(
+    session: Session,
+    phone: str | None,
+    openid: str | None = None,
+    categories: Sequence[str] = ("yjyj",),
+    regions: Sequence[str] = (),
+    channels: Sequence[str] = ("sms", "wechat"),
+    name: str = "",
+    status: str = "active",
+) -> int:
+    """A subscriber with categories and regions; returns the id."""
+    from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
+
+    sub = Subscriber(phone=phone, wechat_openid=openid, channels=list(channels), name=name, status=status)
+    session.add(sub)
+    session.flush()
+    assert sub.id is not None
+    for category in categories:
+        session.add(SubscriberCategory(subscriber_id=sub.id, category=category))
+    for region in regions:
+        session.add(SubscriberRegion(subscriber_id=sub.id, region=region))
+    session.commit()
+    return sub.id

@@ -13,9 +13,9 @@ from sqlmodel import col, select
 from govconnect.citizens.publishing_models import PublicRegion
 from govconnect.citizens.subscriptions import SubscriptionError, ensure_defaults, masked_rows, purge_inactive
 from govconnect.db import session_scope
+from govconnect.notices.cli import subscribers_app  # the pipeline's `subscribers` group: import lives there
 from govconnect.notices.models import Category
 
-subscribers_app = typer.Typer(help="Citizen subscribers (订阅用户): masked export, purge.", no_args_is_help=True)
 categories_app = typer.Typer(help="Notice categories and regions citizens can follow.", no_args_is_help=True)
 
 EXPORT_FIELDS = ["id", "phone", "wechat_openid", "status", "channels", "categories", "regions", "source", "created_at"]

@@ -58,6 +58,8 @@ class Notice(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_hash: str | None = Field(default=None, max_length=64)
     send_at: datetime | None = None
+    # People reached at accept time (counted for the agency's daily limit); added by migration 0004.
+    recipient_count: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
     published_at: datetime | None = None
     completed_at: datetime | None = None

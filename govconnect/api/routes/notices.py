@@ -1,0 +1,186 @@
+"""Notices API: accept (202, idempotent), read with progress, list, cancel, deliveries, agency callback URL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from govconnect.api.deps import Principal, SessionDep, SettingsDep, require_scope
+from govconnect.errors import ApiError
+from govconnect.models import utcnow
+from govconnect.notices import service
+from govconnect.notices.agency_callbacks import CallbackUrlError, check_callback_url, signing_secret
+from govconnect.notices.pipeline_models import DELIVERY_STATUSES
+from govconnect.notices.schemas import (
+    CallbackInfo,
+    CallbackRegistration,
+    DeliveryPage,
+    DeliveryPublic,
+    NoticeCreate,
+    NoticePage,
+    NoticePublic,
+    mask_recipient,
+)
+from govconnect.notices.sending import URGENT_HEAD_START
+
+router = APIRouter(prefix="/api/v1", tags=["notices"])
+Sender = Annotated[Principal, Depends(require_scope("notices:send"))]
+Reader = Annotated[Principal, Depends(require_scope("notices:read"))]
+Admin = Annotated[Principal, Depends(require_scope("admin"))]
+
+
+@router.post("/notices", status_code=202, response_model=NoticePublic, summary="Broadcast a notice")
+async def create_notice(
+    request: Request,
+    body: NoticeCreate,
+    principal: Sender,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Accept a notice (202); the same Idempotency-Key and body return the same notice."""
+    moment = utcnow()
+    # The database work runs in a thread so concurrent retries really race (and the loop stays free).
+    notice, created = await run_in_threadpool(
+        service.accept_notice, session, principal.agency, body, idempotency_key, settings, moment
+    )
+    if created:
+        delay = (notice.send_at - moment).total_seconds() if notice.send_at and notice.send_at > moment else None
+        if delay is None and notice.urgency == "urgent":
+            delay = URGENT_HEAD_START
+        await request.app.state.queue.enqueue("fanout_notice", notice_id=notice.id, defer_by=delay)
+    payload = await run_in_threadpool(service.notice_public, session, notice, not created)
+    return JSONResponse(
+        payload.model_dump(mode="json"), status_code=202, headers={"Location": f"/api/v1/notices/{notice.id}"}
+    )
+
+
+@router.get("/notices", response_model=NoticePage, summary="This agency's notices")
+def notices_list(
+    principal: Reader,
+    session: SessionDep,
+    status: str | None = None,
+    category: str | None = None,
+    urgency: Literal["normal", "urgent"] | None = None,
+    channel: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> NoticePage:
+    """List notices, newest first, with filters."""
+    filters = {
+        "status": status,
+        "category": category,
+        "urgency": urgency,
+        "channel": channel,
+        "created_after": created_after,
+        "created_before": created_before,
+    }
+    rows, total = service.list_notices(session, principal.agency, filters, page, page_size)
+    items = [service.notice_public(session, n, with_progress=False) for n in rows]
+    return NoticePage(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get("/notices/{notice_id}", response_model=NoticePublic, summary="A notice with per-channel progress")
+def notice_detail(notice_id: str, principal: Reader, session: SessionDep) -> NoticePublic:
+    """One notice and its progress per channel."""
+    return service.notice_public(session, service.get_notice(session, principal.agency, notice_id))
+
+
+@router.post("/notices/{notice_id}/cancel", response_model=NoticePublic, summary="Stop what has not been sent")
+def notice_cancel(notice_id: str, principal: Sender, session: SessionDep) -> NoticePublic:
+    """Cancel a notice: queued deliveries are cancelled, sends in flight finish."""
+    notice = service.cancel_notice(session, principal.agency, notice_id, utcnow())
+    return service.notice_public(session, notice)
+
+
+@router.get("/notices/{notice_id}/deliveries", response_model=DeliveryPage, summary="Deliveries (JSON or CSV)")
+def notice_deliveries(
+    notice_id: str,
+    principal: Reader,
+    session: SessionDep,
+    status: str | None = None,
+    channel: str | None = None,
+    format: Literal["json", "csv"] = "json",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeliveryPage | StreamingResponse:
+    """Deliveries of a notice; recipients are masked unless the key has `subscribers:read`."""
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise ApiError(422, "validation_error", details={"status": status, "allowed": list(DELIVERY_STATUSES)})
+    notice = service.get_notice(session, principal.agency, notice_id)
+    reveal = principal.has("subscribers:read")
+    rows, total = service.list_deliveries(
+        session, notice, status, channel, page, None if format == "csv" else page_size
+    )
+    items = [
+        DeliveryPublic(
+            id=r.id,
+            channel=r.channel,
+            provider=r.provider,
+            recipient=r.recipient if reveal else mask_recipient(r.recipient),
+            status=r.status,
+            attempts=r.attempts,
+            parts=r.parts,
+            error_code=r.error_code,
+            sent_at=r.sent_at,
+            final_at=r.final_at,
+            uncertain=bool(r.uncertain),
+        )
+        for r in rows
+    ]
+    if format == "csv":
+        return StreamingResponse(
+            _csv_lines(items),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="deliveries-{notice_id}.csv"'},
+        )
+    return DeliveryPage(items=items, total=total, page=page, page_size=page_size)
+
+
+def _csv_lines(items: list[DeliveryPublic]) -> Iterator[str]:
+    fields = list(DeliveryPublic.model_fields)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(fields)
+    yield "\ufeff" + buffer.getvalue()  # BOM so spreadsheet programs read UTF-8 Chinese correctly
+    for item in items:
+        buffer.seek(0)
+        buffer.truncate()
+        data = item.model_dump(mode="json")
+        writer.writerow(["" if data[f] is None else data[f] for f in fields])
+        yield buffer.getvalue()
+
+
+@router.get("/agencies/me/callback", response_model=CallbackInfo, summary="The delivery-status callback")
+def callback_get(principal: Admin, settings: SettingsDep) -> CallbackInfo:
+    """The registered callback URL and its signing secret."""
+    agency = principal.agency
+    secret = signing_secret(settings, agency.id or 0) if agency.callback_url else None
+    return CallbackInfo(url=agency.callback_url, signing_secret=secret)
+
+
+@router.put("/agencies/me/callback", response_model=CallbackInfo, summary="Register the delivery-status callback")
+def callback_put(
+    body: CallbackRegistration, principal: Admin, session: SessionDep, settings: SettingsDep
+) -> CallbackInfo:
+    """Register (or with null, remove) an HTTPS URL that receives signed delivery-status POSTs."""
+    agency = principal.agency
+    if body.url is not None:
+        try:
+            check_callback_url(body.url, settings)
+        except CallbackUrlError as exc:
+            raise ApiError(422, "callback_url_refused", str(exc)) from exc
+    agency.callback_url = body.url
+    session.add(agency)
+    session.commit()
+    secret = signing_secret(settings, agency.id or 0) if agency.callback_url else None
+    return CallbackInfo(url=agency.callback_url, signing_secret=secret)

@@ -1,0 +1,148 @@
+"""Provider callbacks: delivery reports, SMS replies, WeChat events.
+
+These routes carry no API key: providers authenticate with the callback token (`?token=`) or,
+for WeChat, the account's signature. Each endpoint is marked `public` for the route meta-test.
+Unknown references and repeated reports change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.engine import Engine
+
+from channels.aliyun_sms import parse_sms_report, parse_sms_up
+from channels.aliyun_voice import parse_voice_report
+from channels.base import Receipt
+from channels.wechat_mp import check_signature, parse_event
+from govconnect.channel_factory import callback_token
+from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
+from govconnect.db import session_scope
+from govconnect.errors import ApiError
+from govconnect.notices.agency_callbacks import emit_status_events
+from govconnect.notices.receipts import apply_receipts
+from govconnect.notices.sending import enqueue_finish
+from govconnect.settings import Settings
+
+log = logging.getLogger("govconnect.receipts")
+router = APIRouter(prefix="/callbacks", tags=["provider callbacks"], include_in_schema=False)
+ALIYUN_OK = {"code": 0, "msg": "接收成功"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def public(func: F) -> F:
+    """Mark a route as authenticated by the provider rather than an API key."""
+    func.public = True  # type: ignore[attr-defined]
+    return func
+
+
+def _check_token(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    given = request.query_params.get("token", "")
+    if not given or not hmac.compare_digest(given, callback_token(settings)):
+        raise ApiError(401, "unauthorized", "回调令牌无效 / Invalid callback token")
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise ApiError(400, "malformed_json") from exc
+
+
+async def _apply(request: Request, receipts: list[Receipt]) -> dict[str, int]:
+    engine: Engine = request.app.state.engine
+    outcome = await asyncio.to_thread(apply_receipts, engine, receipts)
+    ctx = {"engine": engine, "queue": request.app.state.queue, "settings": request.app.state.settings}
+    await emit_status_events(ctx, outcome.changed)
+    for notice_id in outcome.notices:
+        await enqueue_finish(ctx, notice_id)
+    return {"updated": outcome.updated, "duplicates": outcome.duplicates, "unknown": outcome.unknown}
+
+
+def _parsed(parser: Callable[[Any], list[Any]], payload: Any) -> list[Any]:
+    try:
+        return parser(payload)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"无法解析回调 / Unreadable callback: {exc}") from exc
+
+
+@router.post("/aliyun_sms/report")
+@public
+async def aliyun_sms_report(request: Request) -> JSONResponse:
+    """Alibaba Cloud SmsReport: delivery reports for our references."""
+    _check_token(request)
+    await _apply(request, _parsed(parse_sms_report, await _json_body(request)))
+    return JSONResponse(ALIYUN_OK)
+
+
+@router.post("/aliyun_sms/up")
+@public
+async def aliyun_sms_up(request: Request) -> JSONResponse:
+    """Alibaba Cloud SmsUp: replies from phones (T/TD/退订 unsubscribe)."""
+    _check_token(request)
+    replies = _parsed(parse_sms_up, await _json_body(request))
+    engine: Engine = request.app.state.engine
+
+    def apply() -> None:
+        with session_scope(engine) as session:
+            for reply in replies:
+                handle_sms_reply(session, reply.sender, reply.text, reply.provider)
+
+    await asyncio.to_thread(apply)
+    return JSONResponse(ALIYUN_OK)
+
+
+@router.post("/aliyun_voice/report")
+@public
+async def aliyun_voice_report(request: Request) -> JSONResponse:
+    """Alibaba Cloud VoiceReport: call outcomes for our references."""
+    _check_token(request)
+    await _apply(request, _parsed(parse_voice_report, await _json_body(request)))
+    return JSONResponse(ALIYUN_OK)
+
+
+def _check_wechat(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    q = request.query_params
+    token = settings.wechat_mp.callback_token.get_secret_value()
+    if not token or not check_signature(token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")):
+        raise ApiError(401, "unauthorized", "微信签名无效 / Invalid WeChat signature")
+
+
+@router.get("/wechat_mp")
+@public
+async def wechat_verify(request: Request) -> PlainTextResponse:
+    """WeChat server verification: echo `echostr` when the signature is right."""
+    _check_wechat(request)
+    return PlainTextResponse(request.query_params.get("echostr", ""))
+
+
+@router.post("/wechat_mp")
+@public
+async def wechat_event(request: Request) -> Response:
+    """WeChat pushes: TEMPLATESENDJOBFINISH → delivery status; subscribe/unsubscribe → follow state."""
+    _check_wechat(request)
+    try:
+        event = parse_event(await request.body())
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"无法解析微信事件 / Unreadable WeChat event: {exc}") from exc
+    receipt = event.receipt()
+    if receipt is not None:
+        await _apply(request, [receipt])
+    elif event.is_subscribe or event.is_unsubscribe:
+        engine: Engine = request.app.state.engine
+
+        def follow() -> None:
+            with session_scope(engine) as session:
+                handle_wechat_follow(session, event.openid, event.is_subscribe)
+
+        await asyncio.to_thread(follow)
+    return PlainTextResponse("success")

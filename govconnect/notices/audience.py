@@ -1,0 +1,130 @@
+"""Audiences: subscribers by category and region, an uploaded CSV, staff from the directory.
+
+Every source streams pages of recipients keyed by a cursor, so memory stays constant whatever
+the size, and a re-run resumes from the last committed cursor.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy.engine import Connection
+
+from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
+from govconnect.citizens.optout import normalise_phone
+
+S = Subscriber.__table__  # type: ignore[attr-defined]
+SC = SubscriberCategory.__table__  # type: ignore[attr-defined]
+SR = SubscriberRegion.__table__  # type: ignore[attr-defined]
+
+# Placeholders each audience kind can fill.
+SUBSCRIBER_FIELDS = {"name"}
+STAFF_FIELDS = {"name", "department"}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One person and the addresses we may use, per channel."""
+
+    addresses: dict[str, str]
+    params: dict[str, Any] = field(default_factory=dict)
+    subscriber_id: int | None = None
+
+
+class AudienceError(ValueError):
+    """The audience description cannot be used (the API turns it into a 4xx)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _subscriber_filter(spec: dict[str, Any], default_category: str) -> Any:
+    categories = list(spec.get("categories") or ([default_category] if default_category else []))
+    regions = list(spec.get("regions") or [])
+    clauses = [S.c.status == "active"]
+    if categories:
+        clauses.append(exists().where(and_(SC.c.subscriber_id == S.c.id, SC.c.category.in_(categories))))
+    if regions:
+        # A subscriber without region rows follows the whole city.
+        clauses.append(
+            or_(
+                not_(exists().where(SR.c.subscriber_id == S.c.id)),
+                exists().where(and_(SR.c.subscriber_id == S.c.id, SR.c.region.in_(regions))),
+            )
+        )
+    return and_(*clauses)
+
+
+def count_subscribers(conn: Connection, spec: dict[str, Any], default_category: str) -> int:
+    """How many active subscribers the spec reaches (each person once)."""
+    return int(
+        conn.execute(select(func.count()).select_from(S).where(_subscriber_filter(spec, default_category))).scalar_one()
+    )
+
+
+def subscriber_pages(
+    conn: Connection, spec: dict[str, Any], default_category: str, cursor: str, page: int, fields: set[str]
+) -> Iterator[tuple[list[Recipient], str]]:
+    """Pages of subscribers after `cursor` (a subscriber id), with the cursor after each page."""
+    last = int(cursor or 0)
+    where = _subscriber_filter(spec, default_category)
+    while True:
+        rows: Any = conn.execute(
+            select(S.c.id, S.c.phone, S.c.wechat_openid, S.c.name, S.c.channels)
+            .where(where, S.c.id > last)
+            .order_by(S.c.id)
+            .limit(page)
+        ).all()
+        if not rows:
+            return
+        out = []
+        for sid, phone, openid, name, channels in rows:
+            addresses: dict[str, str] = {}
+            accepted = set(channels or [])
+            if phone and "sms" in accepted:
+                addresses["sms"] = phone
+            if phone and "voice" in accepted:
+                addresses["voice"] = phone
+            if openid and "wechat" in accepted:
+                addresses["wechat"] = openid
+            params = {"name": name} if "name" in fields else {}
+            out.append(Recipient(addresses, params, sid))
+        last = rows[-1][0]
+        yield out, str(last)
+
+
+def parse_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns and rows of an uploaded CSV; it needs a `phone` column."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    if "phone" not in columns:
+        raise AudienceError("csv_invalid", "CSV 需要 phone 列 / the CSV needs a `phone` column")
+    rows = []
+    for raw in reader:
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        phone = normalise_phone(row.get("phone", ""))
+        if len(phone) != 11:
+            continue
+        row["phone"] = phone
+        rows.append(row)
+    return columns, rows
+
+
+def csv_pages(text: str, cursor: str, page: int) -> Iterator[tuple[list[Recipient], str]]:
+    """Pages of CSV rows after row index `cursor`."""
+    _columns, rows = parse_csv(text)
+    start = int(cursor or 0)
+    for offset in range(start, len(rows), page):
+        chunk = rows[offset : offset + page]
+        recipients = [
+            Recipient({"sms": r["phone"], "voice": r["phone"]}, {k: v for k, v in r.items() if k != "phone"})
+            for r in chunk
+        ]
+        yield recipients, str(offset + len(chunk))

@@ -1,0 +1,191 @@
+"""Fan-out: stream a notice's audience into deliveries (one per recipient and channel), then queue sends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from govconnect.jobs import job
+from govconnect.models import utcnow
+from govconnect.notices.audience import Recipient, csv_pages, subscriber_pages
+from govconnect.notices.models import Notice, new_id
+from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
+from govconnect.notices.policy import now, placeholders
+from govconnect.notices.sending import enqueue_finish, enqueue_send
+
+log = logging.getLogger("govconnect.notices")
+D = Delivery.__table__  # type: ignore[attr-defined]
+N = Notice.__table__  # type: ignore[attr-defined]
+O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
+
+
+def insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Insert deliveries; rows that already exist (same notice, channel, recipient) are skipped."""
+    if not rows:
+        return []
+    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect(D)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["notice_id", "channel", "recipient"])
+        .returning(D.c.id, D.c.channel)
+    )
+    return [(row[0], row[1]) for row in conn.execute(stmt).all()]
+
+
+def audience_pages(conn: Connection, notice: Any, cursor: str, page: int) -> Iterator[tuple[list[Recipient], str]]:
+    """Every page of every audience source of the notice (cursor prefixed by source)."""
+    audience = notice.audience or {}
+    fields = placeholders(notice.body) | placeholders(notice.title)
+    source, _, inner = cursor.partition(":")
+    if "subscribers" in audience and source in ("", "s"):
+        for recipients, after in subscriber_pages(
+            conn, audience["subscribers"] or {}, notice.category, inner if source == "s" else "", page, fields
+        ):
+            yield recipients, f"s:{after}"
+        inner = ""
+    if "csv" in audience and source in ("", "s", "c"):
+        for recipients, after in csv_pages(audience["csv"], inner if source == "c" else "", page):
+            yield recipients, f"c:{after}"
+    # Staff audiences come from the directory (contacts/) once it is wired in.
+
+
+def _rows_for(notice: Any, recipients: list[Recipient], moment: datetime, deadline: datetime) -> list[dict[str, Any]]:
+    priority = 0 if notice.urgency == "urgent" else 1
+    rows = []
+    for recipient in recipients:
+        for channel in notice.channels:
+            address = recipient.addresses.get(channel)
+            if channel not in PEOPLE_CHANNELS or not address:
+                continue
+            rows.append(
+                _row(notice.id, channel, address, recipient.params, recipient.subscriber_id, priority, moment, deadline)
+            )
+    return rows
+
+
+def _row(
+    notice_id: str,
+    channel: str,
+    recipient: str,
+    params: dict[str, Any],
+    subscriber_id: int | None,
+    priority: int,
+    moment: datetime,
+    deadline: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "notice_id": notice_id,
+        "channel": channel,
+        "provider": "",
+        "recipient": recipient,
+        "subscriber_id": subscriber_id,
+        "params": params,
+        "status": "queued",
+        "priority": priority,
+        "attempts": 0,
+        "parts": 1,
+        "uncertain": False,
+        "receipts": 0,
+        "next_attempt_at": moment,
+        "deadline_at": deadline,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+
+
+@job
+async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
+    """Write a notice's deliveries page by page and queue their sends; re-runs resume and never double."""
+    engine: Engine = ctx["engine"]
+    settings = ctx["settings"]
+    notice, outbox = await asyncio.to_thread(_load, engine, notice_id)
+    if notice is None or outbox is None or outbox.done_at is not None:
+        return {"created": 0}
+    moment = now(ctx)
+    if notice.status == "cancelled":
+        await asyncio.to_thread(_finish_outbox, engine, notice_id, outbox.cursor, None)
+        return {"created": 0}
+    if notice.send_at is not None and notice.send_at > moment + timedelta(seconds=1):
+        await ctx["queue"].enqueue(
+            "fanout_notice", notice_id=notice_id, defer_by=(notice.send_at - moment).total_seconds()
+        )
+        return {"created": 0}
+    deadline = moment + timedelta(seconds=settings.notices.deadline_seconds)
+    urgent = notice.urgency == "urgent"
+    created = 0
+    cursor = outbox.cursor
+    if not cursor:
+        created += await _public_deliveries(ctx, engine, notice, moment, deadline)
+    # Database work runs in threads so the event loop (the API, in embedded mode) never waits on it.
+    with engine.connect() as reader:
+        pages = audience_pages(reader, notice, cursor, settings.notices.fanout_page)
+        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            recipients, after = page
+            rows = _rows_for(notice, recipients, moment, deadline)
+            inserted = await asyncio.to_thread(_insert_page, engine, notice_id, rows, after)
+            created += len(inserted)
+            await _enqueue_inserted(ctx, notice_id, inserted, urgent)
+            cursor = after
+    await asyncio.to_thread(_finish_outbox, engine, notice_id, cursor, "sending")
+    await enqueue_finish(ctx, notice_id)
+    log.info("notice %s fan-out wrote %d deliveries", notice_id, created)
+    return {"created": created}
+
+
+async def _public_deliveries(
+    ctx: dict[str, Any], engine: Engine, notice: Any, moment: datetime, deadline: datetime
+) -> int:
+    """Weibo is one post per notice, not one message per person."""
+    if "weibo" not in notice.channels:
+        return 0
+    row = _row(notice.id, "weibo", "public", {}, None, 0 if notice.urgency == "urgent" else 1, moment, deadline)
+    inserted = await asyncio.to_thread(_insert_page, engine, notice.id, [row], "")
+    await _enqueue_inserted(ctx, notice.id, inserted, notice.urgency == "urgent")
+    return len(inserted)
+
+
+def _load(engine: Engine, notice_id: str) -> tuple[Any, Any]:
+    with engine.connect() as conn:
+        notice = conn.execute(select(N).where(N.c.id == notice_id)).first()
+        outbox = conn.execute(select(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout")).first()
+    return notice, outbox
+
+
+def _insert_page(engine: Engine, notice_id: str, rows: list[dict[str, Any]], cursor: str) -> list[tuple[str, str]]:
+    with engine.begin() as conn:
+        inserted = insert_ignoring_duplicates(conn, rows)
+        if cursor:
+            conn.execute(update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor))
+    return inserted
+
+
+async def _enqueue_inserted(ctx: dict[str, Any], notice_id: str, inserted: list[tuple[str, str]], urgent: bool) -> None:
+    chunk = ctx["settings"].notices.send_chunk
+    by_channel: dict[str, list[str]] = {}
+    for delivery_id, channel in inserted:
+        by_channel.setdefault(channel, []).append(delivery_id)
+    for channel, ids in by_channel.items():
+        for i in range(0, len(ids), chunk):
+            await enqueue_send(ctx, notice_id, channel, ids[i : i + chunk], urgent)
+
+
+def _finish_outbox(engine: Engine, notice_id: str, cursor: str, status: str | None) -> None:
+    moment = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor, done_at=moment)
+        )
+        if status is not None:
+            conn.execute(
+                update(N).where(N.c.id == notice_id, N.c.status.in_(("accepted", "scheduled"))).values(status=status)
+            )

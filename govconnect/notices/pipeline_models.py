@@ -1,0 +1,70 @@
+"""Pipeline tables: one delivery per recipient and channel, and the notice outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from govconnect.models import utcnow
+from govconnect.notices.models import new_id
+
+DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "cancelled", "unknown")
+# A delivery in one of these states never changes again (except a late receipt on `unknown`).
+FINAL_STATUSES = ("delivered", "failed", "cancelled", "unknown")
+# Channels whose providers send no delivery receipt: accepted is as far as we can know.
+NO_RECEIPT_CHANNELS = ("wecom", "weibo")
+PEOPLE_CHANNELS = ("sms", "voice", "wechat", "wecom")
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one recipient on one channel; its id is the provider's reference."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("notice_id", "channel", "recipient", name="uq_delivery_notice_channel_recipient"),
+        Index("ix_delivery_notice_status", "notice_id", "status"),
+        Index("ix_delivery_status_next", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    notice_id: str = Field(foreign_key="notice.id", max_length=32)
+    channel: str = Field(max_length=16)
+    provider: str = Field(default="", max_length=32)
+    recipient: str = Field(max_length=100)
+    subscriber_id: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="queued", max_length=16)
+    priority: int = Field(default=1)  # 0 urgent, 1 normal
+    attempts: int = Field(default=0)
+    parts: int = Field(default=1)
+    # Set when an attempt ended without an answer (timeout): the provider may have accepted it.
+    uncertain: bool = Field(default=False)
+    receipts: int = Field(default=0)
+    next_attempt_at: datetime | None = None
+    deadline_at: datetime | None = None
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    final_at: datetime | None = None
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_reason: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class NoticeOutbox(SQLModel, table=True):
+    """Work written with the notice in one transaction; the sweeper re-enqueues what is not done."""
+
+    __tablename__ = "notice_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: str = Field(foreign_key="notice.id", max_length=32, index=True)
+    kind: str = Field(default="fanout", max_length=16)
+    # Keyset cursor of the audience stream, so a re-run resumes instead of starting over.
+    cursor: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    enqueued_at: datetime | None = None
+    done_at: datetime | None = Field(default=None, index=True)

@@ -1,0 +1,61 @@
+"""Sending policy: clock, quiet hours, backoff, templates and channel limits."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from govconnect.models import utcnow
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+QUIET_START = time(22, 0)
+QUIET_END = time(7, 0)
+QUIET_CHANNELS = ("sms", "voice")
+PLACEHOLDER = re.compile(r"\(\(\s*([^()\s]+)\s*\)\)")
+
+# Longest text (characters, template included) each channel takes.
+CHANNEL_LIMITS: dict[str, int] = {"sms": 500, "voice": 300, "wechat": 200, "wecom": 2000, "weibo": 2000}
+
+
+def now(ctx: dict[str, Any]) -> datetime:
+    """The current time; tests put a fixed `clock` in the job context."""
+    clock = ctx.get("clock")
+    return clock() if clock is not None else utcnow()  # type: ignore[no-any-return]
+
+
+def quiet_until(moment: datetime, channel: str, urgency: str) -> datetime | None:
+    """When quiet hours end, if a normal SMS/voice message must wait at `moment`; else None."""
+    if urgency == "urgent" or channel not in QUIET_CHANNELS:
+        return None
+    local = moment.astimezone(SHANGHAI)
+    if QUIET_END <= local.time() < QUIET_START:
+        return None
+    day = local.date() if local.time() < QUIET_END else local.date() + timedelta(days=1)
+    return datetime.combine(day, QUIET_END, tzinfo=SHANGHAI).astimezone(moment.tzinfo)
+
+
+def backoff_seconds(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter (half to full), never sooner than the provider's Retry-After."""
+    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def placeholders(template: str) -> set[str]:
+    """The `((name))` placeholders of a template."""
+    return set(PLACEHOLDER.findall(template))
+
+
+def render(template: str, params: dict[str, Any]) -> str:
+    """Fill `((name))` placeholders from the recipient's parameters (missing ones become empty)."""
+    return PLACEHOLDER.sub(lambda m: str(params.get(m.group(1), "")), template)
+
+
+def template_length(template: str) -> int:
+    """Length of a template without its placeholders (they are filled per recipient)."""
+    return len(PLACEHOLDER.sub("", template))

@@ -1,0 +1,171 @@
+"""Glue from `Settings` to provider adapters: which provider serves which channel, and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from limits import RateLimitItemPerSecond
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
+
+from channels.base import Channel, InboundReply, Receipt
+from govconnect.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger("govconnect.notices")
+
+# Channels that do not go through a provider adapter (publishing handles them).
+PUBLISH_ONLY_CHANNELS = ("site", "tv")
+
+
+def channel_providers(settings: Settings) -> dict[str, list[str]]:
+    """The providers serving each channel, in order of preference (SMS fails over to the second)."""
+    return {
+        "sms": list(settings.notices.sms_providers),
+        "voice": ["aliyun_voice"],
+        "wechat": ["wechat_mp"],
+        "wecom": ["wecom"],
+        "weibo": ["weibo"],
+    }
+
+
+@dataclass
+class ProviderSet:
+    """The adapters this process sends through, keyed by provider name."""
+
+    adapters: dict[str, Channel]
+    routes: dict[str, list[str]]
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def providers(self, channel: str) -> list[str]:
+        """Configured and available providers for a channel, preferred first."""
+        return [p for p in self.routes.get(channel, []) if p in self.adapters]
+
+    def adapter(self, provider: str) -> Channel:
+        """The adapter for a provider."""
+        return self.adapters[provider]
+
+    async def aclose(self) -> None:
+        """Close adapters and the HTTP client."""
+        for adapter in self.adapters.values():
+            await adapter.aclose()
+        for closer in self.closers:
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def build_providers(settings: Settings, engine: Engine | None = None, redis: Any = None) -> ProviderSet:
+    """Adapters for every provider the settings configure; CMPP only when its link is configured."""
+    from channels.registry import PROVIDERS
+    from govconnect.channel_factory import build_channel, provider_http_client
+
+    client = provider_http_client()
+    adapters: dict[str, Channel] = {name: build_channel(name, settings, client, redis) for name in PROVIDERS}
+    if redis is None:
+        # One token cache per provider set: a process-wide cache would bind its lock to another event loop.
+        from channels.tokens import MemoryTokenStore
+        from channels.wechat_mp import WechatMp
+        from channels.wecom import Wecom
+        from govconnect.channel_factory import config_for
+
+        store = MemoryTokenStore()
+        adapters["wechat_mp"] = WechatMp(config_for("wechat_mp", settings), client, store)
+        adapters["wecom"] = Wecom(config_for("wecom", settings), client, store)
+    if settings.cmpp.source_addr and "cmpp" in settings.notices.sms_providers:
+        adapters["cmpp"] = _build_cmpp(settings, engine)
+    return ProviderSet(adapters, channel_providers(settings), closers=[client.aclose])
+
+
+def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
+    """The CMPP link, its receipts and replies wired to the pipeline."""
+    from channels.cmpp import CmppChannel, CmppConfig
+
+    c = settings.cmpp
+    config = CmppConfig(
+        host=c.host,
+        port=c.port,
+        source_addr=c.source_addr,
+        shared_secret=c.shared_secret.get_secret_value(),
+        service_id=c.service_id,
+        src_id=c.src_id,
+        sign_name=settings.aliyun_sms.sign_name,
+    )
+
+    async def on_receipt(receipt: Receipt) -> None:
+        if engine is not None:
+            from govconnect.notices.receipts import apply_receipts
+
+            await asyncio.to_thread(apply_receipts, engine, [receipt])
+
+    async def on_reply(reply: InboundReply) -> None:
+        if engine is not None:
+            await asyncio.to_thread(_apply_reply, engine, reply)
+
+    return CmppChannel(config, on_receipt=on_receipt, on_reply=on_reply)
+
+
+def _apply_reply(engine: Engine, reply: InboundReply) -> None:
+    from govconnect.citizens.optout import handle_sms_reply
+    from govconnect.db import session_scope
+
+    with session_scope(engine) as session:
+        handle_sms_reply(session, reply.sender, reply.text, reply.provider)
+
+
+def _sync_redis(ctx: dict[str, Any]) -> Any:
+    """The arq worker's Redis client (shared WeChat/WeCom tokens), None in embedded mode."""
+    return ctx.get("redis")
+
+
+def get_providers(ctx: dict[str, Any]) -> ProviderSet:
+    """The ProviderSet of this worker context, built from settings on first use."""
+    providers = ctx.get("providers")
+    if providers is None:
+        providers = build_providers(ctx["settings"], ctx.get("engine"), _sync_redis(ctx))
+        ctx["providers"] = providers
+    return providers  # type: ignore[no-any-return]
+
+
+class ProviderRateLimiter:
+    """A per-provider rate limit shared by every worker (Redis when configured, else this process)."""
+
+    def __init__(self, settings: Settings, key_prefix: str = "govconnect-rate") -> None:
+        if settings.redis_url:
+            uri = settings.redis_url.replace("redis://", "async+redis://", 1)
+            storage = storage_from_string(uri, implementation="redispy", key_prefix=key_prefix)
+        else:
+            storage = storage_from_string("async+memory://")
+        self.limiter = SlidingWindowCounterRateLimiter(storage)
+        self.rates = dict(settings.notices.rate_per_second)
+
+    async def acquire(self, provider: str, cost: int = 1, max_wait: float = 30.0) -> bool:
+        """Wait until `cost` messages may go to `provider`; False when `max_wait` passed first."""
+        rate = self.rates.get(provider)
+        if not rate:
+            return True
+        item = RateLimitItemPerSecond(rate)
+        cost = min(cost, rate)
+        deadline = time.monotonic() + max_wait
+        while True:
+            if await self.limiter.hit(item, provider, cost=cost):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02 + 0.05 * cost / rate)
+
+
+def get_rate_limiter(ctx: dict[str, Any]) -> ProviderRateLimiter:
+    """The rate limiter of this worker context."""
+    limiter = ctx.get("rate_limiter")
+    if limiter is None:
+        limiter = ProviderRateLimiter(ctx["settings"])
+        ctx["rate_limiter"] = limiter
+    return limiter  # type: ignore[no-any-return]

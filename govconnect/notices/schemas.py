@@ -1,0 +1,159 @@
+"""API schemas for notices: inputs forbid unknown fields, outputs expose nothing private."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Literal["sms", "voice", "wechat", "wecom", "weibo", "site", "tv"]
+
+
+class SubscriberAudience(BaseModel):
+    """Subscribers following any of the categories (default: the notice's) in any of the regions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] = Field(default_factory=list, max_length=50)
+    regions: list[str] = Field(default_factory=list, max_length=200)
+
+
+class StaffAudience(BaseModel):
+    """Staff by department subtree, region or contact ids (from the directory)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    departments: list[int] = Field(default_factory=list, max_length=200)
+    regions: list[str] = Field(default_factory=list, max_length=200)
+    ids: list[int] = Field(default_factory=list, max_length=10_000)
+
+
+class AudienceSpec(BaseModel):
+    """Who receives the notice; sources combine and each person is reached once per channel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscribers: SubscriberAudience | None = None
+    staff: StaffAudience | None = None
+    csv: str | None = Field(default=None, description="CSV text with a `phone` column and personalisation columns")
+
+
+class NoticeCreate(BaseModel):
+    """A notice to broadcast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=5000, description="Template; ((placeholders)) filled per recipient")
+    category: str = Field(default="", max_length=64)
+    regions: list[str] = Field(default_factory=list, max_length=200)
+    urgency: Literal["normal", "urgent"] = "normal"
+    channels: list[str] = Field(min_length=1, max_length=7)
+    audience: AudienceSpec = Field(default_factory=AudienceSpec)
+    send_at: datetime | None = None
+
+
+class ChannelProgress(BaseModel):
+    """Deliveries of one channel by status, and SMS parts."""
+
+    total: int = 0
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    unknown: int = 0
+    parts: int = 0
+
+
+class NoticePublic(BaseModel):
+    """A notice as its agency sees it."""
+
+    id: str
+    status: str
+    title: str
+    body: str
+    category: str
+    regions: list[str]
+    urgency: str
+    channels: list[str]
+    recipient_count: int
+    send_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    progress: dict[str, ChannelProgress] = Field(default_factory=dict)
+
+
+class NoticePage(BaseModel):
+    """One page of notices."""
+
+    items: list[NoticePublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class DeliveryPublic(BaseModel):
+    """One delivery; the recipient is masked unless the key may read subscribers."""
+
+    id: str
+    channel: str
+    provider: str
+    recipient: str
+    status: str
+    attempts: int
+    parts: int
+    error_code: str | None
+    sent_at: datetime | None
+    final_at: datetime | None
+    uncertain: bool
+
+
+class DeliveryPage(BaseModel):
+    """One page of deliveries."""
+
+    items: list[DeliveryPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class CallbackRegistration(BaseModel):
+    """The agency's HTTPS endpoint for delivery-status callbacks (null removes it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=500)
+
+
+class CallbackInfo(BaseModel):
+    """The registered callback and the secret its HMAC signatures use."""
+
+    url: str | None
+    signing_secret: str | None
+    signature_header: str = "X-GovConnect-Signature"
+
+
+def mask_recipient(recipient: str) -> str:
+    """138****5678 for phone numbers, a prefix for other ids."""
+    if recipient.isdigit() and len(recipient) >= 7:
+        return recipient[:3] + "*" * (len(recipient) - 7) + recipient[-4:]
+    if len(recipient) > 6:
+        return recipient[:4] + "…"
+    return "***"
+
+
+def progress_from_counts(rows: list[tuple[str, str, int, int]]) -> dict[str, ChannelProgress]:
+    """(channel, status, count, parts) rows → progress per channel."""
+    out: dict[str, ChannelProgress] = {}
+    for channel, status, count, parts in rows:
+        progress = out.setdefault(channel, ChannelProgress())
+        data: dict[str, Any] = progress.model_dump()
+        data[status] = data.get(status, 0) + count
+        data["total"] += count
+        data["parts"] += int(parts or 0)
+        out[channel] = ChannelProgress(**data)
+    return out

@@ -1,0 +1,316 @@
+"""The send job: claim queued deliveries atomically, rate-limit, hand them to the provider, record outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.engine import Engine
+
+from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
+from govconnect.jobs import job
+from govconnect.notices.models import Notice
+from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
+from govconnect.notices.policy import backoff_seconds, now, quiet_until, render
+from govconnect.notices.providers import get_providers, get_rate_limiter
+from govconnect.settings import Settings
+
+log = logging.getLogger("govconnect.notices")
+D = Delivery.__table__  # type: ignore[attr-defined]
+N = Notice.__table__  # type: ignore[attr-defined]
+
+DELIVERY_OUTCOMES = Counter(
+    "govconnect_delivery_attempts_total",
+    "Delivery attempts by channel, provider and outcome",
+    ["channel", "provider", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "govconnect_delivery_send_seconds",
+    "Seconds from a delivery's creation to the provider accepting it",
+    ["channel", "provider"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+)
+URGENT_HEAD_START = -600.0  # urgent work is scored ten minutes early in arq's queue, so it runs first
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker now owns (status `sending`)."""
+
+    id: str
+    recipient: str
+    params: dict[str, Any]
+    provider: str
+    attempts: int
+    deadline_at: datetime | None
+    created_at: datetime
+
+
+def is_timeout(result: SendResult) -> bool:
+    """True when the attempt ended without an answer, so the provider may have accepted it."""
+    return "timeout" in (result.code or "").lower()
+
+
+async def enqueue_send(
+    ctx: dict[str, Any], notice_id: str, channel: str, ids: Sequence[str], urgent: bool, delay: float = 0.0
+) -> None:
+    """Queue a send job for these deliveries (urgent ones ahead of normal ones)."""
+    if not ids:
+        return
+    defer = delay if delay > 0 else (URGENT_HEAD_START if urgent else None)
+    await ctx["queue"].enqueue("send_deliveries", notice_id=notice_id, channel=channel, ids=list(ids), defer_by=defer)
+
+
+async def enqueue_finish(ctx: dict[str, Any], notice_id: str) -> None:
+    """Queue a completion check for the notice (at most one per notice every few seconds)."""
+    bucket = int(time.time() // 5)
+    await ctx["queue"].enqueue(
+        "finish_notice", job_id=f"finish:{notice_id}:{bucket}", notice_id=notice_id, defer_by=2.0
+    )
+
+
+def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed]:
+    """Move due `queued` deliveries to `sending`; a delivery another worker claimed is skipped."""
+    stmt = (
+        update(D)
+        .where(
+            D.c.id.in_(list(ids)),
+            D.c.status == "queued",
+            or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= moment + timedelta(seconds=1)),
+        )
+        .values(status="sending", claimed_at=moment, attempts=D.c.attempts + 1, updated_at=moment)
+        .returning(D.c.id, D.c.recipient, D.c.params, D.c.provider, D.c.attempts, D.c.deadline_at, D.c.created_at)
+    )
+    with engine.begin() as conn:
+        rows: Any = conn.execute(stmt).all()
+    return [Claimed(*row) for row in rows]
+
+
+def _defer_for_quiet_hours(engine: Engine, ids: Sequence[str], until: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(D).where(D.c.id.in_(list(ids)), D.c.status == "queued").values(next_attempt_at=until))
+
+
+def _load_notice(engine: Engine, notice_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(N.c.id, N.c.title, N.c.body, N.c.urgency, N.c.status, N.c.agency_id).where(N.c.id == notice_id)
+        ).first()
+
+
+def choose_provider(settings: Settings, providers: list[str], claimed: Claimed) -> str:
+    """The delivery's provider; SMS moves to the next provider after `failover_after` failed attempts."""
+    if not providers:
+        return claimed.provider
+    if claimed.provider in providers:
+        index = providers.index(claimed.provider)
+    else:
+        index = 0
+    failed_attempts = claimed.attempts - 1
+    if len(providers) > 1 and failed_attempts >= settings.notices.failover_after:
+        index = min(len(providers) - 1, failed_attempts // settings.notices.failover_after)
+    return providers[index]
+
+
+@job
+async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids: list[str]) -> dict[str, int]:
+    """Send these deliveries of one notice on one channel; safe to run twice (claims are atomic)."""
+    engine: Engine = ctx["engine"]
+    settings: Settings = ctx["settings"]
+    moment = now(ctx)
+    notice = await asyncio.to_thread(_load_notice, engine, notice_id)
+    if notice is None or notice.status == "cancelled":
+        return {"claimed": 0}
+    until = quiet_until(moment, channel, notice.urgency)
+    if until is not None:
+        await asyncio.to_thread(_defer_for_quiet_hours, engine, ids, until)
+        await enqueue_send(ctx, notice_id, channel, ids, False, delay=(until - moment).total_seconds())
+        log.info("notice %s %s: %d deliveries deferred for quiet hours", notice_id, channel, len(ids))
+        return {"claimed": 0, "deferred": len(ids)}
+    claimed = await asyncio.to_thread(_claim, engine, ids, moment)
+    if not claimed:
+        return {"claimed": 0}
+    providers = get_providers(ctx)
+    available = providers.providers(channel)
+    by_provider: dict[str, list[Claimed]] = defaultdict(list)
+    for item in claimed:
+        by_provider[choose_provider(settings, available, item)].append(item)
+    results: list[tuple[Claimed, str, SendResult]] = []
+    for provider, items in by_provider.items():
+        if provider not in providers.adapters:
+            for item in items:
+                results.append(
+                    (item, provider, SendResult.permanent(item.id, "no_provider", f"{channel} not configured"))
+                )
+            continue
+        results.extend(await _send_via(ctx, provider, channel, notice, items))
+    counts = await asyncio.to_thread(_record, ctx, engine, settings, channel, results)
+    for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():  # type: ignore[attr-defined]
+        await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
+    await enqueue_finish(ctx, notice_id)
+    return {k: v for k, v in counts.items() if isinstance(v, int)}
+
+
+async def _send_via(
+    ctx: dict[str, Any], provider: str, channel: str, notice: Any, items: list[Claimed]
+) -> list[tuple[Claimed, str, SendResult]]:
+    adapter = get_providers(ctx).adapter(provider)
+    limiter = get_rate_limiter(ctx)
+    kind = MessageKind.EMERGENCY if notice.urgency == "urgent" else MessageKind.SUBSCRIPTION
+    if any(item.params.get("_staff") for item in items):
+        kind = MessageKind.STAFF
+    messages = {
+        item.id: OutboundMessage(
+            reference=item.id,
+            recipient=item.recipient,
+            text=render(notice.body, item.params),
+            title=render(notice.title, item.params),
+            url=f"{ctx['settings'].public_base_url.rstrip('/')}/m/notices/{notice.id}",
+            # The text is already personalised; adapters put it into their single template variable.
+            kind=kind,
+        )
+        for item in items
+    }
+    batch_size = max(1, adapter.max_batch)
+    chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    semaphore = asyncio.Semaphore(ctx["settings"].notices.send_concurrency)
+
+    async def send_chunk(chunk: list[Claimed]) -> list[tuple[Claimed, str, SendResult]]:
+        async with semaphore:
+            if not await limiter.acquire(provider, len(chunk)):
+                return [(c, provider, SendResult.retryable(c.id, "rate_limited", "local rate limit")) for c in chunk]
+            try:
+                outcome = await adapter.send([messages[c.id] for c in chunk])
+            except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose the claim
+                log.exception("adapter %s raised on %d messages", provider, len(chunk))
+                outcome = [SendResult.retryable(c.id, "adapter_error", type(exc).__name__) for c in chunk]
+            by_ref = {r.reference: r for r in outcome}
+            return [
+                (c, provider, by_ref.get(c.id) or SendResult.retryable(c.id, "no_result", "adapter gave no result"))
+                for c in chunk
+            ]
+
+    gathered = await asyncio.gather(*(send_chunk(chunk) for chunk in chunks))
+    return [entry for part in gathered for entry in part]
+
+
+def _record(
+    ctx: dict[str, Any],
+    engine: Engine,
+    settings: Settings,
+    channel: str,
+    results: list[tuple[Claimed, str, SendResult]],
+) -> dict[str, Any]:
+    """Write outcomes; only deliveries still `sending` change status (a receipt may have come first)."""
+    moment = now(ctx)
+    accepted: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    retry_groups: dict[float, list[str]] = defaultdict(list)
+    final_sent = channel in NO_RECEIPT_CHANNELS
+    for claimed, provider, result in results:
+        DELIVERY_OUTCOMES.labels(channel, provider, result.outcome.value).inc()
+        if result.outcome is Outcome.ACCEPTED:
+            DELIVERY_LATENCY.labels(channel, provider).observe(max(0.0, (moment - claimed.created_at).total_seconds()))
+            accepted.append(
+                {
+                    "b_id": claimed.id,
+                    "b_provider": provider,
+                    "b_pid": (result.provider_id or "")[:64] or None,
+                    "b_parts": max(1, result.parts),
+                    "b_final": moment if final_sent else None,
+                }
+            )
+            continue
+        if result.outcome is Outcome.RETRYABLE:
+            delay = backoff_seconds(
+                claimed.attempts,
+                settings.notices.retry_base_seconds,
+                settings.notices.retry_max_seconds,
+                result.retry_after,
+            )
+            deadline = claimed.deadline_at or moment + timedelta(seconds=settings.notices.deadline_seconds)
+            if moment + timedelta(seconds=delay) <= deadline:
+                retry.append(
+                    {
+                        "b_id": claimed.id,
+                        "b_provider": provider,
+                        "b_next": moment + timedelta(seconds=delay),
+                        "b_code": (result.code or "")[:64],
+                        "b_reason": (result.reason or "")[:200],
+                        "b_uncertain": is_timeout(result),
+                    }
+                )
+                retry_groups[round(delay, 1)].append(claimed.id)
+                continue
+            result = SendResult.permanent(claimed.id, "deadline_exceeded", result.code or "")
+        failed.append({"b_id": claimed.id, "b_code": (result.code or "")[:64], "b_reason": (result.reason or "")[:200]})
+    with engine.begin() as conn:
+        if accepted:
+            conn.execute(
+                update(D)
+                .where(
+                    D.c.id == bindparam("b_id"),
+                    or_(*(D.c.status == s for s in ("sending", "delivered", "failed", "unknown"))),
+                )
+                .values(
+                    status=_sent_status(final_sent),
+                    provider=bindparam("b_provider"),
+                    provider_id=bindparam("b_pid"),
+                    parts=bindparam("b_parts"),
+                    sent_at=moment,
+                    final_at=bindparam("b_final"),
+                    updated_at=moment,
+                ),
+                accepted,
+            )
+        if retry:
+            conn.execute(
+                update(D)
+                .where(D.c.id == bindparam("b_id"), D.c.status == "sending")
+                .values(
+                    status="queued",
+                    provider=bindparam("b_provider"),
+                    next_attempt_at=bindparam("b_next"),
+                    error_code=bindparam("b_code"),
+                    error_reason=bindparam("b_reason"),
+                    uncertain=D.c.uncertain | bindparam("b_uncertain"),
+                    updated_at=moment,
+                ),
+                retry,
+            )
+        if failed:
+            conn.execute(
+                update(D)
+                .where(D.c.id == bindparam("b_id"), D.c.status == "sending")
+                .values(
+                    status="failed",
+                    error_code=bindparam("b_code"),
+                    error_reason=bindparam("b_reason"),
+                    final_at=moment,
+                    updated_at=moment,
+                ),
+                failed,
+            )
+    return {
+        "claimed": len(results),
+        "accepted": len(accepted),
+        "retry": len(retry),
+        "failed": len(failed),
+        "_retry_groups": dict(retry_groups),
+    }
+
+
+def _sent_status(final_sent: bool) -> Any:
+    """`sent`, unless a receipt already moved the delivery on (then it keeps that status)."""
+    from sqlalchemy import case
+
+    return case((D.c.status == "sending", "sent"), else_=D.c.status)

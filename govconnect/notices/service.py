@@ -1,0 +1,342 @@
+"""Notice operations behind the API: accept (validated, idempotent), read, list, cancel, deliveries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from govconnect.errors import ApiError
+from govconnect.models import Agency
+from govconnect.notices.audience import (
+    SUBSCRIBER_FIELDS,
+    AudienceError,
+    count_subscribers,
+    parse_csv,
+)
+from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notice
+from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
+from govconnect.notices.policy import CHANNEL_LIMITS, SHANGHAI, placeholders, template_length
+from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
+from govconnect.settings import Settings
+
+log = logging.getLogger("govconnect.notices")
+D = Delivery.__table__  # type: ignore[attr-defined]
+N = Notice.__table__  # type: ignore[attr-defined]
+C = Category.__table__  # type: ignore[attr-defined]
+
+
+def request_hash(data: NoticeCreate) -> str:
+    """A stable hash of the request body, to tell a retry from a different request."""
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _invalid(code: str, message: str, details: Any = None, status: int = 422) -> ApiError:
+    return ApiError(status, code, message, details)
+
+
+def _check_channels(channels: list[str]) -> list[str]:
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown:
+        raise _invalid(
+            "unknown_channel", "未知的发送渠道 / Unknown channel", {"unknown": unknown, "allowed": list(CHANNELS)}
+        )
+    return list(dict.fromkeys(channels))
+
+
+def _check_lengths(data: NoticeCreate, channels: list[str], settings: Settings) -> None:
+    for channel in channels:
+        limit = CHANNEL_LIMITS.get(channel)
+        if limit is None:
+            continue
+        length = template_length(data.body)
+        if channel == "sms":
+            length += len(settings.aliyun_sms.sign_name) + 2
+        if length > limit:
+            raise _invalid(
+                "text_too_long",
+                f"正文超出 {channel} 渠道长度限制 / Text exceeds the {channel} limit",
+                {"channel": channel, "length": length, "limit": limit},
+            )
+
+
+def _normalise_send_at(send_at: datetime | None, moment: datetime) -> datetime | None:
+    if send_at is None:
+        return None
+    if send_at.tzinfo is None:
+        send_at = send_at.replace(tzinfo=SHANGHAI)  # operators think in Beijing time
+    if send_at < moment - timedelta(seconds=60):
+        raise _invalid("send_at_in_past", "定时发送时间已过 / send_at is in the past", {"send_at": send_at.isoformat()})
+    return send_at
+
+
+def _audience_size(session: Session, data: NoticeCreate, channels: list[str]) -> tuple[int, set[str] | None]:
+    """People the audience reaches, and the placeholders every source can fill (None: no source)."""
+    spec = data.audience
+    total = 0
+    fields: set[str] | None = None
+    if spec.staff is not None:
+        raise _invalid(
+            "staff_audience_unavailable",
+            "通讯录尚未接入，暂不能按部门发送 / Staff audiences need the directory, which is not installed",
+        )
+    if spec.subscribers is not None:
+        categories = spec.subscribers.categories or ([data.category] if data.category else [])
+        _check_categories(session, categories)
+        total += count_subscribers(session.connection(), spec.subscribers.model_dump(), data.category)
+        fields = set(SUBSCRIBER_FIELDS)
+    if spec.csv is not None:
+        try:
+            columns, rows = parse_csv(spec.csv)
+        except AudienceError as exc:
+            raise _invalid(exc.code, exc.message) from exc
+        total += len(rows)
+        csv_fields = set(columns) - {"phone"}
+        fields = csv_fields if fields is None else fields & csv_fields
+    return total, fields
+
+
+def _check_categories(session: Session, categories: list[str]) -> None:
+    if not categories:
+        return
+    known = set(session.exec(select(C.c.code).where(C.c.code.in_(categories), C.c.active.is_(True))).scalars())  # type: ignore[call-overload]
+    missing = [c for c in categories if c not in known]
+    if missing:
+        raise _invalid("unknown_category", "未知的栏目 / Unknown category", {"unknown": missing})
+
+
+def _check_daily_limit(session: Session, agency: Agency, requested: int, moment: datetime) -> None:
+    local = moment.astimezone(SHANGHAI)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    used = session.exec(  # type: ignore[call-overload]
+        select(func.coalesce(func.sum(N.c.recipient_count), 0)).where(
+            N.c.agency_id == agency.id, N.c.created_at >= day_start, N.c.status != "cancelled"
+        )
+    ).scalar_one()
+    if used + requested > agency.daily_limit:
+        raise _invalid(
+            "daily_limit_exceeded",
+            "超出本机构每日发送上限 / Over the agency's daily limit",
+            {"limit": agency.daily_limit, "used": int(used), "requested": requested},
+            status=429,
+        )
+
+
+def validate_notice(
+    session: Session, agency: Agency, data: NoticeCreate, settings: Settings, moment: datetime
+) -> dict[str, Any]:
+    """Check a notice request; the normalised fields, or a 4xx ApiError."""
+    channels = _check_channels(data.channels)
+    if data.category:
+        _check_categories(session, [data.category])
+    send_at = _normalise_send_at(data.send_at, moment)
+    _check_lengths(data, channels, settings)
+    people = [c for c in channels if c in PEOPLE_CHANNELS]
+    count, fields = _audience_size(session, data, channels)
+    if "wecom" in people and data.audience.staff is None:
+        raise _invalid("empty_audience", "企业微信只能发给工作人员 / WeCom reaches staff only", {"channel": "wecom"})
+    if people and count == 0:
+        raise _invalid("empty_audience", "受众为空 / The audience is empty", {"channels": people})
+    used = placeholders(data.body) | placeholders(data.title)
+    unknown = sorted(used - (fields or set()))
+    if unknown:
+        raise _invalid(
+            "unknown_placeholder",
+            "模板占位符无法填充 / Template placeholders the audience cannot fill",
+            {"unknown": unknown, "available": sorted(fields or set())},
+        )
+    _check_daily_limit(session, agency, count, moment)
+    return {"channels": channels, "send_at": send_at, "count": count}
+
+
+# SQLite has one writer: concurrent accepts that read then write would only trade lock errors,
+# so within a process they take turns (PostgreSQL relies on the unique index instead).
+_SQLITE_ACCEPT_LOCK = threading.Lock()
+
+
+def accept_notice(
+    session: Session,
+    agency: Agency,
+    data: NoticeCreate,
+    idempotency_key: str | None,
+    settings: Settings,
+    moment: datetime,
+) -> tuple[Notice, bool]:
+    """Write the notice and its outbox entry in one transaction; (notice, created)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.rollback()  # hand the connection back while waiting for our turn
+        with _SQLITE_ACCEPT_LOCK:
+            return _accept(session, agency, data, idempotency_key, settings, moment)
+    return _accept(session, agency, data, idempotency_key, settings, moment)
+
+
+def _accept(
+    session: Session,
+    agency: Agency,
+    data: NoticeCreate,
+    idempotency_key: str | None,
+    settings: Settings,
+    moment: datetime,
+) -> tuple[Notice, bool]:
+    digest = request_hash(data)
+    if idempotency_key:
+        existing = _by_key(session, agency, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest), False
+    checked = validate_notice(session, agency, data, settings, moment)
+    notice = Notice(
+        agency_id=agency.id or 0,
+        title=data.title,
+        body=data.body,
+        category=data.category,
+        regions=data.regions,
+        urgency=data.urgency,
+        channels=checked["channels"],
+        audience=data.audience.model_dump(exclude_none=True),
+        status="scheduled" if checked["send_at"] and checked["send_at"] > moment else "accepted",
+        public=bool(set(checked["channels"]) & set(PUBLIC_CHANNELS)),
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        send_at=checked["send_at"],
+        recipient_count=checked["count"],
+        created_at=moment,
+    )
+    session.add(notice)
+    session.add(NoticeOutbox(notice_id=notice.id, kind="fanout", created_at=moment, enqueued_at=moment))
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent retry with the same key won the race.
+        session.rollback()
+        existing = _by_key(session, agency, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replay(existing, digest), False
+    log.info("notice %s accepted for agency %s (%d recipients)", notice.id, agency.id, checked["count"])
+    return notice, True
+
+
+def _by_key(session: Session, agency: Agency, key: str) -> Notice | None:
+    return (
+        session.exec(  # type: ignore[call-overload, no-any-return]
+            select(Notice).where(Notice.agency_id == agency.id, Notice.idempotency_key == key)  # type: ignore[arg-type]
+        )
+        .scalars()
+        .first()
+    )
+
+
+def _replay(existing: Notice, digest: str) -> Notice:
+    if existing.request_hash != digest:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            "该 Idempotency-Key 已用于不同的请求 / Idempotency-Key was used with a different body",
+            {"notice_id": existing.id},
+        )
+    return existing
+
+
+def get_notice(session: Session, agency: Agency, notice_id: str) -> Notice:
+    """The agency's notice, or 404 (another agency's notice is not found either)."""
+    notice = session.get(Notice, notice_id)
+    if notice is None or notice.agency_id != agency.id:
+        raise ApiError(404, "not_found")
+    return notice
+
+
+def notice_public(session: Session, notice: Notice, with_progress: bool = True) -> NoticePublic:
+    """The notice with its per-channel progress."""
+    progress = {}
+    if with_progress:
+        rows = session.exec(  # type: ignore[call-overload]
+            select(D.c.channel, D.c.status, func.count(), func.sum(D.c.parts))
+            .where(D.c.notice_id == notice.id)
+            .group_by(D.c.channel, D.c.status)
+        ).all()
+        progress = progress_from_counts([tuple(r) for r in rows])
+    return NoticePublic(
+        id=notice.id,
+        status=notice.status,
+        title=notice.title,
+        body=notice.body,
+        category=notice.category,
+        regions=notice.regions,
+        urgency=notice.urgency,
+        channels=notice.channels,
+        recipient_count=notice.recipient_count,
+        send_at=notice.send_at,
+        created_at=notice.created_at,
+        completed_at=notice.completed_at,
+        cancelled_at=notice.cancelled_at,
+        progress=progress,
+    )
+
+
+def list_notices(
+    session: Session, agency: Agency, filters: dict[str, Any], page: int, page_size: int
+) -> tuple[list[Notice], int]:
+    """The agency's notices, newest first, filtered by status, category, urgency, channel or date."""
+    query = select(Notice).where(Notice.agency_id == agency.id)  # type: ignore[arg-type]
+    for name in ("status", "category", "urgency"):
+        if filters.get(name):
+            query = query.where(getattr(Notice, name) == filters[name])
+    if filters.get("created_after"):
+        query = query.where(Notice.created_at >= filters["created_after"])  # type: ignore[arg-type]
+    if filters.get("created_before"):
+        query = query.where(Notice.created_at < filters["created_before"])  # type: ignore[arg-type]
+    total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
+    rows = (
+        session.exec(  # type: ignore[call-overload]
+            query.order_by(Notice.created_at.desc(), Notice.id).offset((page - 1) * page_size).limit(page_size)  # type: ignore[attr-defined]
+        )
+        .scalars()
+        .all()
+    )
+    if filters.get("channel"):
+        rows = [n for n in rows if filters["channel"] in n.channels]
+    return list(rows), int(total)
+
+
+def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: datetime) -> Notice:
+    """Stop what has not been sent: queued deliveries become `cancelled`; sends in flight finish."""
+    notice = get_notice(session, agency, notice_id)
+    if notice.status in ("completed", "cancelled"):
+        raise ApiError(
+            409, "not_cancellable", "通知已结束，无法撤回 / The notice has already finished", {"status": notice.status}
+        )
+    notice.status = "cancelled"
+    notice.cancelled_at = moment
+    session.add(notice)
+    session.execute(
+        update(D)
+        .where(D.c.notice_id == notice_id, D.c.status == "queued")
+        .values(status="cancelled", final_at=moment, updated_at=moment)
+    )
+    session.commit()
+    log.info("notice %s cancelled", notice_id)
+    return notice
+
+
+def list_deliveries(
+    session: Session, notice: Notice, status: str | None, channel: str | None, page: int, page_size: int | None
+) -> tuple[list[Any], int]:
+    """Deliveries of a notice, filtered; all of them when page_size is None (CSV export streams)."""
+    query = select(D).where(D.c.notice_id == notice.id)
+    if status:
+        query = query.where(D.c.status == status)
+    if channel:
+        query = query.where(D.c.channel == channel)
+    total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
+    query = query.order_by(D.c.channel, D.c.id)
+    if page_size is not None:
+        query = query.offset((page - 1) * page_size).limit(page_size)
+    return list(session.exec(query).all()), int(total)  # type: ignore[call-overload]

@@ -1,0 +1,143 @@
+"""The sweeper: re-enqueue what got stuck (lost jobs, killed workers), finish notices, expire receipts.
+
+The database is the truth and Redis only the transport, so anything queued that no job is
+handling, or claimed by a worker that died, is found here and sent again exactly once: a
+delivery goes back to `queued` only from `sending`, and is sent only after a fresh claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.engine import Engine
+
+from govconnect.jobs import job
+from govconnect.notices.models import Notice
+from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery, NoticeOutbox
+from govconnect.notices.policy import now
+from govconnect.notices.sending import enqueue_send
+
+log = logging.getLogger("govconnect.notices")
+D = Delivery.__table__  # type: ignore[attr-defined]
+N = Notice.__table__  # type: ignore[attr-defined]
+O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
+SWEEP_LIMIT = 20_000
+
+
+def open_clause() -> Any:
+    """Deliveries not yet final: queued, sending, or sent on a channel that sends receipts."""
+    return or_(
+        D.c.status.in_(("queued", "sending")),
+        and_(D.c.status == "sent", D.c.channel.not_in(NO_RECEIPT_CHANNELS)),
+    )
+
+
+def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
+    engine: Engine = ctx["engine"]
+    settings = ctx["settings"]
+    moment = now(ctx)
+    stale = moment - timedelta(seconds=settings.notices.claim_timeout_seconds)
+    with engine.begin() as conn:
+        # A worker that died mid-send leaves `sending` rows: the attempt's outcome is unknown.
+        reclaimed = conn.execute(
+            update(D)
+            .where(D.c.status == "sending", D.c.claimed_at < stale)
+            .values(status="queued", uncertain=True, next_attempt_at=stale, updated_at=moment)
+        ).rowcount
+        expired = conn.execute(
+            update(D)
+            .where(
+                D.c.status == "sent",
+                D.c.channel.not_in(NO_RECEIPT_CHANNELS),
+                D.c.sent_at < moment - timedelta(seconds=settings.notices.receipt_timeout_seconds),
+            )
+            .values(status="unknown", final_at=moment, updated_at=moment)
+        ).rowcount
+        due: Any = conn.execute(
+            select(D.c.id, D.c.notice_id, D.c.channel, N.c.urgency)
+            .join(N, N.c.id == D.c.notice_id)
+            .where(D.c.status == "queued", D.c.next_attempt_at <= stale, N.c.status != "cancelled")
+            .order_by(D.c.priority, D.c.next_attempt_at)
+            .limit(SWEEP_LIMIT)
+        ).all()
+        if due:
+            # Push them forward so the next sweep does not enqueue them again while they wait in Redis.
+            ids = [row[0] for row in due]
+            for i in range(0, len(ids), 1000):
+                conn.execute(
+                    update(D)
+                    .where(D.c.id.in_(ids[i : i + 1000]), D.c.status == "queued")
+                    .values(next_attempt_at=moment)
+                )
+        outboxes = conn.execute(
+            select(O.c.notice_id).where(O.c.done_at.is_(None), or_(O.c.enqueued_at.is_(None), O.c.enqueued_at < stale))
+        ).all()
+        for (notice_id,) in outboxes:
+            conn.execute(update(O).where(O.c.notice_id == notice_id).values(enqueued_at=moment))
+        sending = conn.execute(select(N.c.id).where(N.c.status == "sending")).all()
+    groups: dict[tuple[str, str, bool], list[str]] = defaultdict(list)
+    for delivery_id, notice_id, channel, urgency in due:
+        groups[(notice_id, channel, urgency == "urgent")].append(delivery_id)
+    return {
+        "reclaimed": reclaimed,
+        "expired": expired,
+        "groups": groups,
+        "outboxes": [row[0] for row in outboxes],
+        "sending": [row[0] for row in sending],
+    }
+
+
+@job
+async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
+    """Re-enqueue stuck deliveries and unfinished fan-outs; finish notices whose deliveries are final."""
+    found = await asyncio.to_thread(_sweep, ctx)
+    chunk = ctx["settings"].notices.send_chunk
+    requeued = 0
+    for (notice_id, channel, urgent), ids in found["groups"].items():
+        for i in range(0, len(ids), chunk):
+            await enqueue_send(ctx, notice_id, channel, ids[i : i + chunk], urgent)
+        requeued += len(ids)
+    for notice_id in found["outboxes"]:
+        await ctx["queue"].enqueue("fanout_notice", notice_id=notice_id)
+    finished = 0
+    for notice_id in found["sending"]:
+        finished += int(await asyncio.to_thread(finish_if_done, ctx["engine"], notice_id, now(ctx)))
+    if found["reclaimed"] or requeued:
+        log.warning("sweeper: %d reclaimed from dead workers, %d re-enqueued", found["reclaimed"], requeued)
+    return {
+        "reclaimed": found["reclaimed"],
+        "expired": found["expired"],
+        "requeued": requeued,
+        "fanouts": len(found["outboxes"]),
+        "finished": finished,
+    }
+
+
+def finish_if_done(engine: Engine, notice_id: str, moment: Any) -> bool:
+    """Mark a sending notice completed when none of its deliveries is still open."""
+    with engine.begin() as conn:
+        outbox_open = conn.execute(
+            select(func.count()).select_from(O).where(O.c.notice_id == notice_id, O.c.done_at.is_(None))
+        ).scalar_one()
+        if outbox_open:
+            return False
+        still_open = conn.execute(select(exists().where(D.c.notice_id == notice_id, open_clause()))).scalar()
+        if still_open:
+            return False
+        done = conn.execute(
+            update(N)
+            .where(N.c.id == notice_id, N.c.status == "sending")
+            .values(status="completed", completed_at=moment)
+        ).rowcount
+    return bool(done)
+
+
+@job
+async def finish_notice(ctx: dict[str, Any], notice_id: str) -> bool:
+    """Complete the notice if every delivery is final (queued after sends and receipts)."""
+    return await asyncio.to_thread(finish_if_done, ctx["engine"], notice_id, now(ctx))

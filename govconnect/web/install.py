@@ -54,4 +54,6 @@ def install_web(app: FastAPI, settings: Settings) -> None:
             # An unmigrated database must not stop the app (health checks say what is wrong).
             log.warning("could not seed categories and regions: %s", type(exc).__name__)
 
-    app.state.startup_hooks.append(seed_defaults)
+    # Tests build their own data (an automatic seed would collide with their fixtures).
+    if not settings.test_mode:
+        app.state.startup_hooks.append(seed_defaults)

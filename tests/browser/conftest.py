@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import uvicorn
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from govconnect.app import create_app
+from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -69,6 +71,9 @@ def live_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def live_app(live_settings: Settings, engine: Engine) -> Any:
+    with Session(engine) as session:
+        ensure_defaults(session)
+        session.commit()
     return create_app(live_settings, engine=engine)
 
 

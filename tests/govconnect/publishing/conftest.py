@@ -13,6 +13,7 @@ from channels.sandbox import SandboxState, create_sandbox_app
 from channels.sandbox.runner import run_in_thread
 from govconnect.agencies import create_agency, create_staff
 from govconnect.app import create_app
+from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.models import Agency
 from govconnect.provider_sandbox import point_at_sandbox, sandbox_config
 from govconnect.settings import Settings
@@ -55,6 +56,9 @@ def sandbox(settings: Settings) -> Iterator[SandboxHandle]:
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine, sandbox: SandboxHandle) -> Any:
+    with Session(engine) as session:
+        ensure_defaults(session)
+        session.commit()
     return create_app(point_at_sandbox(settings, sandbox.url), engine=engine)
 
 

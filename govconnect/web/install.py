@@ -15,7 +15,7 @@ from govconnect.citizens.code_delivery import close_code_client, send_code_sms
 from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
 from govconnect.settings import Settings
-from govconnect.web import feeds, site, staff_pages, subscribe_pages, tv
+from govconnect.web import feeds, site, staff_directory, subscribe_pages, tv
 from govconnect.web.rendering import public_page
 from govconnect.web.session import install_login_redirect, install_sessions
 
@@ -31,7 +31,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     for router in (
         site.router,
         subscribe_pages.router,
-        staff_pages.router,
+        staff_directory.router,
         feeds.router,
         tv.router,
         subscribers_api.router,

@@ -1,23 +1,16 @@
-"""Browser fixtures: the app served by uvicorn on an ephemeral loopback port, and Debian's Chromium."""
+"""Browser fixtures: the gateway (with the provider sandbox mounted) on an ephemeral port, and Debian's Chromium."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from govconnect.app import create_app
-from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.settings import Settings
+from tests.govconnect.publishing.live import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,54 +25,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-class LiveServer:
-    """A uvicorn server in a thread; `url` is its base URL."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
 @pytest.fixture
-def live_settings(settings: Settings) -> Settings:
-    """Settings whose public base URL is filled in by `live_server`."""
-    return settings
-
-
-@pytest.fixture
-def live_app(live_settings: Settings, engine: Engine) -> Any:
-    with Session(engine) as session:
-        ensure_defaults(session)
-        session.commit()
-    return create_app(live_settings, engine=engine)
-
-
-@pytest.fixture
-def live_server(live_app: Any) -> Iterator[LiveServer]:
-    with LiveServer(live_app) as server:
+def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
+    with LiveServer(settings, engine) as server:
         yield server
 
 

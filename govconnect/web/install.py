@@ -14,8 +14,9 @@ from govconnect.citizens import api as subscribers_api
 from govconnect.citizens.code_delivery import close_code_client, send_code_sms
 from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
+from govconnect.jobs import load_job_modules
 from govconnect.settings import Settings
-from govconnect.web import feeds, site, staff_directory, subscribe_pages, tv
+from govconnect.web import feeds, site, staff_compose, staff_directory, subscribe_pages, tv
 from govconnect.web.rendering import public_page
 from govconnect.web.session import install_login_redirect, install_sessions
 
@@ -25,6 +26,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install_web(app: FastAPI, settings: Settings) -> None:
     """Add the mobile site, TV page and feeds, the subscriber API and the staff session to an app."""
+    # Compose enqueues pipeline jobs; the embedded queue needs the registry complete (arq workers load it too).
+    load_job_modules()
     install_sessions(app, settings)
     install_login_redirect(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -32,6 +35,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         site.router,
         subscribe_pages.router,
         staff_directory.router,
+        staff_compose.router,
         feeds.router,
         tv.router,
         subscribers_api.router,

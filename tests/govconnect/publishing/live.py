@@ -32,6 +32,7 @@ class LiveServer:
             update={
                 "public_base_url": self.url,
                 "sandbox": settings.sandbox.model_copy(update={"report_delay": report_delay}),
+                "notices": settings.notices.model_copy(update={"sweep_interval_seconds": 0.3}),
             }
         )
         self.settings = use_demo_sandbox(settings, "127.0.0.1", port)

@@ -75,9 +75,10 @@ def search_page(
 
 @router.get("/weibo", response_class=HTMLResponse)
 @public_page
-def weibo_page(request: Request, session: SessionDep) -> Response:
+def weibo_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """The official account's recent posts."""
-    return render(request, "weibo.html", {"posts": recent_posts(session)}, session=session)
+    posts = recent_posts(session, settings.public_base_url)
+    return render(request, "weibo.html", {"posts": posts}, session=session)
 
 
 def _safe_next(value: str) -> str:

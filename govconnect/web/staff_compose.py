@@ -21,6 +21,7 @@ from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAud
 from govconnect.notices.sending import URGENT_HEAD_START
 from govconnect.web.rendering import error_page, render
 from govconnect.web.session import csrf_ok, require_role
+from govconnect.web.weibo_view import agency_posts, requeue_failed_post
 
 router = APIRouter(prefix="/m/staff", include_in_schema=False)
 OperatorDep = Annotated[StaffUser, Depends(require_role("operator"))]
@@ -145,3 +146,31 @@ def notice_progress(request: Request, session: SessionDep, operator: OperatorDep
         session=session,
         headers=headers,
     )
+
+
+@router.get("/weibo", response_class=HTMLResponse)
+def weibo_status(request: Request, session: SessionDep, settings: SettingsDep, operator: OperatorDep) -> Response:
+    """The agency's Weibo posts: posted, being retried (with the last error) or failed."""
+    posts = agency_posts(session, operator.agency_id, settings.public_base_url)
+    return render(request, "weibo_status.html", {"posts": posts}, session=session)
+
+
+@router.post("/weibo/{delivery_id}/retry")
+async def weibo_retry(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    operator: OperatorDep,
+    delivery_id: str,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Post a failed Weibo post again."""
+    if not csrf_ok(request, csrf):
+        return error_page(request, 400, "页面已过期，请刷新后重试")
+    notice_id = await run_in_threadpool(
+        requeue_failed_post, session, operator.agency_id, delivery_id[:32], settings.notices.deadline_seconds
+    )
+    if notice_id is None:
+        return error_page(request, 404, "没有可重发的微博")
+    await request.app.state.queue.enqueue("send_deliveries", notice_id=notice_id, channel="weibo", ids=[delivery_id])
+    return RedirectResponse("/m/staff/weibo", status_code=303)

@@ -1,45 +1,101 @@
-"""The official microblog as the site shows it: what we posted (public notices flagged for Weibo)."""
+"""The official microblog on the site: what the pipeline's Weibo channel posted, and, for operators, what failed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
+from channels.weibo import compose_status
+from govconnect.models import utcnow
 from govconnect.notices.models import Notice
-from govconnect.web.queries import public_notices
-
-WEIBO_LIMIT = 140
+from govconnect.notices.pipeline_models import Delivery
 
 
 @dataclass(frozen=True)
 class WeiboPost:
-    """One post of the official account."""
+    """One post of the official account, or one attempt at it."""
 
+    delivery_id: str
+    notice_id: str
     text: str
     url: str
+    status: str
+    attempts: int
+    error: str
     created_at: datetime
 
 
-def notice_url(base_url: str, notice_id: str) -> str:
-    """The link back to a notice on the mobile site."""
-    return f"{base_url.rstrip('/')}/m/notices/{notice_id}"
+def _posts(session: Session, query: Any, base_url: str) -> list[WeiboPost]:
+    out = []
+    for delivery, notice in session.exec(query).all():
+        link = f"{base_url.rstrip('/')}/m/notices/{notice.id}"
+        out.append(
+            WeiboPost(
+                delivery_id=delivery.id,
+                notice_id=notice.id,
+                text=compose_status(notice.body, link, title=notice.title),
+                url=f"/m/notices/{notice.id}",
+                status=delivery.status,
+                attempts=delivery.attempts,
+                error=delivery.error_code or "",
+                created_at=delivery.sent_at or delivery.created_at,
+            )
+        )
+    return out
 
 
-def weibo_text(notice: Notice, base_url: str) -> str:
-    """The post for a notice: 【title】body, cut so that text plus link fit in 140 characters."""
-    link = notice_url(base_url, notice.id)
-    head = f"【{notice.title}】{notice.body}".replace("\n", " ")
-    room = WEIBO_LIMIT - len(link) - 1
-    if len(head) > room:
-        head = head[: max(room - 1, 0)] + "…"
-    return f"{head} {link}"
+def recent_posts(session: Session, base_url: str, limit: int = 20) -> list[WeiboPost]:
+    """Posts the account published (accepted by Weibo), newest first."""
+    query = (
+        select(Delivery, Notice)
+        .join(Notice, col(Notice.id) == col(Delivery.notice_id))
+        .where(Delivery.channel == "weibo", col(Delivery.sent_at).is_not(None), col(Notice.public))
+        .where(col(Notice.status) != "cancelled")
+        .order_by(col(Delivery.sent_at).desc())
+        .limit(limit)
+    )
+    return _posts(session, query, base_url)
 
 
-def recent_posts(session: Session, limit: int = 20) -> list[WeiboPost]:
-    """Recent posts: public notices flagged for Weibo, newest first."""
-    return [
-        WeiboPost(text=f"【{n.title}】{n.body}"[:WEIBO_LIMIT], url=f"/m/notices/{n.id}", created_at=n.created_at)
-        for n in public_notices(session, surface="weibo", limit=limit)
-    ]
+def agency_posts(session: Session, agency_id: int, base_url: str, limit: int = 50) -> list[WeiboPost]:
+    """An agency's Weibo posts in every state (queued with an error = being retried, failed), newest first."""
+    query = (
+        select(Delivery, Notice)
+        .join(Notice, col(Notice.id) == col(Delivery.notice_id))
+        .where(Delivery.channel == "weibo", Notice.agency_id == agency_id)
+        .order_by(col(Delivery.created_at).desc())
+        .limit(limit)
+    )
+    return _posts(session, query, base_url)
+
+
+def requeue_failed_post(session: Session, agency_id: int, delivery_id: str, deadline_seconds: float) -> str | None:
+    """Put a failed post of this agency back in the queue; returns its notice id, or None when not allowed."""
+    row = session.exec(
+        select(Delivery, Notice)
+        .join(Notice, col(Notice.id) == col(Delivery.notice_id))
+        .where(Delivery.id == delivery_id, Delivery.channel == "weibo", Notice.agency_id == agency_id)
+    ).first()
+    if row is None or row[0].status != "failed" or row[1].status == "cancelled":
+        return None
+    now = utcnow()
+    session.execute(
+        update(Delivery)
+        .where(col(Delivery.id) == delivery_id, col(Delivery.status) == "failed")
+        .values(
+            status="queued",
+            attempts=0,
+            next_attempt_at=now,
+            deadline_at=now + timedelta(seconds=deadline_seconds),
+            final_at=None,
+            error_code=None,
+            error_reason=None,
+            updated_at=now,
+        )
+    )
+    session.commit()
+    return row[1].id

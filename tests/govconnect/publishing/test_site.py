@@ -103,13 +103,6 @@ def test_pages_fit_a_phone(client: TestClient, session: Session, agency: Agency)
         assert 'name="viewport"' in response.text
 
 
-def test_weibo_page_shows_posts_with_links_back(client: TestClient, session: Session, agency: Agency) -> None:
-    posted = make_notice(session, agency, title="城市马拉松交通管制", channels=["weibo"])
-    make_notice(session, agency, title="只上电视的通知", channels=["tv"])
-    page = client.get("/m/weibo").text
-    assert posted.title in page and f"/m/notices/{posted.id}" in page and "只上电视" not in page
-
-
 def test_signed_in_staff_is_the_viewer(app: Any, client: TestClient, session: Session, operator: str) -> None:
     from govconnect.api.deps import ViewerDep
 

@@ -80,3 +80,11 @@ def test_tv_page_with_arrow_keys_and_urgent_takeover(
         page.screenshot(path=str(artifacts / "5-tv-after-alert.png"))
     finally:
         page.close()
+    full_hd = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        full_hd.goto(f"{live_server.url}/tv/?rotate=60")
+        size = full_hd.evaluate("parseFloat(getComputedStyle(document.querySelector('#hero h1')).fontSize)")
+        assert size >= 60  # type scales with the screen: 6vh of 1080 px
+        full_hd.screenshot(path=str(artifacts / "6-tv-1920x1080.png"))
+    finally:
+        full_hd.close()

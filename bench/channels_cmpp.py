@@ -13,10 +13,16 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from channels.base import OutboundMessage, Outcome, Receipt
-from channels.cmpp import CmppChannel, CmppConfig
+# Run as `python bench/channels_cmpp.py`, bench/ comes first on sys.path and bench/channels.py
+# would shadow the `channels` package.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from channels.base import OutboundMessage, Outcome, Receipt  # noqa: E402
+from channels.cmpp import CmppChannel, CmppConfig  # noqa: E402
 
 SOURCE_ADDR = "901234"
 SECRET = "sandbox-secret"  # noqa: S105 - the simulator's demo secret
@@ -84,6 +90,7 @@ def measure_cmpp(messages: int = 5000) -> dict[str, Any]:
         [sys.executable, "-m", "channels.sandbox.cmpp_server", "--port", "0", "--report-delay", "0.01"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None

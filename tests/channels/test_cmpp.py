@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -372,3 +373,23 @@ def test_receipt_tracker_resends_unknown_ids_and_bound() -> None:
     for i in range(5):
         tracker.expect(f"c{i}", 1)
     assert len(tracker) == 2
+
+
+async def test_logs_carry_no_numbers_or_texts(sim: CmppSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def broken(receipt: Receipt) -> None:
+        raise RuntimeError(f"could not save receipt for {PHONE}")
+
+    ch = CmppChannel(make_config(sim), on_receipt=broken)
+    try:
+        await ch.send([msg("p-1", "暴雨预警" * 30)])
+        await sim.send_mo(PHONE, "退订")
+        await sim.wait_for(lambda: len(sim.deliver_results) == 3)
+        sim.drop_connections()
+        await sim.wait_for(lambda: ch.stats["link_losses"] == 1)
+    finally:
+        await ch.aclose()
+    assert "p-1" in caplog.text and "handler failed" in caplog.text  # logging happened ...
+    for secret in (PHONE, "暴雨预警", "退订", SIGNATURE):
+        assert secret not in caplog.text  # ... without people or bodies

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from contacts.crud import _apply
-from contacts.models import Contact, Department
+from contacts.models import Contact, Department, Region
 from contacts.service import (
     DirectoryError,
     Tree,
@@ -20,6 +20,7 @@ from contacts.service import (
     ensure_department,
     get_or_create_region,
     iter_contacts,
+    rebuild_index,
     reindex,
     split_path,
 )
@@ -48,6 +49,7 @@ VISIBILITY_WORDS = {
     "仅内部": "staff",
 }
 COMMIT_EVERY = 1000
+REBUILD_FROM = 2000  # changed contacts from which an import rebuilds the index instead of updating it
 
 
 class ImportFileError(Exception):
@@ -136,6 +138,16 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     return [h for h in header if h], out
 
 
+@dataclass
+class _Known:
+    """What the import looks rows up in, loaded once (a query per row would dominate large imports)."""
+
+    by_external: dict[str, Contact]
+    by_name: dict[tuple[str, int], Contact]
+    departments: dict[str, Department]
+    regions: dict[str, Region | None]
+
+
 def import_file(
     session: Session,
     ix: DirectoryIndex | None,
@@ -145,12 +157,14 @@ def import_file(
     """Import contacts; bad rows are reported and skipped, good rows are created or updated."""
     _fields, rows = read_rows(path)
     report = ImportReport()
-    with_ids = select(Contact).where(col(Contact.external_id).is_not(None))
-    by_external: dict[str | None, int | None] = {c.external_id: c.id for c in session.exec(with_ids).all()}
-    by_name: dict[tuple[str, int], int] = {}
-    departments: dict[str, Department] = {}
-    touched: list[int] = []
-    seen_in_file: dict[str, Contact] = {}
+    existing = list(iter_contacts(session))
+    known = _Known(
+        by_external={c.external_id: c for c in existing if c.external_id},
+        by_name={(c.name, c.department_id): c for c in existing},
+        departments={},
+        regions={},
+    )
+    touched: list[Contact] = []
     for done, (line, values) in enumerate(rows, start=1):
         visibility = VISIBILITY_WORDS.get(values.get("visibility", "").lower())
         problems = check_fields({**values, "visibility": visibility or "public"})
@@ -161,11 +175,12 @@ def import_file(
         else:
             values["visibility"] = visibility or "public"
             try:
-                contact, created = _upsert_row(session, values, departments, by_external, by_name, seen_in_file)
+                with session.no_autoflush:
+                    contact, created = _upsert_row(session, values, known)
             except DirectoryError as exc:
                 report.failed.append((line, exc.message))
             else:
-                touched.append(int(contact.id or 0))
+                touched.append(contact)
                 report.created += created
                 report.updated += not created
         if done % COMMIT_EVERY == 0:
@@ -173,53 +188,48 @@ def import_file(
         if progress is not None:
             progress(1)
     session.commit()
-    reindex(session, ix, touched)
+    ids = {int(c.id or 0) for c in touched}
+    if ix is not None and len(ids) >= REBUILD_FROM and len(ids) * 2 >= len(existing):
+        rebuild_index(session, ix)  # most of the directory changed: one fresh build beats updates
+    else:
+        reindex(session, ix, ids)
     return report
 
 
-def _upsert_row(
-    session: Session,
-    values: dict[str, str],
-    departments: dict[str, Department],
-    by_external: dict[str | None, int | None],
-    by_name: dict[tuple[str, int], int],
-    seen_in_file: dict[str, Contact],
-) -> tuple[Contact, bool]:
+def _region(session: Session, known: _Known, name: str) -> Region | None:
+    if name not in known.regions:
+        known.regions[name] = get_or_create_region(session, name)
+    return known.regions[name]
+
+
+def _upsert_row(session: Session, values: dict[str, str], known: _Known) -> tuple[Contact, bool]:
     path = "/".join(split_path(values["department"]))
-    dept = departments.get(path)
+    region = _region(session, known, values.get("region", ""))
+    dept = known.departments.get(path)
     if dept is None:
-        dept = departments[path] = ensure_department(
-            session, path, get_or_create_region(session, values.get("region", ""))
-        )
+        dept = known.departments[path] = ensure_department(session, path, region)
     dept_id = int(dept.id or 0)
     external = values.get("external_id") or None
-    contact: Contact | None = None
-    if external:
-        contact = seen_in_file.get(external)
-        if contact is None and by_external.get(external):
-            contact = session.get(Contact, by_external[external])
+    contact = known.by_external.get(external) if external else None
     if contact is None:
-        key = (values["name"], dept_id)
-        if key not in by_name:
-            stmt = select(Contact).where(Contact.name == values["name"], Contact.department_id == dept_id)
-            existing = session.exec(stmt).first()
-            if existing is not None:
-                by_name[key] = int(existing.id or 0)
-        found = session.get(Contact, by_name[key]) if key in by_name else None
+        found = known.by_name.get((values["name"], dept_id))
         # Name + department identifies a row without an id, or a known person getting an id for the first time.
         if found is not None and (not external or not found.external_id):
             contact = found
     created = contact is None
     if contact is None:
         contact = Contact(name=values["name"], department_id=dept_id)
+        session.add(contact)
+    known.by_name.pop((contact.name, contact.department_id), None)
     contact.department_id = dept_id
-    _apply(session, contact, {**values, "external_id": external} if external else values)
-    session.add(contact)
-    session.flush()
-    by_name[(contact.name, dept_id)] = int(contact.id or 0)
+    fields = {k: v for k, v in values.items() if k not in ("region", "external_id")}
+    if external:  # a row without an id never clears the id a contact already has
+        fields["external_id"] = external
+    _apply(session, contact, fields)
+    contact.region_id = region.id if region else None
+    known.by_name[(contact.name, dept_id)] = contact
     if external:
-        seen_in_file[external] = contact
-        by_external[external] = contact.id
+        known.by_external[external] = contact
     return contact, created
 
 

@@ -34,7 +34,7 @@ from search.analyzer import (
 )
 from search.highlight import highlights
 from search.records import PRIVATE_FIELDS
-from search.snapshot import EMPTY, DepartmentTable, Leaf, Snapshot
+from search.snapshot import DepartmentTable, Leaf, Snapshot
 
 if TYPE_CHECKING:
     from search.index import DirectoryIndex
@@ -83,26 +83,32 @@ def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privilege
         take(leaf.lookup("pos", t), TIER_POSITION)
         if 2 <= len(t) <= 4:
             # Homophones (张威 finds 张伟); a same-surname homophone ranks first.
-            sound, sound_prefix = _pinyin_match(leaf, pinyin_full(t))
-            if sound.size:
-                same = cols["name_h1"][sound] == stable_hash(t[:1])
+            sounds, sound_prefixes = _pinyin_match(leaf, pinyin_full(t))
+            surname = stable_hash(t[:1])
+            for sound in sounds:
+                same = cols["name_h1"][sound] == surname
                 take(sound[same], TIER_SOUND)
                 take(sound[~same], TIER_SOUND + 1)
-            take(sound_prefix, TIER_SOUND + 2)
+            for sound in sound_prefixes:
+                take(sound, TIER_SOUND + 2)
     elif token.kind == "latin":
         complete, prefix = _pinyin_match(leaf, t)
-        take(complete, TIER_PINYIN)
-        take(prefix, TIER_PINYIN_PREFIX)
+        for ids in complete:
+            take(ids, TIER_PINYIN)
+        for ids in prefix:
+            take(ids, TIER_PINYIN_PREFIX)
     elif token.kind == "mixed":
         head = "".join(ch for ch in t if not ch.isascii())
         tail = t[len(head) :]
         if len(head) <= 3:
-            heads = np.flatnonzero(cols[f"name_h{len(head)}"] == stable_hash(head))
+            head_mask = cols[f"name_h{len(head)}"] == stable_hash(head)
         else:
-            heads = np.zeros(0, dtype=np.int64)
+            head_mask = np.zeros(size, dtype=bool)
+        heads = np.flatnonzero(head_mask)
         if len(head) == surname_length(head + "名"):
-            take(np.intersect1d(heads, leaf.lookup("given_py", tail + COMPLETE)), TIER_PINYIN)
-            take(np.intersect1d(heads, leaf.lookup("given_py", tail)), TIER_PINYIN_PREFIX)
+            for wanted, tier in ((tail + COMPLETE, TIER_PINYIN), (tail, TIER_PINYIN_PREFIX)):
+                given = leaf.lookup("given_py", wanted)
+                take(given[head_mask[given]], tier)
         elif heads.size:
             # Rare (张小m: the head runs into the given name): check the few candidates one by one.
             keep = [d for d in heads.tolist() if tail in name_pinyin_keys(_stored_name(leaf, d)[len(head) :], False)]
@@ -116,9 +122,9 @@ def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privilege
     return best
 
 
-def _pinyin_match(leaf: Leaf, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Docs whose name a pinyin / initials key spells (surname form + given-name key: zhang+wei, z+w):
-    (spelt completely, spelt as a prefix)."""
+def _pinyin_match(leaf: Leaf, key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Docs whose name a pinyin / initials key spells (surname form + given-name key: zhang+wei, z+w),
+    as (spelt completely, spelt as a prefix) lists of doc-number arrays (they may overlap)."""
     complete: list[np.ndarray] = []
     prefix: list[np.ndarray] = []
     for form in leaf.data.surname_forms(leaf.reader):
@@ -128,16 +134,14 @@ def _pinyin_match(leaf: Leaf, key: str) -> tuple[np.ndarray, np.ndarray]:
             if not rest:
                 prefix.append(people)
                 continue
-            complete.append(np.intersect1d(people, leaf.lookup("given_py", rest + COMPLETE), assume_unique=True))
-            prefix.append(np.intersect1d(people, leaf.lookup("given_py", rest), assume_unique=True))
-    return _union(complete), _union(prefix)
-
-
-def _union(parts: list[np.ndarray]) -> np.ndarray:
-    parts = [p for p in parts if p.size]
-    if not parts:
-        return EMPTY
-    return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+            # Intersect through a mask: linear, where np.intersect1d sorts (broad initials such as z+w).
+            has_surname = np.zeros(leaf.data.size, dtype=bool)
+            has_surname[people] = True
+            for wanted, out in ((rest + COMPLETE, complete), (rest, prefix)):
+                given = leaf.lookup("given_py", wanted)
+                if given.size:
+                    out.append(given[has_surname[given]])
+    return complete, prefix
 
 
 def _stored_name(leaf: Leaf, docnum: int) -> str:
@@ -155,7 +159,7 @@ def _known(snap: Snapshot, text: str, sound: bool = False) -> bool:
             return True
     if sound and 2 <= len(text) <= 4:
         key = pinyin_full(text)
-        return any(_pinyin_match(leaf, key)[1].size for leaf in snap.leaves)
+        return any(ids.size for leaf in snap.leaves for ids in _pinyin_match(leaf, key)[1])
     return False
 
 

@@ -164,7 +164,9 @@ class DirectoryIndex:
     def rebuild(self, records: Iterable[DirectoryRecord], procs: int = 1) -> int:
         """Replace the whole index in one commit; searches see the old data until it lands.
 
-        `procs` > 1 spreads the whoosh indexing over sub-processes (worth it from tens of thousands)."""
+        `procs` > 1 spreads the whoosh indexing over sub-processes (worth it from tens of thousands).
+        They are spawned, so a script calling this must guard its entry point with
+        `if __name__ == "__main__":` (the CLI and the bench do)."""
         count = 0
         with self.writer(clear=True, procs=procs) as w:
             for record in records:

@@ -70,6 +70,20 @@ def check_callback_url(url: str, settings: Settings) -> str:
     return url
 
 
+_CALLBACKS_SEEN: dict[int, tuple[float, bool]] = {}
+
+
+def _any_callback_url(engine: Engine) -> bool:
+    """Whether any agency registered a callback (cached briefly: receipts arrive by the thousand)."""
+    stamp, seen = _CALLBACKS_SEEN.get(id(engine), (0.0, False))
+    if time.monotonic() - stamp < 5.0:
+        return seen
+    with engine.connect() as conn:
+        seen = conn.execute(select(A.c.id).where(A.c.callback_url.is_not(None)).limit(1)).first() is not None
+    _CALLBACKS_SEEN[id(engine)] = (time.monotonic(), seen)
+    return seen
+
+
 def _events(engine: Engine, delivery_ids: Sequence[str]) -> dict[int, list[dict[str, Any]]]:
     with engine.connect() as conn:
         rows: Any = conn.execute(
@@ -100,7 +114,7 @@ def _callback_url(engine: Engine, agency_id: int) -> str | None:
 
 async def emit_status_events(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:
     """Queue callbacks for these deliveries to agencies that registered a URL."""
-    if not delivery_ids:
+    if not delivery_ids or not await asyncio.to_thread(_any_callback_url, ctx["engine"]):
         return
     grouped = await asyncio.to_thread(_events, ctx["engine"], delivery_ids)
     for agency_id, events in grouped.items():

@@ -8,6 +8,7 @@ import logging
 
 from fastapi import FastAPI
 
+from govconnect.jobs import load_job_modules
 from govconnect.notices import metrics
 from govconnect.worker import InProcessQueue
 
@@ -43,6 +44,7 @@ async def stop_embedded_sweeper(app: FastAPI) -> None:
 
 
 def install(app: FastAPI) -> None:
-    """Register the notice pipeline's startup and shutdown hooks on the app."""
+    """Register the notice pipeline's jobs and its startup and shutdown hooks on the app."""
+    load_job_modules()
     app.state.startup_hooks.append(start_embedded_sweeper)
     app.state.shutdown_hooks.append(stop_embedded_sweeper)

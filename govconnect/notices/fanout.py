@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from govconnect.models import utcnow
 from govconnect.notices.audience import Recipient, csv_pages, subscriber_pages
 from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
-from govconnect.notices.policy import now, placeholders
+from govconnect.notices.policy import now, placeholders, run_fanout_db
 from govconnect.notices.sending import enqueue_finish, enqueue_send
 
 log = logging.getLogger("govconnect.notices")
@@ -32,13 +31,14 @@ def insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> 
     if not rows:
         return []
     dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # executemany with RETURNING ("insertmanyvalues"): one cached statement, batched, instead of
+    # compiling a thousand-row VALUES clause for every page.
     stmt = (
         dialect(D)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["notice_id", "channel", "recipient"])
         .returning(D.c.id, D.c.channel)
     )
-    return [(row[0], row[1]) for row in conn.execute(stmt).all()]
+    return [(row[0], row[1]) for row in conn.execute(stmt, rows).all()]
 
 
 def audience_pages(conn: Connection, notice: Any, cursor: str, page: int) -> Iterator[tuple[list[Recipient], str]]:
@@ -108,12 +108,12 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
     """Write a notice's deliveries page by page and queue their sends; re-runs resume and never double."""
     engine: Engine = ctx["engine"]
     settings = ctx["settings"]
-    notice, outbox = await asyncio.to_thread(_load, engine, notice_id)
+    notice, outbox = await run_fanout_db(_load, engine, notice_id)
     if notice is None or outbox is None or outbox.done_at is not None:
         return {"created": 0}
     moment = now(ctx)
     if notice.status == "cancelled":
-        await asyncio.to_thread(_finish_outbox, engine, notice_id, outbox.cursor, None)
+        await run_fanout_db(_finish_outbox, engine, notice_id, outbox.cursor, None)
         return {"created": 0}
     if notice.send_at is not None and notice.send_at > moment + timedelta(seconds=1):
         await ctx["queue"].enqueue(
@@ -129,14 +129,14 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
     # Database work runs in threads so the event loop (the API, in embedded mode) never waits on it.
     with engine.connect() as reader:
         pages = audience_pages(reader, notice, cursor, settings.notices.fanout_page)
-        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+        while (page := await run_fanout_db(next, pages, None)) is not None:
             recipients, after = page
             rows = _rows_for(notice, recipients, moment, deadline)
-            inserted = await asyncio.to_thread(_insert_page, engine, notice_id, rows, after)
+            inserted = await run_fanout_db(_insert_page, engine, notice_id, rows, after)
             created += len(inserted)
             await _enqueue_inserted(ctx, notice_id, inserted, urgent)
             cursor = after
-    await asyncio.to_thread(_finish_outbox, engine, notice_id, cursor, "sending")
+    await run_fanout_db(_finish_outbox, engine, notice_id, cursor, "sending")
     await enqueue_finish(ctx, notice_id)
     log.info("notice %s fan-out wrote %d deliveries", notice_id, created)
     return {"created": created}
@@ -149,7 +149,7 @@ async def _public_deliveries(
     if "weibo" not in notice.channels:
         return 0
     row = _row(notice.id, "weibo", "public", {}, None, 0 if notice.urgency == "urgent" else 1, moment, deadline)
-    inserted = await asyncio.to_thread(_insert_page, engine, notice.id, [row], "")
+    inserted = await run_fanout_db(_insert_page, engine, notice.id, [row], "")
     await _enqueue_inserted(ctx, notice.id, inserted, notice.urgency == "urgent")
     return len(inserted)
 

@@ -27,6 +27,7 @@ class Delivery(SQLModel, table=True):
         UniqueConstraint("notice_id", "channel", "recipient", name="uq_delivery_notice_channel_recipient"),
         Index("ix_delivery_notice_status", "notice_id", "status"),
         Index("ix_delivery_status_next", "status", "next_attempt_at"),
+        Index("ix_delivery_recipient", "recipient"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

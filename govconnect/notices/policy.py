@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from govconnect.models import utcnow
 
+T = TypeVar("T")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 QUIET_START = time(22, 0)
 QUIET_END = time(7, 0)
@@ -59,3 +63,19 @@ def render(template: str, params: dict[str, Any]) -> str:
 def template_length(template: str) -> int:
     """Length of a template without its placeholders (they are filled per recipient)."""
     return len(PLACEHOLDER.sub("", template))
+
+
+# Database work of the pipeline runs in these threads, not the loop's small default pool: the
+# fan-out gets its own so twenty concurrent send jobs cannot starve it.
+_DB_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="notices-db")
+_FANOUT_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notices-fanout")
+
+
+async def run_db(func: Callable[..., T], *args: Any) -> T:
+    """Run blocking database work in the pipeline's thread pool."""
+    return await asyncio.get_running_loop().run_in_executor(_DB_POOL, func, *args)
+
+
+async def run_fanout_db(func: Callable[..., T], *args: Any) -> T:
+    """Run the fan-out's blocking database work in its own threads."""
+    return await asyncio.get_running_loop().run_in_executor(_FANOUT_POOL, func, *args)

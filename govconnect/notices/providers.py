@@ -68,7 +68,9 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
     from govconnect.channel_factory import build_channel, provider_http_client
 
     client = provider_http_client()
-    adapters: dict[str, Channel] = {name: build_channel(name, settings, client, redis) for name in PROVIDERS}
+    adapters: dict[str, Channel] = {
+        name: build_channel(name, settings, client, redis) for name in PROVIDERS if name != "cmpp"
+    }
     if redis is None:
         # One token cache per provider set: a process-wide cache would bind its lock to another event loop.
         from channels.tokens import MemoryTokenStore
@@ -86,18 +88,10 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
 
 def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
     """The CMPP link, its receipts and replies wired to the pipeline."""
-    from channels.cmpp import CmppChannel, CmppConfig
+    from channels.cmpp import CmppChannel
+    from govconnect.channel_factory import config_for
 
-    c = settings.cmpp
-    config = CmppConfig(
-        host=c.host,
-        port=c.port,
-        source_addr=c.source_addr,
-        shared_secret=c.shared_secret.get_secret_value(),
-        service_id=c.service_id,
-        src_id=c.src_id,
-        sign_name=settings.aliyun_sms.sign_name,
-    )
+    config = config_for("cmpp", settings)
 
     async def on_receipt(receipt: Receipt) -> None:
         if engine is not None:

@@ -19,7 +19,7 @@ from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
-from govconnect.notices.policy import backoff_seconds, now, quiet_until, render
+from govconnect.notices.policy import backoff_seconds, now, quiet_until, render, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
 from govconnect.settings import Settings
 
@@ -69,9 +69,17 @@ async def enqueue_send(
     await ctx["queue"].enqueue("send_deliveries", notice_id=notice_id, channel=channel, ids=list(ids), defer_by=defer)
 
 
+_FINISH_ENQUEUED: dict[str, int] = {}
+
+
 async def enqueue_finish(ctx: dict[str, Any], notice_id: str) -> None:
     """Queue a completion check for the notice (at most one per notice every few seconds)."""
     bucket = int(time.time() // 5)
+    if _FINISH_ENQUEUED.get(notice_id) == bucket:
+        return  # already queued from this process in this window (receipts arrive by the thousand)
+    _FINISH_ENQUEUED[notice_id] = bucket
+    if len(_FINISH_ENQUEUED) > 10_000:
+        _FINISH_ENQUEUED.clear()
     await ctx["queue"].enqueue(
         "finish_notice", job_id=f"finish:{notice_id}:{bucket}", notice_id=notice_id, defer_by=2.0
     )
@@ -94,6 +102,15 @@ def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed
     return [Claimed(*row) for row in rows]
 
 
+def _cancel_queued(engine: Engine, ids: Sequence[str], moment: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(D)
+            .where(D.c.id.in_(list(ids)), D.c.status == "queued")
+            .values(status="cancelled", final_at=moment, updated_at=moment)
+        )
+
+
 def _defer_for_quiet_hours(engine: Engine, ids: Sequence[str], until: datetime) -> None:
     with engine.begin() as conn:
         conn.execute(update(D).where(D.c.id.in_(list(ids)), D.c.status == "queued").values(next_attempt_at=until))
@@ -107,16 +124,12 @@ def _load_notice(engine: Engine, notice_id: str) -> Any:
 
 
 def choose_provider(settings: Settings, providers: list[str], claimed: Claimed) -> str:
-    """The delivery's provider; SMS moves to the next provider after `failover_after` failed attempts."""
+    """The delivery's provider; SMS moves on to the next provider every `failover_after` failed attempts."""
     if not providers:
         return claimed.provider
-    if claimed.provider in providers:
-        index = providers.index(claimed.provider)
-    else:
-        index = 0
     failed_attempts = claimed.attempts - 1
-    if len(providers) > 1 and failed_attempts >= settings.notices.failover_after:
-        index = min(len(providers) - 1, failed_attempts // settings.notices.failover_after)
+    # Take turns: `failover_after` attempts on the preferred provider, as many on the next, then back.
+    index = (failed_attempts // max(1, settings.notices.failover_after)) % len(providers)
     return providers[index]
 
 
@@ -126,16 +139,20 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
     engine: Engine = ctx["engine"]
     settings: Settings = ctx["settings"]
     moment = now(ctx)
-    notice = await asyncio.to_thread(_load_notice, engine, notice_id)
-    if notice is None or notice.status == "cancelled":
+    notice = await run_db(_load_notice, engine, notice_id)
+    if notice is None:
+        return {"claimed": 0}
+    if notice.status == "cancelled":
+        # Deliveries a fan-out wrote after the cancel are cancelled here, not sent.
+        await run_db(_cancel_queued, engine, ids, moment)
         return {"claimed": 0}
     until = quiet_until(moment, channel, notice.urgency)
     if until is not None:
-        await asyncio.to_thread(_defer_for_quiet_hours, engine, ids, until)
+        await run_db(_defer_for_quiet_hours, engine, ids, until)
         await enqueue_send(ctx, notice_id, channel, ids, False, delay=(until - moment).total_seconds())
         log.info("notice %s %s: %d deliveries deferred for quiet hours", notice_id, channel, len(ids))
         return {"claimed": 0, "deferred": len(ids)}
-    claimed = await asyncio.to_thread(_claim, engine, ids, moment)
+    claimed = await run_db(_claim, engine, ids, moment)
     if not claimed:
         return {"claimed": 0}
     providers = get_providers(ctx)
@@ -152,7 +169,7 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
                 )
             continue
         results.extend(await _send_via(ctx, provider, channel, notice, items))
-    counts = await asyncio.to_thread(_record, ctx, engine, settings, channel, results)
+    counts = await run_db(_record, ctx, engine, settings, channel, results)
     for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():  # type: ignore[attr-defined]
         await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
     await enqueue_finish(ctx, notice_id)

@@ -7,7 +7,6 @@ delivery goes back to `queued` only from `sending`, and is sent only after a fre
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Engine
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery, NoticeOutbox
-from govconnect.notices.policy import now
+from govconnect.notices.policy import now, run_db
 from govconnect.notices.sending import enqueue_send
 
 log = logging.getLogger("govconnect.notices")
@@ -95,7 +94,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
 @job
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Re-enqueue stuck deliveries and unfinished fan-outs; finish notices whose deliveries are final."""
-    found = await asyncio.to_thread(_sweep, ctx)
+    found = await run_db(_sweep, ctx)
     chunk = ctx["settings"].notices.send_chunk
     requeued = 0
     for (notice_id, channel, urgent), ids in found["groups"].items():
@@ -106,7 +105,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         await ctx["queue"].enqueue("fanout_notice", notice_id=notice_id)
     finished = 0
     for notice_id in found["sending"]:
-        finished += int(await asyncio.to_thread(finish_if_done, ctx["engine"], notice_id, now(ctx)))
+        finished += int(await run_db(finish_if_done, ctx["engine"], notice_id, now(ctx)))
     if found["reclaimed"] or requeued:
         log.warning("sweeper: %d reclaimed from dead workers, %d re-enqueued", found["reclaimed"], requeued)
     return {
@@ -140,4 +139,4 @@ def finish_if_done(engine: Engine, notice_id: str, moment: Any) -> bool:
 @job
 async def finish_notice(ctx: dict[str, Any], notice_id: str) -> bool:
     """Complete the notice if every delivery is final (queued after sends and receipts)."""
-    return await asyncio.to_thread(finish_if_done, ctx["engine"], notice_id, now(ctx))
+    return await run_db(finish_if_done, ctx["engine"], notice_id, now(ctx))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
@@ -30,6 +31,7 @@ from govconnect.notices.schemas import (
 )
 from govconnect.notices.sending import URGENT_HEAD_START
 
+log = logging.getLogger("govconnect.notices")
 router = APIRouter(prefix="/api/v1", tags=["notices"])
 Sender = Annotated[Principal, Depends(require_scope("notices:send"))]
 Reader = Annotated[Principal, Depends(require_scope("notices:read"))]
@@ -55,7 +57,10 @@ async def create_notice(
         delay = (notice.send_at - moment).total_seconds() if notice.send_at and notice.send_at > moment else None
         if delay is None and notice.urgency == "urgent":
             delay = URGENT_HEAD_START
-        await request.app.state.queue.enqueue("fanout_notice", notice_id=notice.id, defer_by=delay)
+        try:
+            await request.app.state.queue.enqueue("fanout_notice", notice_id=notice.id, defer_by=delay)
+        except Exception:  # noqa: BLE001 - the outbox row is committed: the sweeper enqueues it later
+            log.warning("notice %s: enqueue failed, left to the sweeper", notice.id, exc_info=True)
     payload = await run_in_threadpool(service.notice_public, session, notice, not created)
     return JSONResponse(
         payload.model_dump(mode="json"), status_code=202, headers={"Location": f"/api/v1/notices/{notice.id}"}

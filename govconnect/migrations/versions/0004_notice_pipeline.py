@@ -55,6 +55,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_delivery_notice_status", ["notice_id", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_delivery_provider_id"), ["provider_id"], unique=False)
         batch_op.create_index("ix_delivery_status_next", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_delivery_recipient", ["recipient"], unique=False)
 
     op.create_table(
         "notice_outbox",
@@ -90,6 +91,7 @@ def downgrade() -> None:
 
     op.drop_table("notice_outbox")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_recipient")
         batch_op.drop_index("ix_delivery_status_next")
         batch_op.drop_index(batch_op.f("ix_delivery_provider_id"))
         batch_op.drop_index("ix_delivery_notice_status")

@@ -1,0 +1,104 @@
+"""One notice to N subscribers by SMS and WeChat, end to end through the provider sandbox.
+
+PostgreSQL (private database), Redis, the sandbox, the API and 2 arq workers, each its own process;
+`--embedded` runs the API alone with its in-process worker. Measures seconds from accept until every
+delivery is final (delivered or failed, receipts included), deliveries per second, each process's
+peak RSS and API read latency (GET the notice with progress, and the notice list) while it runs.
+
+    .venv/bin/python bench/fanout.py [--subscribers 100000] [--workers 2] [--embedded] [--channels sms,wechat]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import httpx
+from notice_harness import build_stack, delivery_counts, percentile, post_notice, seed
+
+FINAL = ("delivered", "failed", "cancelled", "unknown")
+
+
+async def read_load(api_url: str, key: str, notice_id: str, stop: asyncio.Event, latencies: list[float]) -> None:
+    """Steady API reads (about 20/s) while the fan-out runs."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
+        i = 0
+        while not stop.is_set():
+            path = f"/api/v1/notices/{notice_id}" if i % 2 == 0 else "/api/v1/notices?page_size=20"
+            start = time.perf_counter()
+            r = await client.get(path)
+            latencies.append((time.perf_counter() - start) * 1000)
+            r.raise_for_status()
+            i += 1
+            await asyncio.sleep(0.05)
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    stack = build_stack(args.workers, args.embedded, private_redis=False, report_delay=args.report_delay)
+    try:
+        key = seed(stack, args.subscribers)
+        channels = tuple(args.channels.split(","))
+        expected = args.subscribers * len(channels)
+        accepted_at = time.perf_counter()
+        notice = post_notice(stack, key, "bench-fanout", channels)
+        stop = asyncio.Event()
+        latencies: list[float] = []
+        reader = asyncio.create_task(read_load(stack.api_url, key, notice["id"], stop, latencies))
+        counts: dict[str, int] = {}
+        timeline: list[tuple[float, int, int]] = []  # (seconds, accepted by provider, final)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            stack.sample_rss()
+            counts = await asyncio.to_thread(delivery_counts, stack, notice["id"])
+            done = sum(counts.get(s, 0) for s in FINAL)
+            timeline.append((round(time.perf_counter() - accepted_at, 1), done + counts.get("sent", 0), done))
+            if sum(counts.get(s, 0) for s in FINAL) >= expected:
+                break
+            await asyncio.sleep(0.5)
+        seconds = time.perf_counter() - accepted_at
+        stop.set()
+        await reader
+        workers = {k: round(v, 1) for k, v in stack.peak_rss.items() if k.startswith("worker")}
+        final = sum(counts.get(s, 0) for s in FINAL)
+        return {
+            "mode": "embedded" if args.embedded else f"arq x{args.workers}",
+            "channels": list(channels),
+            "recipients": args.subscribers,
+            "deliveries": expected,
+            "delivered": counts.get("delivered", 0),
+            "failed": counts.get("failed", 0),
+            "unfinished": expected - final,
+            "by_status": counts,
+            "seconds": round(seconds, 2),
+            "deliveries_per_s": round(final / seconds, 1),
+            "worker_rss_mb": max(workers.values()) if workers else round(stack.peak_rss.get("api", 0.0), 1),
+            "worker_rss_mb_each": workers,
+            "api_rss_mb": round(stack.peak_rss.get("api", 0.0), 1),
+            "sandbox_rss_mb": round(stack.peak_rss.get("sandbox", 0.0), 1),
+            "seconds_to_all_sent": next((t for t, sent, _ in timeline if sent >= expected), None),
+            "timeline": timeline[:: max(1, len(timeline) // 12)],
+            "api_reads": len(latencies),
+            "api_p50_ms": round(percentile(latencies, 50), 1),
+            "api_p99_ms": round(percentile(latencies, 99), 1),
+        }
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--embedded", action="store_true", help="API with its in-process worker, no arq")
+    parser.add_argument("--report-delay", type=float, default=0.2)
+    parser.add_argument("--channels", default="sms,wechat", help="comma-separated: sms, wechat")
+    parser.add_argument("--timeout", type=float, default=900)
+    result = asyncio.run(run(parser.parse_args()))
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.provider_sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
+from govconnect.web.install import install_web
 from govconnect.worker import InProcessQueue, open_arq_queue
 
 log = logging.getLogger("govconnect.app")
@@ -87,4 +88,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.include_router(router)
     install_notice_pipeline(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
+    install_web(app, settings)
     return app

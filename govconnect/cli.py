@@ -19,6 +19,7 @@ from govconnect.agencies import (
     require_agency,
     revoke_api_key,
 )
+from govconnect.citizens.cli import categories_app  # also adds purge/export to `subscribers`
 from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.directory_cli import register as register_directory_commands
 from govconnect.models import ROLES, SCOPES
@@ -40,6 +41,7 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(key_app, name="key")
 app.add_typer(staff_app, name="staff")
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(categories_app, name="categories")
 register_directory_commands(app)
 
 

@@ -100,3 +100,8 @@ def print_demo_banner(info: DemoInfo, host: str, port: int) -> None:
         "",
     ]
     typer.echo("\n".join(lines))
+
+
+from govconnect.web.demo import seed_publishing_demo  # noqa: E402 - registers after DEMO_HOOKS exists
+
+DEMO_HOOKS.append(seed_publishing_demo)

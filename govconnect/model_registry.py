@@ -7,6 +7,7 @@ def import_all_models() -> None:
     """Import all table modules (later capabilities add theirs here)."""
     import contacts.models  # noqa: F401
     import govconnect.citizens.models  # noqa: F401
+    import govconnect.citizens.publishing_models  # noqa: F401
     import govconnect.models  # noqa: F401
     import govconnect.notices.models  # noqa: F401
     import govconnect.notices.pipeline_models  # noqa: F401

@@ -11,8 +11,9 @@ import logging
 from sqlmodel import Session, select
 
 from channels.sms_text import is_unsubscribe
-from govconnect.citizens.models import Subscriber
+from govconnect.citizens.models import Subscriber, SubscriberCategory
 from govconnect.models import utcnow
+from govconnect.notices.models import Category
 
 log = logging.getLogger("govconnect.citizens")
 
@@ -50,10 +51,12 @@ def handle_sms_reply(session: Session, sender: str, text: str, provider: str) ->
 
 
 def handle_wechat_follow(session: Session, openid: str, followed: bool) -> Subscriber | None:
-    """A WeChat subscribe/unsubscribe event: unfollowing stops WeChat sends to this openid."""
+    """A WeChat follow/unfollow event: following subscribes the openid, unfollowing stops WeChat sends to it."""
     subscriber = session.exec(select(Subscriber).where(Subscriber.wechat_openid == openid)).first()
     if subscriber is None:
-        return None
+        if not followed:
+            return None
+        return _subscribe_openid(session, openid)
     now = utcnow()
     if followed:
         subscriber.status = "active"
@@ -65,4 +68,17 @@ def handle_wechat_follow(session: Session, openid: str, followed: bool) -> Subsc
     subscriber.updated_at = now
     session.add(subscriber)
     session.flush()
+    return subscriber
+
+
+def _subscribe_openid(session: Session, openid: str) -> Subscriber:
+    """A new follower gets WeChat notices of every active category until they choose otherwise on the site."""
+    subscriber = Subscriber(wechat_openid=openid, channels=["wechat"], source="wechat", last_active_at=utcnow())
+    session.add(subscriber)
+    session.flush()
+    assert subscriber.id is not None
+    for code in session.exec(select(Category.code).where(Category.active == True)).all():  # noqa: E712
+        session.add(SubscriberCategory(subscriber_id=subscriber.id, category=code))
+    session.flush()
+    log.info("subscriber %s subscribed via wechat follow", subscriber.id)
     return subscriber

@@ -1,0 +1,93 @@
+"""Subscriber data over the API: `subscribers:read` only, and always masked."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from govconnect.api.deps import Principal, SessionDep, require_scope
+from govconnect.citizens.models import Subscriber
+from govconnect.citizens.subscriptions import masked_rows
+
+router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
+ReaderDep = Annotated[Principal, Depends(require_scope("subscribers:read"))]
+EXPORT_FIELDS = ("id", "phone", "wechat_openid", "status", "channels", "categories", "regions", "source", "created_at")
+
+
+class SubscriberPublic(BaseModel):
+    """A subscriber as the API shows it: number and openid masked."""
+
+    id: int
+    phone: str
+    wechat_openid: str
+    status: str
+    channels: list[str]
+    categories: list[str]
+    regions: list[str]
+    source: str
+    created_at: str
+    unsubscribed_at: str | None
+
+
+class SubscriberPage(BaseModel):
+    """One page of subscribers and counts by status."""
+
+    items: list[SubscriberPublic]
+    total: int
+    active: int
+
+
+@router.get("", response_model=SubscriberPage)
+def list_subscribers(
+    _principal: ReaderDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SubscriberPage:
+    """Masked subscribers, oldest first."""
+    rows = list(masked_rows(session))[offset : offset + limit]
+    total = session.exec(select(func.count()).select_from(Subscriber)).one()
+    active = session.exec(select(func.count()).select_from(Subscriber).where(col(Subscriber.status) == "active")).one()
+    items = [
+        SubscriberPublic(
+            id=int(r["id"]),
+            phone=r["phone"],
+            wechat_openid=r["wechat_openid"],
+            status=r["status"],
+            channels=[c for c in r["channels"].split(",") if c],
+            categories=[c for c in r["categories"].split(",") if c],
+            regions=[c for c in r["regions"].split(",") if c],
+            source=r["source"],
+            created_at=r["created_at"],
+            unsubscribed_at=r["unsubscribed_at"] or None,
+        )
+        for r in rows
+    ]
+    return SubscriberPage(items=items, total=total, active=active)
+
+
+def masked_csv(session: SessionDep) -> str:
+    """All subscribers as masked CSV text."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*EXPORT_FIELDS, "unsubscribed_at"], extrasaction="ignore")
+    writer.writeheader()
+    for row in masked_rows(session):
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+@router.get("/export.csv")
+def export_subscribers(_principal: ReaderDep, session: SessionDep) -> Response:
+    """A masked CSV export."""
+    return Response(
+        masked_csv(session),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="subscribers-masked.csv"'},
+    )

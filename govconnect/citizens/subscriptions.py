@@ -1,0 +1,344 @@
+"""Citizen subscriptions: SMS verification codes, subscribing, changing preferences and leaving.
+
+Plain functions over a session; the mobile site and the CLI call them, the caller commits.
+Only keyed hashes of numbers, IPs and codes are stored for verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+
+from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
+from govconnect.citizens.optout import normalise_phone
+from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
+from govconnect.models import utcnow
+from govconnect.notices.models import Category
+from govconnect.security import mask_phone
+
+log = logging.getLogger("govconnect.citizens")
+
+# Codes are pinyin initials, the same the pipeline's demo data uses.
+DEFAULT_CATEGORIES = (
+    ("zwgk", "政务公开"),
+    ("yjyj", "应急预警"),
+    ("jtcx", "交通出行"),
+    ("sbyl", "社保医疗"),
+    ("jy", "教育"),
+    ("zcjd", "政策解读"),
+)
+DEFAULT_REGIONS = ("柯城区", "衢江区", "江山市", "龙游县", "常山县", "开化县")
+
+CODE_TTL = timedelta(minutes=5)
+CODE_MAX_ATTEMPTS = 5
+CODE_MIN_INTERVAL = timedelta(minutes=1)
+CODE_DAILY_LIMIT = 10
+CODE_TEXT = "您的订阅验证码为{code}，5分钟内有效，请勿告诉他人。"
+MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+PHONE_INPUT_RE = re.compile(r"^\+?[\d\s-]{11,20}$")
+PHONE_CHANNELS = ("sms", "voice")
+
+
+class SubscriptionError(ValueError):
+    """A subscription request that breaks a rule; `code` is machine-readable, `message` is for people."""
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What a subscriber follows and how they want to be reached."""
+
+    categories: list[str]
+    regions: list[str]
+    channels: list[str]
+
+
+def ensure_defaults(session: Session) -> None:
+    """Seed the six categories and the regions when their tables are empty (admins manage them after)."""
+    if session.exec(select(func.count()).select_from(Category)).one() == 0:
+        for order, (code, name) in enumerate(DEFAULT_CATEGORIES):
+            session.add(Category(code=code, name=name, sort_order=order))
+    if session.exec(select(func.count()).select_from(PublicRegion)).one() == 0:
+        for order, name in enumerate(DEFAULT_REGIONS):
+            session.add(PublicRegion(name=name, sort_order=order))
+    session.flush()
+
+
+def active_categories(session: Session) -> list[Category]:
+    """Categories citizens can choose, in display order."""
+    return list(session.exec(select(Category).where(col(Category.active)).order_by(col(Category.sort_order))).all())
+
+
+def active_regions(session: Session) -> list[PublicRegion]:
+    """Regions citizens can choose, in display order."""
+    return list(
+        session.exec(select(PublicRegion).where(col(PublicRegion.active)).order_by(col(PublicRegion.sort_order))).all()
+    )
+
+
+def valid_mobile(phone: str) -> str:
+    """The normalised mainland mobile number, or a SubscriptionError."""
+    number = normalise_phone(phone)
+    if not PHONE_INPUT_RE.match(phone.strip()) or not MOBILE_RE.match(number):
+        raise SubscriptionError("invalid_phone", "请输入有效的 11 位手机号码 / invalid mobile number")
+    return number
+
+
+def _keyed_hash(secret: str, kind: str, value: str) -> str:
+    return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def request_code(
+    session: Session, secret: str, phone: str, ip: str, purpose: str = "subscribe", now: datetime | None = None
+) -> tuple[str, str]:
+    """Create a 6-digit code for a number; returns (number, code). Enforces 1/minute and 10/day per number and IP."""
+    number = valid_mobile(phone)
+    now = now or utcnow()
+    phone_hash = _keyed_hash(secret, "phone", number)
+    ip_hash = _keyed_hash(secret, "ip", ip or "-")
+    for column, value in ((VerificationCode.phone_hash, phone_hash), (VerificationCode.ip_hash, ip_hash)):
+        recent = session.exec(
+            select(VerificationCode.created_at)
+            .where(column == value, col(VerificationCode.created_at) > now - timedelta(days=1))
+            .order_by(col(VerificationCode.created_at).desc())
+        ).all()
+        if recent and now - recent[0] < CODE_MIN_INTERVAL:
+            wait = int((CODE_MIN_INTERVAL - (now - recent[0])).total_seconds()) + 1
+            raise SubscriptionError(
+                "code_too_soon", f"验证码发送过于频繁，请 {wait} 秒后再试 / wait before asking again", wait
+            )
+        if len(recent) >= CODE_DAILY_LIMIT:
+            raise SubscriptionError("code_daily_limit", "今日验证码次数已用完 / daily code limit reached", 3600)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    record = VerificationCode(
+        phone_hash=phone_hash,
+        ip_hash=ip_hash,
+        code_hash=_keyed_hash(secret, f"code:{phone_hash}", code),
+        purpose=purpose,
+        created_at=now,
+        expires_at=now + CODE_TTL,
+    )
+    session.add(record)
+    session.flush()
+    log.info("verification code %s issued for %s", record.id, purpose)
+    return number, code
+
+
+def check_code(
+    session: Session, secret: str, phone: str, code: str, purpose: str = "subscribe", now: datetime | None = None
+) -> str:
+    """Consume a correct code and return the number; wrong, expired or exhausted codes raise SubscriptionError."""
+    number = valid_mobile(phone)
+    now = now or utcnow()
+    phone_hash = _keyed_hash(secret, "phone", number)
+    record = session.exec(
+        select(VerificationCode)
+        .where(
+            VerificationCode.phone_hash == phone_hash,
+            VerificationCode.purpose == purpose,
+            col(VerificationCode.consumed_at).is_(None),
+        )
+        .order_by(col(VerificationCode.created_at).desc())
+    ).first()
+    if record is None:
+        raise SubscriptionError("code_missing", "请先获取验证码 / request a code first")
+    if record.expires_at <= now:
+        raise SubscriptionError("code_expired", "验证码已过期，请重新获取 / code expired")
+    if record.attempts >= CODE_MAX_ATTEMPTS:
+        raise SubscriptionError("code_attempts", "验证码错误次数过多，请重新获取 / too many wrong tries")
+    record.attempts += 1
+    expected = _keyed_hash(secret, f"code:{phone_hash}", code.strip())
+    if not hmac.compare_digest(expected, record.code_hash):
+        session.add(record)
+        session.flush()
+        left = CODE_MAX_ATTEMPTS - record.attempts
+        raise SubscriptionError("code_invalid", f"验证码错误，还可尝试 {left} 次 / wrong code, {left} tries left")
+    record.consumed_at = now
+    session.add(record)
+    session.flush()
+    return number
+
+
+def clean_preferences(
+    session: Session,
+    categories: Iterable[str],
+    regions: Iterable[str],
+    channels: Iterable[str],
+    allowed_channels: Sequence[str] = SUBSCRIBER_CHANNELS,
+) -> Preferences:
+    """Check choices against active categories, regions and the channels this subscriber can use."""
+    known_categories = {c.code for c in active_categories(session)}
+    known_regions = {r.name for r in active_regions(session)}
+    cats = sorted(set(categories))
+    regs = sorted(set(regions))
+    chans = sorted(set(channels))
+    if not cats:
+        raise SubscriptionError("no_category", "请至少选择一个栏目 / choose at least one category")
+    if not chans:
+        raise SubscriptionError("no_channel", "请至少选择一种接收方式 / choose at least one channel")
+    if unknown := [c for c in cats if c not in known_categories]:
+        raise SubscriptionError("unknown_category", f"栏目不存在 / unknown category: {','.join(unknown)}")
+    if unknown := [r for r in regs if r not in known_regions]:
+        raise SubscriptionError("unknown_region", f"地区不存在 / unknown region: {','.join(unknown)}")
+    if unknown := [c for c in chans if c not in allowed_channels]:
+        raise SubscriptionError("unknown_channel", f"接收方式无效 / channel not available: {','.join(unknown)}")
+    return Preferences(cats, regs, chans)
+
+
+def preferences_of(session: Session, subscriber: Subscriber) -> Preferences:
+    """The subscriber's current choices."""
+    cats = session.exec(select(SubscriberCategory.category).where(SubscriberCategory.subscriber_id == subscriber.id))
+    regs = session.exec(select(SubscriberRegion.region).where(SubscriberRegion.subscriber_id == subscriber.id))
+    return Preferences(sorted(cats.all()), sorted(regs.all()), list(subscriber.channels))
+
+
+def set_preferences(session: Session, subscriber: Subscriber, prefs: Preferences) -> Subscriber:
+    """Replace the subscriber's categories, regions and channels, and mark them active."""
+    assert subscriber.id is not None
+    session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id) == subscriber.id))  # type: ignore[call-overload]
+    session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id) == subscriber.id))  # type: ignore[call-overload]
+    for category in prefs.categories:
+        session.add(SubscriberCategory(subscriber_id=subscriber.id, category=category))
+    for region in prefs.regions:
+        session.add(SubscriberRegion(subscriber_id=subscriber.id, region=region))
+    now = utcnow()
+    subscriber.channels = list(prefs.channels)
+    subscriber.status = "active"
+    subscriber.unsubscribed_at = None
+    subscriber.updated_at = now
+    subscriber.last_active_at = now
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def subscribe_phone(session: Session, phone: str, prefs: Preferences, source: str = "web") -> Subscriber:
+    """Subscribe (or re-subscribe) a verified number with these preferences."""
+    number = valid_mobile(phone)
+    subscriber = session.exec(select(Subscriber).where(Subscriber.phone == number)).first()
+    if subscriber is None:
+        subscriber = Subscriber(phone=number, source=source, channels=[])
+        session.add(subscriber)
+        session.flush()
+    set_preferences(session, subscriber, prefs)
+    log.info("subscriber %s subscribed via %s", subscriber.id, source)
+    return subscriber
+
+
+def subscriber_by_phone(session: Session, phone: str) -> Subscriber | None:
+    """The subscriber with this number, if any."""
+    return session.exec(select(Subscriber).where(Subscriber.phone == normalise_phone(phone))).first()
+
+
+def allowed_channels(subscriber: Subscriber) -> list[str]:
+    """Channels this subscriber can be reached on: SMS/voice need a number, WeChat an openid."""
+    out = list(PHONE_CHANNELS) if subscriber.phone else []
+    if subscriber.wechat_openid:
+        out.append("wechat")
+    return out
+
+
+def leave(session: Session, subscriber: Subscriber, source: str) -> Subscriber:
+    """Unsubscribe from everything; honoured by the next fan-out, which reads only active subscribers."""
+    if subscriber.status != "unsubscribed":
+        subscriber.status = "unsubscribed"
+        subscriber.unsubscribed_at = utcnow()
+        subscriber.updated_at = subscriber.unsubscribed_at
+        session.add(subscriber)
+        session.flush()
+        log.info("subscriber %s unsubscribed via %s", subscriber.id, source)
+    return subscriber
+
+
+def _serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt="govconnect.subscriber")
+
+
+def subscriber_token(secret: str, subscriber_id: int) -> str:
+    """A signed token naming a subscriber, for manage/unsubscribe links; it does not expire so leaving always works."""
+    return str(_serializer(secret).dumps(subscriber_id))
+
+
+def subscriber_from_token(session: Session, secret: str, token: str) -> Subscriber | None:
+    """The subscriber a token names, or None for a bad token or a purged subscriber."""
+    try:
+        subscriber_id = _serializer(secret).loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(subscriber_id, int):
+        return None
+    return session.get(Subscriber, subscriber_id)
+
+
+def purge_inactive(session: Session, inactive_days: int, now: datetime | None = None) -> tuple[int, int]:
+    """Delete subscribers who left more than N days ago and spent verification codes; returns (subscribers, codes)."""
+    if inactive_days < 1:
+        raise SubscriptionError("invalid_days", "天数必须为正整数 / days must be a positive integer")
+    now = now or utcnow()
+    cutoff = now - timedelta(days=inactive_days)
+    ids = session.exec(
+        select(Subscriber.id).where(
+            Subscriber.status == "unsubscribed",
+            col(Subscriber.unsubscribed_at).is_not(None),
+            col(Subscriber.unsubscribed_at) < cutoff,
+        )
+    ).all()
+    if ids:
+        session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(Subscriber).where(col(Subscriber.id).in_(ids)))  # type: ignore[call-overload]
+    # Codes live five minutes; a day later nothing needs them (rate limits look back one day).
+    codes = session.exec(delete(VerificationCode).where(col(VerificationCode.created_at) < now - timedelta(days=1)))  # type: ignore[call-overload]
+    session.flush()
+    return len(ids), int(codes.rowcount or 0)
+
+
+def mask_openid(openid: str | None) -> str:
+    """First and last 3 characters of an openid."""
+    if not openid:
+        return ""
+    return openid[:3] + "****" + openid[-3:] if len(openid) > 6 else "****"
+
+
+def masked_rows(session: Session) -> Iterator[dict[str, str]]:
+    """Every subscriber as a masked export row (no full number or openid)."""
+    subscribers = session.exec(select(Subscriber).order_by(col(Subscriber.id))).all()
+    for sub in subscribers:
+        prefs = preferences_of(session, sub)
+        yield {
+            "id": str(sub.id),
+            "phone": mask_phone(sub.phone) if sub.phone else "",
+            "wechat_openid": mask_openid(sub.wechat_openid),
+            "status": sub.status,
+            "channels": ",".join(sub.channels),
+            "categories": ",".join(prefs.categories),
+            "regions": ",".join(prefs.regions),
+            "source": sub.source,
+            "created_at": sub.created_at.isoformat(),
+            "unsubscribed_at": sub.unsubscribed_at.isoformat() if sub.unsubscribed_at else "",
+        }
+
+
+def unsubscribe_url(base_url: str, secret: str, subscriber_id: int) -> str:
+    """The personal one-click unsubscribe link for a subscriber (a confirm page, then POST)."""
+    return f"{base_url.rstrip('/')}/m/u/{subscriber_token(secret, subscriber_id)}"
+
+
+def manage_url(base_url: str, secret: str, subscriber_id: int) -> str:
+    """The personal link to a subscriber's preferences (sent to new WeChat followers)."""
+    return f"{base_url.rstrip('/')}/m/s/{subscriber_token(secret, subscriber_id)}"

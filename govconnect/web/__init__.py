@@ -1,0 +1,1 @@
+"""Publishing surfaces: the mobile government site (/m/), TV feeds and page (/feeds/tv.*, /tv/)."""

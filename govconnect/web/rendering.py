@@ -1,0 +1,72 @@
+"""Jinja2 templates for the site and the context every page gets (staff, CSRF token, urgent banner)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from sqlmodel import Session
+from starlette.templating import Jinja2Templates
+
+from govconnect.web.queries import urgent_notices
+from govconnect.web.session import csrf_token, current_staff
+
+SITE_NAME = "衢州政务发布"
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC timestamp shown in China Standard Time."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(CHINA_TZ).strftime(fmt)
+
+
+def tel(number: str) -> str:
+    """A dialable tel:/sms: target: digits, `+` and `,` (extension pause) only."""
+    return "".join(ch for ch in number if ch.isdigit() or ch in "+,")
+
+
+TEMPLATES.env.filters["localtime"] = localtime
+TEMPLATES.env.filters["tel"] = tel
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    session: Session | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """Render a page with the shared context; the urgent banner needs a database session."""
+    ctx: dict[str, Any] = {
+        "site_name": SITE_NAME,
+        "staff": current_staff(request),
+        "csrf": csrf_token(request),
+        "urgent": urgent_notices(session)[:3] if session is not None else [],
+        "message": None,
+        "message_kind": "ok",
+    }
+    ctx.update(context or {})
+    response = TEMPLATES.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
+    # Pages carry a CSRF token tied to the session and may show private data: never cache them in shared caches.
+    response.headers.setdefault("Cache-Control", "private, no-cache")
+    return response
+
+
+def error_page(request: Request, status_code: int, heading: str, detail: str = "") -> HTMLResponse:
+    """A small HTML error page for the site (the API keeps its JSON errors)."""
+    return render(request, "error.html", {"heading": heading, "detail": detail}, status_code=status_code)
+
+
+def public_page(func: Any) -> Any:
+    """Mark a page route as public on purpose (the route-auth meta-test honours the mark)."""
+    func.public = True
+    return func

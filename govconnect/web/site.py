@@ -1,0 +1,133 @@
+"""The mobile government site, public part: latest notices, detail, search, Weibo posts, staff sign-in."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from govconnect.agencies import authenticate_staff
+from govconnect.api.deps import SessionDep, SettingsDep
+from govconnect.citizens.subscriptions import active_categories, active_regions
+from govconnect.models import Agency
+from govconnect.web.notice_search import NoticeIndex
+from govconnect.web.queries import category_names, public_notices, visible_notice
+from govconnect.web.rendering import error_page, public_page, render
+from govconnect.web.session import csrf_ok, login_allowed, sign_in, sign_out
+from govconnect.web.weibo_view import recent_posts
+
+router = APIRouter(prefix="/m", include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+@public_page
+def home(
+    request: Request,
+    session: SessionDep,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    region: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Latest public notices, by category and region."""
+    notices = public_notices(session, category=category or None, region=region or None, limit=30)
+    return render(
+        request,
+        "index.html",
+        {
+            "notices": notices,
+            "categories": category_names(session),
+            "category_list": active_categories(session),
+            "region_list": active_regions(session),
+            "category": category or "",
+            "region": region or "",
+        },
+        session=session,
+    )
+
+
+@router.get("/notices/{notice_id}", response_class=HTMLResponse)
+@public_page
+def notice_detail(request: Request, session: SessionDep, notice_id: str) -> Response:
+    """One public notice."""
+    notice = visible_notice(session, notice_id)
+    if notice is None:
+        return error_page(request, 404, "通知不存在或已撤回", "The notice does not exist or was withdrawn.")
+    agency = session.get(Agency, notice.agency_id)
+    return render(
+        request,
+        "notice.html",
+        {"notice": notice, "categories": category_names(session), "agency_name": agency.name if agency else ""},
+        session=session,
+    )
+
+
+@router.get("/search", response_class=HTMLResponse)
+@public_page
+def search_page(
+    request: Request, session: SessionDep, settings: SettingsDep, q: Annotated[str, Query(max_length=100)] = ""
+) -> Response:
+    """Full-text notice search (jieba + whoosh)."""
+    notices = NoticeIndex(settings.data_dir / "notice-index").search(session, q) if q.strip() else []
+    return render(
+        request, "search.html", {"q": q, "notices": notices, "categories": category_names(session)}, session=session
+    )
+
+
+@router.get("/weibo", response_class=HTMLResponse)
+@public_page
+def weibo_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The official account's recent posts."""
+    posts = recent_posts(session, settings.public_base_url)
+    return render(request, "weibo.html", {"posts": posts}, session=session)
+
+
+def _safe_next(value: str) -> str:
+    # Only same-site paths under /m/: never an open redirect.
+    return value if value.startswith("/m/") and not value.startswith("//") and "\\" not in value else "/m/staff/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+@public_page
+def login_page(request: Request, next: Annotated[str, Query(max_length=300)] = "/m/staff/") -> Response:  # noqa: A002
+    """The staff sign-in form."""
+    return render(request, "login.html", {"next_url": _safe_next(next)})
+
+
+@router.post("/login", response_class=HTMLResponse)
+@public_page
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=256)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=300)] = "/m/staff/",  # noqa: A002
+) -> Response:
+    """Check the CSRF token, the login rate limit and the argon2 password; then start a session."""
+    context = {"next_url": _safe_next(next), "message_kind": "error"}
+    if not csrf_ok(request, csrf):
+        return render(request, "login.html", {**context, "message": "页面已过期，请重新登录"}, status_code=400)
+    wait = login_allowed(request, username)
+    if wait:
+        return render(
+            request,
+            "login.html",
+            {**context, "message": f"登录尝试过多，请 {wait} 秒后再试"},
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+    user = authenticate_staff(session, username.strip(), password)
+    if user is None:
+        return render(request, "login.html", {**context, "message": "用户名或密码错误"}, status_code=401)
+    sign_in(request, user)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+@public_page
+def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """End the staff session."""
+    if not csrf_ok(request, csrf):
+        return error_page(request, 400, "页面已过期", "Form expired; reload the page.")
+    sign_out(request)
+    return RedirectResponse("/m/", status_code=303)

@@ -1,0 +1,89 @@
+"""The mobile site on a 390×844 phone: a staff member finds a colleague; a citizen subscribes and leaves by SMS."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from govconnect.agencies import create_agency, create_staff
+from govconnect.citizens.models import Subscriber
+from tests.govconnect.publishing.live import LiveServer
+from tests.govconnect.publishing.test_staff_directory import seed_directory
+
+pytestmark = pytest.mark.browser
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+def test_staff_signs_in_searches_and_finds_the_tel_link(
+    browser: Any, live_server: LiveServer, session: Session, artifacts: Path
+) -> None:
+    agency = create_agency(session, "衢州市人民政府办公室", "qz-gov", "衢州市")
+    create_staff(session, "liuyang", agency, "staff", "correct-horse-1", "刘洋")
+    session.commit()
+    seed_directory(session, live_server.settings)
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/m/staff/")
+        assert "/m/login" in page.url  # not signed in yet
+        page.fill("#username", "liuyang")
+        page.fill("#password", "correct-horse-1")
+        page.screenshot(path=str(artifacts / "1-login.png"))
+        page.click("#login")
+        page.wait_for_url(re.compile(r"/m/staff/$"))
+        page.locator("#q").press_sequentially("zhangwei", delay=30)
+        link = page.locator("a.contact-link", has_text="张伟")
+        link.wait_for(timeout=10_000)  # instant results, no form submit
+        assert page.url.endswith("/m/staff/?q=zhangwei")
+        page.screenshot(path=str(artifacts / "2-instant-results.png"))
+        link.click()
+        page.wait_for_url(re.compile(r"/m/staff/contacts/\d+$"))
+        card = page.locator("#contact-card")
+        assert "张伟" in card.inner_text()
+        tel_links = [a.get_attribute("href") for a in card.locator('a[href^="tel:"]').all()]
+        assert "tel:13905701234" in tel_links and "tel:05703012345" in tel_links and "tel:661234" in tel_links
+        assert card.locator('a[href="sms:13905701234"]').count() == 1
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390  # nothing overflows the phone's width
+        page.screenshot(path=str(artifacts / "3-contact-card.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_citizen_subscribes_with_sms_code_then_leaves_by_replying_td(
+    browser: Any, live_server: LiveServer, session: Session, artifacts: Path
+) -> None:
+    phone = "13812340001"
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/m/")
+        page.click("text=订阅")
+        page.fill("#phone", phone)
+        page.screenshot(path=str(artifacts / "1-subscribe.png"))
+        page.click("#send-code")
+        page.locator("#code").wait_for()
+        [sms] = live_server.sms_texts(phone)  # the code SMS went through the SMS channel to the sandbox
+        code = re.search(r"(?<!\d)\d{6}(?!\d)", sms).group(0)  # type: ignore[union-attr]
+        page.fill("#code", code)
+        page.uncheck('input[name="category"][value="jy"]')
+        page.check('input[name="region"][value="江山市"]')
+        page.screenshot(path=str(artifacts / "2-code-and-choices.png"), full_page=True)
+        page.click("#confirm")
+        page.wait_for_url(re.compile(r"/m/subscription"))
+        assert "订阅成功" in page.content() and "订阅中" in page.locator("#sub-status").inner_text()
+        page.screenshot(path=str(artifacts / "3-subscribed.png"))
+        subscriber = session.exec(select(Subscriber).where(Subscriber.phone == phone)).one()
+        assert subscriber.status == "active"
+        live_server.reply_sms(phone, "TD")  # SmsUp pushed to the gateway's callback → opt-out
+        page.reload()
+        assert "已退订" in page.locator("#sub-status").inner_text()
+        page.screenshot(path=str(artifacts / "4-left-by-td.png"))
+        session.expire_all()
+        assert session.get(Subscriber, subscriber.id).status == "unsubscribed"  # type: ignore[union-attr]
+    finally:
+        context.close()

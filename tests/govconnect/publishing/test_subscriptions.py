@@ -1,0 +1,173 @@
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from govconnect.citizens.models import Subscriber, SubscriberCategory
+from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
+from govconnect.citizens.publishing_models import VerificationCode
+from govconnect.citizens.subscriptions import (
+    SubscriptionError,
+    check_code,
+    clean_preferences,
+    ensure_defaults,
+    leave,
+    masked_rows,
+    preferences_of,
+    purge_inactive,
+    request_code,
+    subscribe_phone,
+    subscriber_from_token,
+    subscriber_token,
+)
+from govconnect.models import utcnow
+
+SECRET = "secret-for-tests-0123456789"
+
+
+@pytest.fixture
+def seeded(session: Session) -> Session:
+    ensure_defaults(session)
+    session.commit()
+    return session
+
+
+def test_defaults_seed_six_categories_once(seeded: Session) -> None:
+    from govconnect.notices.models import Category
+
+    names = [c.name for c in seeded.exec(select(Category).order_by(Category.sort_order)).all()]
+    assert names == ["政务公开", "应急预警", "交通出行", "社保医疗", "教育", "政策解读"]
+    ensure_defaults(seeded)
+    assert len(seeded.exec(select(Category)).all()) == 6
+
+
+def test_code_is_stored_hashed_and_checked_once(seeded: Session) -> None:
+    number, code = request_code(seeded, SECRET, "+86 138-0000-1111", "10.0.0.1")
+    assert number == "13800001111" and len(code) == 6 and code.isdigit()
+    stored = seeded.exec(select(VerificationCode)).one()
+    assert code not in stored.code_hash and number not in stored.phone_hash and "10.0.0.1" not in stored.ip_hash
+    assert check_code(seeded, SECRET, "13800001111", code) == "13800001111"
+    with pytest.raises(SubscriptionError) as err:
+        check_code(seeded, SECRET, "13800001111", code)
+    assert err.value.code == "code_missing"
+
+
+def test_code_rate_limits_per_number_and_ip(seeded: Session) -> None:
+    t0 = utcnow()
+    request_code(seeded, SECRET, "13800001111", "10.0.0.1", now=t0)
+    with pytest.raises(SubscriptionError) as err:
+        request_code(seeded, SECRET, "13800001111", "10.0.0.2", now=t0 + timedelta(seconds=30))
+    assert err.value.code == "code_too_soon" and err.value.retry_after and err.value.retry_after <= 31
+    with pytest.raises(SubscriptionError) as err:  # same IP, other number: per-IP limit
+        request_code(seeded, SECRET, "13800002222", "10.0.0.1", now=t0 + timedelta(seconds=30))
+    assert err.value.code == "code_too_soon"
+    for i in range(1, 10):
+        request_code(seeded, SECRET, "13800001111", f"10.0.1.{i}", now=t0 + timedelta(minutes=2 * i))
+    with pytest.raises(SubscriptionError) as err:
+        request_code(seeded, SECRET, "13800001111", "10.0.2.1", now=t0 + timedelta(minutes=30))
+    assert err.value.code == "code_daily_limit"
+    request_code(seeded, SECRET, "13800001111", "10.0.2.1", now=t0 + timedelta(days=1, minutes=1))
+
+
+def test_code_expires_and_allows_five_tries(seeded: Session) -> None:
+    t0 = utcnow()
+    _, code = request_code(seeded, SECRET, "13800001111", "ip", now=t0)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        with pytest.raises(SubscriptionError) as err:
+            check_code(seeded, SECRET, "13800001111", wrong, now=t0)
+        assert err.value.code == "code_invalid"
+    with pytest.raises(SubscriptionError) as err:
+        check_code(seeded, SECRET, "13800001111", code, now=t0)
+    assert err.value.code == "code_attempts"
+    _, code = request_code(seeded, SECRET, "13800001111", "ip", now=t0 + timedelta(minutes=2))
+    with pytest.raises(SubscriptionError) as err:
+        check_code(seeded, SECRET, "13800001111", code, now=t0 + timedelta(minutes=7, seconds=1))
+    assert err.value.code == "code_expired"
+
+
+def test_invalid_numbers_are_refused(seeded: Session) -> None:
+    for bad in ("12345", "23800001111", "1380000111a1"):
+        with pytest.raises(SubscriptionError) as err:
+            request_code(seeded, SECRET, bad, "ip")
+        assert err.value.code == "invalid_phone"
+
+
+def test_subscribe_change_leave_and_resubscribe(seeded: Session) -> None:
+    prefs = clean_preferences(seeded, ["yjyj", "jtcx"], ["江山市"], ["sms"])
+    sub = subscribe_phone(seeded, "13800001111", prefs)
+    seeded.commit()
+    assert preferences_of(seeded, sub).categories == ["jtcx", "yjyj"]
+    assert preferences_of(seeded, sub).regions == ["江山市"]
+    assert handle_sms_reply(seeded, "13800001111", " td ", "cmpp")
+    seeded.commit()
+    seeded.refresh(sub)
+    assert sub.status == "unsubscribed"
+    again = subscribe_phone(seeded, "13800001111", clean_preferences(seeded, ["jy"], [], ["sms", "voice"]))
+    assert again.id == sub.id and again.status == "active" and again.unsubscribed_at is None
+    assert preferences_of(seeded, again).categories == ["jy"]
+    assert preferences_of(seeded, again).regions == []
+
+
+def test_preferences_are_validated(seeded: Session) -> None:
+    cases = [
+        (([], [], ["sms"]), "no_category"),
+        ((["yjyj"], [], []), "no_channel"),
+        ((["nope"], [], ["sms"]), "unknown_category"),
+        ((["yjyj"], ["火星"], ["sms"]), "unknown_region"),
+    ]
+    for (cats, regs, chans), code in cases:
+        with pytest.raises(SubscriptionError) as err:
+            clean_preferences(seeded, cats, regs, chans)
+        assert err.value.code == code
+    with pytest.raises(SubscriptionError) as err:
+        clean_preferences(seeded, ["yjyj"], [], ["wechat"], allowed_channels=["sms", "voice"])
+    assert err.value.code == "unknown_channel"
+
+
+def test_wechat_follow_subscribes_unknown_openid(seeded: Session) -> None:
+    sub = handle_wechat_follow(seeded, "oFOLLOWER123", followed=True)
+    seeded.commit()
+    assert sub is not None and sub.status == "active" and sub.channels == ["wechat"] and sub.source == "wechat"
+    cats = seeded.exec(select(SubscriberCategory.category).where(SubscriberCategory.subscriber_id == sub.id)).all()
+    assert len(cats) == 6
+    assert handle_wechat_follow(seeded, "oFOLLOWER123", followed=False).status == "unsubscribed"  # type: ignore[union-attr]
+
+
+def test_tokens_name_subscribers_and_reject_tampering(seeded: Session) -> None:
+    sub = subscribe_phone(seeded, "13800001111", clean_preferences(seeded, ["yjyj"], [], ["sms"]))
+    seeded.commit()
+    token = subscriber_token(SECRET, sub.id)  # type: ignore[arg-type]
+    assert subscriber_from_token(seeded, SECRET, token).id == sub.id  # type: ignore[union-attr]
+    assert subscriber_from_token(seeded, "other-secret", token) is None
+    assert subscriber_from_token(seeded, SECRET, token[:-2] + "xx") is None
+
+
+def test_purge_removes_only_long_gone_subscribers(seeded: Session) -> None:
+    prefs = clean_preferences(seeded, ["yjyj"], ["柯城区"], ["sms"])
+    gone = subscribe_phone(seeded, "13800001111", prefs)
+    recent = subscribe_phone(seeded, "13800002222", prefs)
+    active = subscribe_phone(seeded, "13800003333", prefs)
+    leave(seeded, gone, "web")
+    leave(seeded, recent, "web")
+    gone.unsubscribed_at = utcnow() - timedelta(days=40)
+    seeded.add(gone)
+    request_code(seeded, SECRET, "13800004444", "ip", now=utcnow() - timedelta(days=3))
+    seeded.commit()
+    assert purge_inactive(seeded, 30) == (1, 1)
+    seeded.commit()
+    left = {s.phone for s in seeded.exec(select(Subscriber)).all()}
+    assert left == {"13800002222", "13800003333"}
+    assert active.status == "active"
+    with pytest.raises(SubscriptionError):
+        purge_inactive(seeded, 0)
+
+
+def test_masked_rows_hide_numbers(seeded: Session) -> None:
+    subscribe_phone(seeded, "13812345678", clean_preferences(seeded, ["yjyj"], [], ["sms"]))
+    handle_wechat_follow(seeded, "oABCDEFGHIJK", followed=True)
+    seeded.commit()
+    rows = list(masked_rows(seeded))
+    assert rows[0]["phone"] == "138****5678"
+    assert rows[1]["wechat_openid"] == "oAB****IJK"
+    assert all("13812345678" not in str(r) and "oABCDEFGHIJK" not in str(r) for r in rows)

@@ -24,6 +24,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # SQLite connections are cheap: size the pool above FastAPI's 40 worker threads so that
+            # requests queue on SQLite's own write lock, never on the pool's 30-second checkout timeout.
+            kwargs.setdefault("pool_size", 20)
+            kwargs.setdefault("max_overflow", 40)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -32,6 +32,11 @@ def unsubscribe_phone(session: Session, phone: str, source: str) -> Subscriber |
     subscriber = session.exec(select(Subscriber).where(Subscriber.phone == normalise_phone(phone))).first()
     if subscriber is None:
         return None
+    return leave(session, subscriber, source)
+
+
+def leave(session: Session, subscriber: Subscriber, source: str) -> Subscriber:
+    """Unsubscribe from everything; honoured by the next fan-out, which reads only active subscribers."""
     if subscriber.status != "unsubscribed":
         subscriber.status = "unsubscribed"
         subscriber.unsubscribed_at = utcnow()

@@ -253,18 +253,6 @@ def allowed_channels(subscriber: Subscriber) -> list[str]:
     return out
 
 
-def leave(session: Session, subscriber: Subscriber, source: str) -> Subscriber:
-    """Unsubscribe from everything; honoured by the next fan-out, which reads only active subscribers."""
-    if subscriber.status != "unsubscribed":
-        subscriber.status = "unsubscribed"
-        subscriber.unsubscribed_at = utcnow()
-        subscriber.updated_at = subscriber.unsubscribed_at
-        session.add(subscriber)
-        session.flush()
-        log.info("subscriber %s unsubscribed via %s", subscriber.id, source)
-    return subscriber
-
-
 def _serializer(secret: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt="govconnect.subscriber")
 

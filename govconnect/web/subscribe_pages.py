@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.models import Subscriber
+from govconnect.citizens.optout import leave
 from govconnect.citizens.subscriptions import (
     CODE_TEXT,
     Preferences,
@@ -21,7 +22,6 @@ from govconnect.citizens.subscriptions import (
     allowed_channels,
     check_code,
     clean_preferences,
-    leave,
     preferences_of,
     request_code,
     set_preferences,

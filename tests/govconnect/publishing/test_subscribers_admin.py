@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from govconnect.citizens.models import Subscriber
-from govconnect.citizens.subscriptions import clean_preferences, ensure_defaults, leave, subscribe_phone
+from govconnect.citizens.optout import leave
+from govconnect.citizens.subscriptions import clean_preferences, ensure_defaults, subscribe_phone
 from govconnect.models import Agency, utcnow
 from tests.factories import make_key
 from tests.govconnect.test_cli import run

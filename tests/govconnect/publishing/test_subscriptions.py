@@ -4,14 +4,13 @@ import pytest
 from sqlmodel import Session, select
 
 from govconnect.citizens.models import Subscriber, SubscriberCategory
-from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
+from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow, leave
 from govconnect.citizens.publishing_models import VerificationCode
 from govconnect.citizens.subscriptions import (
     SubscriptionError,
     check_code,
     clean_preferences,
     ensure_defaults,
-    leave,
     masked_rows,
     preferences_of,
     purge_inactive,

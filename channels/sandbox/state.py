@@ -130,6 +130,7 @@ class SandboxState:
         self._provider_ids = itertools.count(10_000_001)
         self.reset()
         self._client: httpx.AsyncClient | None = None
+        self._push_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.cmpp: Any = None  # a running channels.sandbox.cmpp_server.CmppSimulator, when there is one
 
@@ -263,8 +264,16 @@ class SandboxState:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.config.push_timeout, connect=2.0))
+            # Waiting for a free connection is not a failed push: only the request itself times out.
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.config.push_timeout, connect=2.0, pool=None))
         return self._client
+
+    def _slots(self) -> asyncio.Semaphore:
+        # Bounds pushes in flight, so a burst of thousands of receipts queues here instead of
+        # timing out inside the HTTP client (which lost WeChat receipts at 100,000 recipients).
+        if self._push_slots is None:
+            self._push_slots = asyncio.Semaphore(64)
+        return self._push_slots
 
     async def push(
         self, kind: str, body: Any, *, xml: bool = False, extra: dict[str, str] | None = None, retry: bool = True
@@ -281,12 +290,8 @@ class SandboxState:
                 await asyncio.sleep(delay)
             entry["attempts"] += 1
             try:
-                if xml:
-                    response = await self._http().post(
-                        url, content=str(body).encode(), headers={"Content-Type": "text/xml"}
-                    )
-                else:
-                    response = await self._http().post(url, json=body)
+                async with self._slots():
+                    response = await self._post(url, body, xml)
             except httpx.HTTPError as exc:
                 entry["error"] = type(exc).__name__
                 continue
@@ -295,6 +300,11 @@ class SandboxState:
                 return 200
         log.warning("sandbox push %s failed after %d attempts", kind, entry["attempts"])
         return entry["status"]  # type: ignore[no-any-return]
+
+    async def _post(self, url: str, body: Any, xml: bool) -> httpx.Response:
+        if xml:
+            return await self._http().post(url, content=str(body).encode(), headers={"Content-Type": "text/xml"})
+        return await self._http().post(url, json=body)
 
     def push_later(self, kind: str, body: Any, *, xml: bool = False, extra: dict[str, str] | None = None) -> None:
         """Push after the configured delay, in the background."""

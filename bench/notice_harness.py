@@ -29,6 +29,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlmodel import select  # noqa: E402
+
 from govconnect.agencies import create_agency, create_api_key  # noqa: E402
 from govconnect.db import make_engine, session_scope, upgrade  # noqa: E402
 from govconnect.notices.models import Category  # noqa: E402
@@ -216,7 +218,9 @@ def seed(stack: Stack, subscribers: int) -> str:
     """Categories, an agency with a key, and N subscribers (SMS + WeChat) via COPY; returns the API key."""
     engine = make_engine(stack.db_url)
     with session_scope(engine) as session:
-        session.add(Category(code="yjyj", name="应急预警"))
+        # The API seeds the standard categories at start-up; add ours only if it has not yet.
+        if session.exec(select(Category).where(Category.code == "yjyj")).first() is None:
+            session.add(Category(code="yjyj", name="应急预警"))
         agency = create_agency(session, "衢州市应急管理局", "qz-yjj", "衢州市")
         agency.daily_limit = 10**8
         key = create_api_key(session, agency, ["notices:send", "notices:read"]).key

@@ -263,11 +263,9 @@ class Submit(Pdu):
         )
 
 
-@dataclass(frozen=True)
-class SubmitResp(Pdu):
-    """SUBMIT answer (2.0): Msg_Id 8, Result 1."""
+class _MsgIdResult(Pdu):
+    """The shape both answers share: Msg_Id 8, Result 1 (subclasses declare the two fields)."""
 
-    command: ClassVar[Command] = Command.SUBMIT_RESP
     msg_id: int
     result: int
 
@@ -277,9 +275,18 @@ class SubmitResp(Pdu):
     @classmethod
     def parse(cls, body: bytes) -> Self:
         cur = _Cursor(body)
-        pdu = cls(cur.u64(), cur.u8())
+        pdu = cls(cur.u64(), cur.u8())  # type: ignore[call-arg]
         cur.finish()
         return pdu
+
+
+@dataclass(frozen=True)
+class SubmitResp(_MsgIdResult):
+    """SUBMIT answer (2.0): Msg_Id 8, Result 1."""
+
+    command: ClassVar[Command] = Command.SUBMIT_RESP
+    msg_id: int
+    result: int
 
 
 @dataclass(frozen=True)
@@ -358,22 +365,12 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
-class DeliverResp(Pdu):
+class DeliverResp(_MsgIdResult):
     """DELIVER answer (2.0): Msg_Id 8, Result 1."""
 
     command: ClassVar[Command] = Command.DELIVER_RESP
     msg_id: int
     result: int = 0
-
-    def body(self) -> bytes:
-        return struct.pack(">QB", self.msg_id, self.result)
-
-    @classmethod
-    def parse(cls, body: bytes) -> Self:
-        cur = _Cursor(body)
-        pdu = cls(cur.u64(), cur.u8())
-        cur.finish()
-        return pdu
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "worker_rss_mb_each": workers,
             "api_rss_mb": round(stack.peak_rss.get("api", 0.0), 1),
             "sandbox_rss_mb": round(stack.peak_rss.get("sandbox", 0.0), 1),
+            "cpu_seconds": {k: round(v, 1) for k, v in stack.cpu_seconds.items()},
             "seconds_to_all_sent": next((t for t, sent, _ in timeline if sent >= expected), None),
             "timeline": timeline[:: max(1, len(timeline) // 12)],
             "api_reads": len(latencies),

@@ -78,6 +78,7 @@ class Stack:
     redis_dir: str = ""
     redis_port: int = 0
     peak_rss: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     logdir: str = ""
 
     def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
@@ -91,10 +92,13 @@ class Stack:
         """Record each process's peak resident memory (MB)."""
         for name, proc in self.procs.items():
             try:
-                rss = psutil.Process(proc.pid).memory_info().rss / 1e6
+                process = psutil.Process(proc.pid)
+                rss = process.memory_info().rss / 1e6
+                times = process.cpu_times()
             except psutil.Error:
                 continue
             self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), rss)
+            self.cpu_seconds[name] = times.user + times.system
 
     def kill(self, name: str) -> None:
         """SIGKILL one process (a worker dying mid-batch)."""

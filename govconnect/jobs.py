@@ -26,6 +26,18 @@ async def ping(ctx: dict[str, Any], value: str = "pong") -> str:
     return value
 
 
+def process_state(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Objects that live as long as the worker process: provider clients, rate limiter, semaphores.
+
+    arq hands every job a fresh copy of its context, so a job that caches in `ctx` itself caches
+    for that job only; this dict is shared by every copy (set up in the worker's start-up).
+    """
+    state = ctx.get("process_state")
+    if state is None:
+        state = ctx["process_state"] = {}
+    return state  # type: ignore[no-any-return]
+
+
 def load_job_modules() -> None:
     """Import every module that registers jobs, so the registry is complete."""
     # Later capabilities add their job modules here.

@@ -132,10 +132,14 @@ async def _on_startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["engine"] = engine_from_settings(settings)
     ctx["queue"] = ArqQueue(ctx["redis"], settings.queue_name)
+    ctx["process_state"] = {}
     log.info("worker started on queue %s", settings.queue_name)
 
 
 async def _on_shutdown(ctx: dict[str, Any]) -> None:
+    providers = ctx.get("process_state", {}).get("providers")
+    if providers is not None:
+        await providers.aclose()
     engine = ctx.get("engine")
     if engine is not None:
         engine.dispose()

@@ -38,7 +38,8 @@ async def stop_embedded_sweeper(app: FastAPI) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     queue = app.state.queue
-    providers = getattr(queue, "ctx", {}).get("providers")
+    ctx = getattr(queue, "ctx", {})
+    providers = ctx.get("process_state", {}).get("providers")
     if providers is not None:
         await providers.aclose()
 

@@ -14,6 +14,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from channels.base import Channel, InboundReply, Receipt
+from govconnect.jobs import process_state
 from govconnect.settings import Settings
 
 if TYPE_CHECKING:
@@ -121,10 +122,10 @@ def _sync_redis(ctx: dict[str, Any]) -> Any:
 
 def get_providers(ctx: dict[str, Any]) -> ProviderSet:
     """The ProviderSet of this worker context, built from settings on first use."""
-    providers = ctx.get("providers")
+    providers = ctx.get("providers") or process_state(ctx).get("providers")
     if providers is None:
         providers = build_providers(ctx["settings"], ctx.get("engine"), _sync_redis(ctx))
-        ctx["providers"] = providers
+        process_state(ctx)["providers"] = providers
     return providers  # type: ignore[no-any-return]
 
 
@@ -158,8 +159,8 @@ class ProviderRateLimiter:
 
 def get_rate_limiter(ctx: dict[str, Any]) -> ProviderRateLimiter:
     """The rate limiter of this worker context."""
-    limiter = ctx.get("rate_limiter")
+    limiter = process_state(ctx).get("rate_limiter")
     if limiter is None:
         limiter = ProviderRateLimiter(ctx["settings"])
-        ctx["rate_limiter"] = limiter
+        process_state(ctx)["rate_limiter"] = limiter
     return limiter  # type: ignore[no-any-return]

@@ -1,14 +1,21 @@
-"""Provider status reports: match by our reference, move deliveries on, ignore unknowns and duplicates."""
+"""Provider status reports: match by our reference, move deliveries on, ignore unknowns and duplicates.
+
+A batch of reports costs a handful of statements whatever its size: one lookup by reference, one
+by provider id / recipient for reports that carry no reference (WeChat), and one conditional
+UPDATE per outcome. The UPDATE itself checks the status it may move from, so a worker recording
+the send at the same moment can never make a report go missing or count twice.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from channels.base import Receipt
 from govconnect.models import utcnow
@@ -19,6 +26,10 @@ D = Delivery.__table__  # type: ignore[attr-defined]
 # A delivered receipt wins over a pending retry (the provider did take an attempt we thought lost).
 DELIVERED_FROM = ("queued", "sending", "sent", "unknown")
 FAILED_FROM = ("sending", "sent", "unknown")
+# Before our own record of the send lands, the report can only be matched by address: the one
+# attempted delivery to it that has no provider id yet.
+UNCONFIRMED = ("sending", "queued")
+CHUNK = 500
 
 
 @dataclass
@@ -32,76 +43,117 @@ class ReceiptOutcome:
     notices: set[str] = field(default_factory=set)
 
 
-def _find(conn: object, receipt: Receipt) -> tuple[str, str, str] | None:
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _reference(receipt: Receipt) -> str:
     ref = (receipt.reference or "").strip()
-    if ref and len(ref) <= 32:
-        row = conn.execute(select(D.c.id, D.c.status, D.c.notice_id).where(D.c.id == ref)).first()  # type: ignore[attr-defined]
-        if row is not None:
-            return row[0], row[1], row[2]
-    if receipt.provider_id:
-        # One provider request may carry several recipients (SendSms to many numbers): add the number.
-        query = select(D.c.id, D.c.status, D.c.notice_id).where(D.c.provider_id == receipt.provider_id[:64])
-        if receipt.recipient:
-            query = query.where(D.c.recipient == receipt.recipient)
-        rows = conn.execute(query.limit(2)).all()  # type: ignore[attr-defined]
-        if len(rows) == 1:
-            return rows[0][0], rows[0][1], rows[0][2]
-    if receipt.recipient:
-        # The report can overtake our own record of the send (the provider answered, we have not yet
-        # written its id), or concern an attempt we took for failed (timed out) and queued again:
-        # the one attempted, unconfirmed delivery to this address is the one it reports on.
-        rows = conn.execute(  # type: ignore[attr-defined]
-            select(D.c.id, D.c.status, D.c.notice_id)
-            .where(
-                D.c.recipient == receipt.recipient,
-                D.c.status.in_(("sending", "queued")),
-                D.c.provider_id.is_(None),
-                D.c.attempts > 0,
-            )
-            .limit(2)
-        ).all()
-        if len(rows) == 1:
-            return rows[0][0], rows[0][1], rows[0][2]
-    return None
+    return ref if ref and len(ref) <= 32 else ""
 
 
-def _apply_one(conn: Any, receipt: Receipt, moment: Any, outcome: ReceiptOutcome) -> None:
-    # A worker may move the delivery on (sending → sent) between our read and our write: read again.
-    for _ in range(3):
-        found = _find(conn, receipt)
-        if found is None:
-            outcome.unknown += 1
-            return
-        delivery_id, status, notice_id = found
-        allowed = DELIVERED_FROM if receipt.delivered else FAILED_FROM
-        if status not in allowed:
-            conn.execute(update(D).where(D.c.id == delivery_id).values(receipts=D.c.receipts + 1))
-            outcome.duplicates += 1
-            return
-        values: dict[str, object] = {
-            "receipts": D.c.receipts + 1,
-            "updated_at": moment,
-            "status": "delivered" if receipt.delivered else "failed",
-            "final_at": moment,
-        }
-        if not receipt.delivered:
-            values.update(error_code=(receipt.code or "failed")[:64], error_reason=(receipt.reason or "")[:200])
-        result = conn.execute(update(D).where(D.c.id == delivery_id, D.c.status == status).values(**values))
-        if result.rowcount:
-            outcome.updated += 1
-            outcome.changed.append(delivery_id)
-            outcome.notices.add(notice_id)
-            return
-    log.warning("receipt for a delivery that kept changing; left for the provider's retry")
+def _by_reference(conn: Connection, receipts: Sequence[Receipt]) -> set[str]:
+    refs = sorted({r for r in map(_reference, receipts) if r})
+    found: set[str] = set()
+    for part in _chunks(refs):
+        found.update(row[0] for row in conn.execute(select(D.c.id).where(D.c.id.in_(part))))
+    return found
+
+
+def _by_provider_id(conn: Connection, receipts: Sequence[Receipt]) -> dict[int, str]:
+    """Delivery ids for reports without a usable reference, in one consistent read.
+
+    One statement sees both the recorded provider id and the unconfirmed attempt, so a worker
+    committing its record between two lookups cannot hide the delivery from both.
+    """
+    wanted = {i: r for i, r in enumerate(receipts) if r.provider_id or r.recipient}
+    if not wanted:
+        return {}
+    pids = sorted({r.provider_id[:64] for r in wanted.values() if r.provider_id})
+    recipients = sorted({r.recipient for r in wanted.values() if r.recipient})
+    rows: list[Any] = []
+    for pid_part in _chunks(pids) if pids else [[]]:
+        for rcp_part in _chunks(recipients) if recipients else [[]]:
+            conditions = []
+            if pid_part:
+                conditions.append(D.c.provider_id.in_(pid_part))
+            if rcp_part:
+                conditions.append(
+                    and_(
+                        D.c.recipient.in_(rcp_part),
+                        D.c.provider_id.is_(None),
+                        D.c.status.in_(UNCONFIRMED),
+                        D.c.attempts > 0,
+                    )
+                )
+            query = select(D.c.id, D.c.provider_id, D.c.recipient).where(or_(*conditions))
+            rows.extend(conn.execute(query).all())
+    matched: dict[int, str] = {}
+    for index, receipt in wanted.items():
+        pid = (receipt.provider_id or "")[:64]
+        candidates = [
+            row[0] for row in rows if pid and row[1] == pid and (not receipt.recipient or row[2] == receipt.recipient)
+        ]
+        if len(candidates) != 1 and receipt.recipient:
+            # One provider request may carry several recipients (SendSms to many numbers), and a
+            # report can overtake our record of the send: the one unconfirmed attempt to the address.
+            candidates = [row[0] for row in rows if row[1] is None and row[2] == receipt.recipient]
+        if len(candidates) == 1:
+            matched[index] = candidates[0]
+    return matched
+
+
+def _outcome_values(receipt: Receipt, moment: datetime) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    values: dict[str, Any] = {"status": "delivered" if receipt.delivered else "failed"}
+    if not receipt.delivered:
+        values.update(error_code=(receipt.code or "failed")[:64], error_reason=(receipt.reason or "")[:200])
+    return tuple(sorted(values.items())), values
 
 
 def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcome:
     """Apply status reports; unknown references and repeats change nothing but are counted."""
     outcome = ReceiptOutcome()
+    if not receipts:
+        return outcome
     moment = utcnow()
     with engine.begin() as conn:
+        known = _by_reference(conn, receipts)
+        unresolved = [r for r in receipts if _reference(r) not in known]
+        by_pid = _by_provider_id(conn, unresolved)
+        resolved = {id(r): delivery for i, r in enumerate(unresolved) if (delivery := by_pid.get(i))}
+        # The first report for a delivery in this batch decides; later ones are repeats.
+        groups: dict[tuple[Any, ...], tuple[dict[str, Any], list[str]]] = {}
+        repeats: list[str] = []
+        seen: set[str] = set()
         for receipt in receipts:
-            _apply_one(conn, receipt, moment, outcome)
+            delivery_id = _reference(receipt) if _reference(receipt) in known else resolved.get(id(receipt))
+            if delivery_id is None:
+                outcome.unknown += 1
+                continue
+            if delivery_id in seen:
+                repeats.append(delivery_id)
+                continue
+            seen.add(delivery_id)
+            key, values = _outcome_values(receipt, moment)
+            groups.setdefault(key, (values, []))[1].append(delivery_id)
+        for values, ids in groups.values():
+            allowed = DELIVERED_FROM if values["status"] == "delivered" else FAILED_FROM
+            for part in _chunks(ids):
+                changed = conn.execute(
+                    update(D)
+                    .where(D.c.id.in_(part), D.c.status.in_(allowed))
+                    .values(**values, receipts=D.c.receipts + 1, final_at=moment, updated_at=moment)
+                    .returning(D.c.id, D.c.notice_id)
+                ).all()
+                done = {str(row[0]) for row in changed}
+                outcome.changed.extend(done)
+                outcome.notices.update(str(row[1]) for row in changed)
+                repeats.extend(i for i in part if i not in done)
+        outcome.updated = len(outcome.changed)
+        outcome.duplicates = len(repeats)
+        for part in _chunks(repeats):
+            conn.execute(update(D).where(D.c.id.in_(part)).values(receipts=D.c.receipts + 1))
     if outcome.unknown or outcome.duplicates:
         log.info(
             "receipts: %d applied, %d duplicates, %d unknown", outcome.updated, outcome.duplicates, outcome.unknown

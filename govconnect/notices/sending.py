@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Engine
 
 from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
-from govconnect.jobs import job
+from govconnect.jobs import job, process_state
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
@@ -181,10 +181,10 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
 
 def _process_semaphore(ctx: dict[str, Any]) -> asyncio.Semaphore:
     """Provider requests in flight for the whole process, whatever the number of concurrent jobs."""
-    semaphore = ctx.get("send_semaphore")
+    semaphore = process_state(ctx).get("send_semaphore")
     if semaphore is None:
         semaphore = asyncio.Semaphore(ctx["settings"].notices.send_concurrency)
-        ctx["send_semaphore"] = semaphore
+        process_state(ctx)["send_semaphore"] = semaphore
     return semaphore  # type: ignore[no-any-return]
 
 

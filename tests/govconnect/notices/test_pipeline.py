@@ -216,6 +216,38 @@ async def test_receipts_update_ignore_unknown_and_duplicates_and_finish(
     assert session.get(Notice, notice.id).status == "completed"  # type: ignore[union-attr]
 
 
+async def test_wechat_receipts_match_before_and_after_the_send_is_recorded(
+    ctx: dict[str, Any], session: Session, agency: Agency
+) -> None:
+    """A WeChat report names only the message id and the openid; it may overtake our own record."""
+    for i in range(3):
+        make_subscriber(session, f"1320000100{i}", f"oid-w{i}", channels=["wechat"])
+    notice = make_notice(session, agency, channels=["wechat"])
+    await fanout_notice(ctx, notice.id)
+    rows = {d.recipient: d for d in deliveries(session, notice.id)}
+    engine = ctx["engine"]
+    _claim(engine, [d.id for d in rows.values()], utcnow())  # all three are `sending`, no provider id yet
+    recorded = rows["oid-w1"]
+    recorded.status, recorded.provider_id = "sent", "msg-1"  # the worker recorded this one's send
+    session.add(recorded)
+    session.commit()
+    reports = [
+        Receipt(reference=None, provider_id="msg-0", delivered=True, code="success", recipient="oid-w0"),
+        Receipt(reference=None, provider_id="msg-1", delivered=True, code="success", recipient="oid-w1"),
+        Receipt(reference=None, provider_id="msg-1", delivered=True, code="success", recipient="oid-w1"),
+        Receipt(reference=None, provider_id="msg-9", delivered=True, code="success", recipient="oid-nobody"),
+    ]
+    out = apply_receipts(engine, reports)
+    assert (out.updated, out.duplicates, out.unknown) == (2, 1, 1)
+    assert out.notices == {notice.id}
+    after = {d.recipient: d for d in deliveries(session, notice.id)}
+    assert after["oid-w0"].status == after["oid-w1"].status == "delivered"
+    assert after["oid-w1"].receipts == 2
+    assert after["oid-w2"].status == "sending"  # no report for it: untouched
+    again = apply_receipts(engine, reports[1:2])  # the provider repeats a report later
+    assert (again.updated, again.duplicates, again.unknown) == (0, 1, 0)
+
+
 async def test_sweeper_recovers_killed_worker_and_lost_jobs(
     ctx: dict[str, Any], session: Session, agency: Agency, fake_providers: dict[str, ScriptedChannel]
 ) -> None:

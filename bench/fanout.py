@@ -50,13 +50,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         counts: dict[str, int] = {}
         timeline: list[tuple[float, int, int]] = []  # (seconds, accepted by provider, final)
         deadline = time.monotonic() + args.timeout
+        last_progress = time.monotonic()
         while time.monotonic() < deadline:
             stack.sample_rss()
             counts = await asyncio.to_thread(delivery_counts, stack, notice["id"])
             done = sum(counts.get(s, 0) for s in FINAL)
             timeline.append((round(time.perf_counter() - accepted_at, 1), done + counts.get("sent", 0), done))
-            if sum(counts.get(s, 0) for s in FINAL) >= expected:
+            if done >= expected:
                 break
+            if len(timeline) > 1 and done > timeline[-2][2]:
+                last_progress = time.monotonic()
+            if time.monotonic() - last_progress > args.stall:
+                break  # nothing became final for a while: report what is stuck rather than wait
             await asyncio.sleep(0.5)
         seconds = time.perf_counter() - accepted_at
         stop.set()
@@ -97,6 +102,7 @@ def main() -> None:
     parser.add_argument("--report-delay", type=float, default=0.2)
     parser.add_argument("--channels", default="sms,wechat", help="comma-separated: sms, wechat")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--stall", type=float, default=90, help="stop when nothing finishes for this long")
     result = asyncio.run(run(parser.parse_args()))
     print(json.dumps(result, ensure_ascii=False))
 

@@ -27,7 +27,7 @@ from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
 from govconnect.db import session_scope
 from govconnect.errors import ApiError
 from govconnect.notices.agency_callbacks import emit_status_events
-from govconnect.notices.receipts import apply_receipts
+from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
 from govconnect.notices.sending import enqueue_finish
 from govconnect.settings import Settings
 
@@ -57,14 +57,24 @@ async def _json_body(request: Request) -> Any:
         raise ApiError(400, "malformed_json") from exc
 
 
-async def _apply(request: Request, receipts: list[Receipt]) -> dict[str, int]:
-    engine: Engine = request.app.state.engine
-    outcome = await asyncio.to_thread(apply_receipts, engine, receipts)
-    ctx = {"engine": engine, "queue": request.app.state.queue, "settings": request.app.state.settings}
-    await emit_status_events(ctx, outcome.changed)
-    for notice_id in outcome.notices:
-        await enqueue_finish(ctx, notice_id)
-    return {"updated": outcome.updated, "duplicates": outcome.duplicates, "unknown": outcome.unknown}
+def receipt_batcher(app: Any) -> ReceiptBatcher:
+    """The app's receipt batcher: reports from concurrent provider pushes share a transaction."""
+    batcher: ReceiptBatcher | None = getattr(app.state, "receipt_batcher", None)
+    if batcher is None:
+        state = app.state
+        ctx = {"engine": state.engine, "queue": state.queue, "settings": state.settings}
+
+        async def after(outcome: ReceiptOutcome) -> None:
+            await emit_status_events(ctx, outcome.changed)
+            for notice_id in outcome.notices:
+                await enqueue_finish(ctx, notice_id)
+
+        batcher = state.receipt_batcher = ReceiptBatcher(state.engine, after)
+    return batcher
+
+
+async def _apply(request: Request, receipts: list[Receipt]) -> None:
+    await receipt_batcher(request.app).apply(receipts)
 
 
 def _parsed(parser: Callable[[Any], list[Any]], payload: Any) -> list[Any]:

@@ -29,6 +29,7 @@ FAULT_KINDS = (
     "fail_reports",  # status reports say the message was not delivered
     "drop_connections",  # CMPP only: close every SP connection at once
 )
+PUSH_SLOTS = 64  # pushes in flight at once, each on a kept-alive connection
 CALLBACK_PATHS = {
     "sms_report": "/callbacks/aliyun_sms/report",
     "sms_up": "/callbacks/aliyun_sms/up",
@@ -265,14 +266,17 @@ class SandboxState:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             # Waiting for a free connection is not a failed push: only the request itself times out.
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.config.push_timeout, connect=2.0, pool=None))
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.config.push_timeout, connect=2.0, pool=None),
+                limits=httpx.Limits(max_connections=PUSH_SLOTS, max_keepalive_connections=PUSH_SLOTS),
+            )
         return self._client
 
     def _slots(self) -> asyncio.Semaphore:
         # Bounds pushes in flight, so a burst of thousands of receipts queues here instead of
         # timing out inside the HTTP client (which lost WeChat receipts at 100,000 recipients).
         if self._push_slots is None:
-            self._push_slots = asyncio.Semaphore(64)
+            self._push_slots = asyncio.Semaphore(PUSH_SLOTS)
         return self._push_slots
 
     async def push(

@@ -73,7 +73,7 @@ def _by_provider_id(conn: Connection, receipts: Sequence[Receipt]) -> dict[int, 
         return {}
     pids = sorted({r.provider_id[:64] for r in wanted.values() if r.provider_id})
     recipients = sorted({r.recipient for r in wanted.values() if r.recipient})
-    rows: list[Any] = []
+    found: dict[str, Any] = {}  # by delivery id: a row matching in several chunks is one row
     for pid_part in _chunks(pids) if pids else [[]]:
         for rcp_part in _chunks(recipients) if recipients else [[]]:
             conditions = []
@@ -89,7 +89,8 @@ def _by_provider_id(conn: Connection, receipts: Sequence[Receipt]) -> dict[int, 
                     )
                 )
             query = select(D.c.id, D.c.provider_id, D.c.recipient).where(or_(*conditions))
-            rows.extend(conn.execute(query).all())
+            found.update((row[0], row) for row in conn.execute(query).all())
+    rows = list(found.values())
     matched: dict[int, str] = {}
     for index, receipt in wanted.items():
         pid = (receipt.provider_id or "")[:64]

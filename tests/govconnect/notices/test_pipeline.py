@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from channels.base import OutboundMessage, Receipt, SendResult
 from govconnect.jobs import JOBS
 from govconnect.models import Agency, utcnow
+from govconnect.notices import receipts as receipts_module
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
@@ -246,6 +247,32 @@ async def test_wechat_receipts_match_before_and_after_the_send_is_recorded(
     assert after["oid-w2"].status == "sending"  # no report for it: untouched
     again = apply_receipts(engine, reports[1:2])  # the provider repeats a report later
     assert (again.updated, again.duplicates, again.unknown) == (0, 1, 0)
+
+
+async def test_batch_sms_reports_match_by_request_id_and_number_across_chunks(
+    ctx: dict[str, Any], session: Session, agency: Agency, monkeypatch: Any
+) -> None:
+    """SendBatchSms reports share one BizId; lookups split into chunks must still match each once."""
+    monkeypatch.setattr(receipts_module, "CHUNK", 2)
+    phones = [f"1320000200{i}" for i in range(5)]
+    for phone in phones:
+        make_subscriber(session, phone, None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    rows = {d.recipient: d for d in deliveries(session, notice.id)}
+    _claim(ctx["engine"], [d.id for d in rows.values()], utcnow())
+    for phone in phones[:3]:  # the worker recorded the BizId of these; two reports overtook it
+        row = session.get(Delivery, rows[phone].id)
+        assert row is not None
+        row.status, row.provider_id = "sent", "biz-1"
+        session.add(row)
+    session.commit()
+    out = apply_receipts(
+        ctx["engine"],
+        [Receipt(reference=None, provider_id="biz-1", delivered=True, code="DELIVERED", recipient=p) for p in phones],
+    )
+    assert (out.updated, out.duplicates, out.unknown) == (5, 0, 0)
+    assert {d.status for d in deliveries(session, notice.id)} == {"delivered"}
 
 
 async def test_sweeper_recovers_killed_worker_and_lost_jobs(

@@ -118,20 +118,36 @@ Fetcher = Callable[[], Awaitable[tuple[str, float]]]
 class AccessToken:
     """A provider token kept in a store, refreshed `margin` seconds before it expires."""
 
-    def __init__(self, key: str, fetch: Fetcher, store: TokenStore | None = None, margin: float = 300.0) -> None:
+    def __init__(
+        self,
+        key: str,
+        fetch: Fetcher,
+        store: TokenStore | None = None,
+        margin: float = 300.0,
+        local_seconds: float = 5.0,
+    ) -> None:
         self.key = key
         self.fetch = fetch
         self.store: TokenStore = store or MemoryTokenStore()
         self.margin = margin
         self.refreshes = 0
+        # A token read from a shared store is reused here for a few seconds: one store round trip
+        # per message was a Redis call for every WeChat message sent. A rejected token skips it.
+        self.local_seconds = local_seconds
+        self._local: tuple[CachedToken, float] | None = None
 
     def _usable(self, cached: CachedToken | None, stale: str | None) -> bool:
         return cached is not None and cached.token != stale and cached.expires_at > time.time()
 
     async def get(self, stale: str | None = None) -> str:
         """A valid token; `stale` is one the provider just rejected, so it is never returned."""
+        if self._local is not None:
+            local, read_at = self._local
+            if time.monotonic() - read_at < self.local_seconds and self._usable(local, stale):
+                return local.token
         cached = await self.store.get(self.key)
         if cached is not None and self._usable(cached, stale):
+            self._local = (cached, time.monotonic())
             return cached.token
         async with self.store.lock(self.key):
             cached = await self.store.get(self.key)
@@ -142,4 +158,5 @@ class AccessToken:
             # Refresh before expiry: `margin` seconds early, or a tenth of a short lifetime.
             use_until = time.time() + expires_in - min(self.margin, expires_in / 10)
             await self.store.set(self.key, CachedToken(token, use_until))
+            self._local = (CachedToken(token, use_until), time.monotonic())
             return token

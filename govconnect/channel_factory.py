@@ -12,6 +12,7 @@ from channels.aliyun_sms import AliyunSms, AliyunSmsConfig
 from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig
 from channels.base import Channel
 from channels.cmpp import CmppChannel, CmppConfig
+from channels.http import ShardedTransport
 from channels.registry import PROVIDERS
 from channels.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from channels.wechat_mp import WechatMp, WechatMpConfig
@@ -25,14 +26,13 @@ _MEMORY_TOKENS = MemoryTokenStore()  # one per process when no Redis is configur
 
 
 def provider_http_client() -> httpx.AsyncClient:
-    """The HTTP client adapters share: explicit timeouts, pooled connections kept open.
+    """The HTTP client adapters share: explicit timeouts, up to 100 connections kept open.
 
-    Every connection the pool may open is also kept alive: with fewer kept than opened, a
-    worker sending 50 requests at once closed and reopened a connection for most of them.
+    Every connection that may be opened is also kept alive (with fewer kept than opened, a
+    worker sending 50 requests at once closed and reopened most of them), spread over small
+    pools (see ShardedTransport).
     """
-    return httpx.AsyncClient(
-        timeout=PROVIDER_TIMEOUT, limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    )
+    return httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=ShardedTransport(max_connections=100))
 
 
 def callback_token(settings: Settings) -> str:

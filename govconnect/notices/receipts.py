@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,39 +69,41 @@ def _by_provider_id(conn: Connection, receipts: Sequence[Receipt]) -> dict[int, 
     One statement sees both the recorded provider id and the unconfirmed attempt, so a worker
     committing its record between two lookups cannot hide the delivery from both.
     """
-    wanted = {i: r for i, r in enumerate(receipts) if r.provider_id or r.recipient}
-    if not wanted:
-        return {}
-    pids = sorted({r.provider_id[:64] for r in wanted.values() if r.provider_id})
-    recipients = sorted({r.recipient for r in wanted.values() if r.recipient})
+    wanted = [(i, r) for i, r in enumerate(receipts) if r.provider_id or r.recipient]
     found: dict[str, Any] = {}  # by delivery id: a row matching in several chunks is one row
-    for pid_part in _chunks(pids) if pids else [[]]:
-        for rcp_part in _chunks(recipients) if recipients else [[]]:
-            conditions = []
-            if pid_part:
-                conditions.append(D.c.provider_id.in_(pid_part))
-            if rcp_part:
-                conditions.append(
-                    and_(
-                        D.c.recipient.in_(rcp_part),
-                        D.c.provider_id.is_(None),
-                        D.c.status.in_(UNCONFIRMED),
-                        D.c.attempts > 0,
-                    )
+    # Each chunk of reports is one statement holding both conditions for each of its reports.
+    for part in _chunks(wanted):
+        pids = sorted({r.provider_id[:64] for _, r in part if r.provider_id})
+        recipients = sorted({r.recipient for _, r in part if r.recipient})
+        conditions = []
+        if pids:
+            conditions.append(D.c.provider_id.in_(pids))
+        if recipients:
+            conditions.append(
+                and_(
+                    D.c.recipient.in_(recipients),
+                    D.c.provider_id.is_(None),
+                    D.c.status.in_(UNCONFIRMED),
+                    D.c.attempts > 0,
                 )
-            query = select(D.c.id, D.c.provider_id, D.c.recipient).where(or_(*conditions))
-            found.update((row[0], row) for row in conn.execute(query).all())
-    rows = list(found.values())
+            )
+        query = select(D.c.id, D.c.provider_id, D.c.recipient).where(or_(*conditions))
+        found.update((row[0], row) for row in conn.execute(query).all())
+    by_pid: dict[str, list[Any]] = defaultdict(list)
+    unconfirmed: dict[str, list[str]] = defaultdict(list)
+    for delivery_id, pid, recipient in found.values():
+        if pid is None:
+            unconfirmed[recipient].append(delivery_id)
+        else:
+            by_pid[pid].append((delivery_id, recipient))
     matched: dict[int, str] = {}
-    for index, receipt in wanted.items():
+    for index, receipt in wanted:
         pid = (receipt.provider_id or "")[:64]
-        candidates = [
-            row[0] for row in rows if pid and row[1] == pid and (not receipt.recipient or row[2] == receipt.recipient)
-        ]
+        candidates = [d for d, r in by_pid.get(pid, ()) if not receipt.recipient or r == receipt.recipient]
         if len(candidates) != 1 and receipt.recipient:
             # One provider request may carry several recipients (SendSms to many numbers), and a
             # report can overtake our record of the send: the one unconfirmed attempt to the address.
-            candidates = [row[0] for row in rows if row[1] is None and row[2] == receipt.recipient]
+            candidates = unconfirmed.get(receipt.recipient, [])
         if len(candidates) == 1:
             matched[index] = candidates[0]
     return matched

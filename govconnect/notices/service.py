@@ -6,10 +6,12 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, select, tuple_, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -293,6 +295,15 @@ def list_notices(
         query = query.where(Notice.created_at >= filters["created_after"])  # type: ignore[arg-type]
     if filters.get("created_before"):
         query = query.where(Notice.created_at < filters["created_before"])  # type: ignore[arg-type]
+    if filters.get("channel"):
+        channel = filters["channel"]
+        if channel not in CHANNELS:
+            raise _invalid(
+                "validation_error", "未知渠道 / Unknown channel", {"channel": channel, "allowed": list(CHANNELS)}
+            )
+        # Channels are a JSON list of fixed names: matching the quoted name works on both databases,
+        # and filtering in the query keeps `total` and the pages right.
+        query = query.where(cast(Notice.channels, String).like(f'%"{channel}"%'))
     total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
     rows = (
         session.exec(  # type: ignore[call-overload]
@@ -301,8 +312,6 @@ def list_notices(
         .scalars()
         .all()
     )
-    if filters.get("channel"):
-        rows = [n for n in rows if filters["channel"] in n.channels]
     return list(rows), int(total)
 
 
@@ -327,16 +336,39 @@ def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: date
 
 
 def list_deliveries(
-    session: Session, notice: Notice, status: str | None, channel: str | None, page: int, page_size: int | None
+    session: Session, notice: Notice, status: str | None, channel: str | None, page: int, page_size: int
 ) -> tuple[list[Any], int]:
-    """Deliveries of a notice, filtered; all of them when page_size is None (CSV export streams)."""
-    query = select(D).where(D.c.notice_id == notice.id)
+    """One page of a notice's deliveries, filtered, with the total."""
+    query = _deliveries_query(notice.id, status, channel)
+    total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
+    query = query.order_by(D.c.channel, D.c.id).offset((page - 1) * page_size).limit(page_size)
+    return list(session.exec(query).all()), int(total)  # type: ignore[call-overload]
+
+
+def _deliveries_query(notice_id: str, status: str | None, channel: str | None) -> Any:
+    query = select(D).where(D.c.notice_id == notice_id)
     if status:
         query = query.where(D.c.status == status)
     if channel:
         query = query.where(D.c.channel == channel)
-    total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
-    query = query.order_by(D.c.channel, D.c.id)
-    if page_size is not None:
-        query = query.offset((page - 1) * page_size).limit(page_size)
-    return list(session.exec(query).all()), int(total)  # type: ignore[call-overload]
+    return query
+
+
+def iter_deliveries(
+    engine: Engine, notice_id: str, status: str | None, channel: str | None, batch: int = 1000
+) -> Iterator[Any]:
+    """Every matching delivery, read in keyset pages: a million-row export holds one page at a time."""
+    after: tuple[str, str] = ("", "")
+    while True:
+        query = (
+            _deliveries_query(notice_id, status, channel)
+            .where(tuple_(D.c.channel, D.c.id) > tuple_(*after))
+            .order_by(D.c.channel, D.c.id)
+            .limit(batch)
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = (rows[-1].channel, rows[-1].id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -109,6 +109,7 @@ def notice_cancel(notice_id: str, principal: Sender, session: SessionDep) -> Not
 
 @router.get("/notices/{notice_id}/deliveries", response_model=DeliveryPage, summary="Deliveries (JSON or CSV)")
 def notice_deliveries(
+    request: Request,
     notice_id: str,
     principal: Reader,
     session: SessionDep,
@@ -123,35 +124,35 @@ def notice_deliveries(
         raise ApiError(422, "validation_error", details={"status": status, "allowed": list(DELIVERY_STATUSES)})
     notice = service.get_notice(session, principal.agency, notice_id)
     reveal = principal.has("subscribers:read")
-    rows, total = service.list_deliveries(
-        session, notice, status, channel, page, None if format == "csv" else page_size
-    )
-    items = [
-        DeliveryPublic(
-            id=r.id,
-            channel=r.channel,
-            provider=r.provider,
-            recipient=r.recipient if reveal else mask_recipient(r.recipient),
-            status=r.status,
-            attempts=r.attempts,
-            parts=r.parts,
-            error_code=r.error_code,
-            sent_at=r.sent_at,
-            final_at=r.final_at,
-            uncertain=bool(r.uncertain),
-        )
-        for r in rows
-    ]
     if format == "csv":
+        every = service.iter_deliveries(request.app.state.engine, notice.id, status, channel)
         return StreamingResponse(
-            _csv_lines(items),
+            _csv_lines(_delivery_public(r, reveal) for r in every),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="deliveries-{notice_id}.csv"'},
         )
+    rows, total = service.list_deliveries(session, notice, status, channel, page, page_size)
+    items = [_delivery_public(r, reveal) for r in rows]
     return DeliveryPage(items=items, total=total, page=page, page_size=page_size)
 
 
-def _csv_lines(items: list[DeliveryPublic]) -> Iterator[str]:
+def _delivery_public(r: Any, reveal: bool) -> DeliveryPublic:
+    return DeliveryPublic(
+        id=r.id,
+        channel=r.channel,
+        provider=r.provider,
+        recipient=r.recipient if reveal else mask_recipient(r.recipient),
+        status=r.status,
+        attempts=r.attempts,
+        parts=r.parts,
+        error_code=r.error_code,
+        sent_at=r.sent_at,
+        final_at=r.final_at,
+        uncertain=bool(r.uncertain),
+    )
+
+
+def _csv_lines(items: Iterable[DeliveryPublic]) -> Iterator[str]:
     fields = list(DeliveryPublic.model_fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from govconnect.models import Agency
+from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 from tests.factories import make_agency, make_key, make_subscriber
@@ -154,6 +155,13 @@ def test_list_deliveries_masked_and_csv(
     listing = app_client.get("/api/v1/notices?urgency=urgent&page_size=10", headers=auth).json()
     assert [n["id"] for n in listing["items"]] == [notice_id]
     assert app_client.get("/api/v1/notices?urgency=normal", headers=auth).json()["total"] == 0
+    # The channel filter is part of the query, so the total counts only matching notices.
+    assert app_client.get("/api/v1/notices?channel=sms", headers=auth).json()["total"] == 1
+    assert app_client.get("/api/v1/notices?channel=wechat", headers=auth).json()["total"] == 0
+    assert app_client.get("/api/v1/notices?channel=fax", headers=auth).status_code == 422
+    # The export reads in keyset pages; one row per page still gives every row once, in order.
+    exported = list(service.iter_deliveries(app_client.app.state.engine, notice_id, None, None, batch=1))  # type: ignore[attr-defined]
+    assert [r.id for r in exported] == sorted(i["id"] for i in full["items"])
 
 
 def test_scheduled_notice_can_be_cancelled(app_client: TestClient, session: Session, auth: dict[str, str]) -> None:

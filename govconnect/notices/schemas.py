@@ -85,6 +85,8 @@ class NoticePublic(BaseModel):
     completed_at: datetime | None
     cancelled_at: datetime | None
     progress: dict[str, ChannelProgress] = Field(default_factory=dict)
+    # When the progress was counted: for a large notice it may be up to about a second old.
+    progress_as_of: datetime | None = None
 
 
 class NoticePage(BaseModel):

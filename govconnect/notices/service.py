@@ -6,12 +6,14 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, cast, func, select, tuple_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -255,16 +257,76 @@ def get_notice(session: Session, agency: Agency, notice_id: str) -> Notice:
     return notice
 
 
+def _count_progress(conn: Connection, notice_id: str) -> tuple[dict[str, Any], datetime]:
+    moment = datetime.now(UTC)
+    rows: Any = conn.execute(
+        select(D.c.channel, D.c.status, func.count(), func.sum(D.c.parts))
+        .where(D.c.notice_id == notice_id)
+        .group_by(D.c.channel, D.c.status)
+    ).all()
+    return progress_from_counts([tuple(r) for r in rows]), moment
+
+
+class ProgressCache:
+    """Progress of large notices, counted at most about once a second and never while a reader waits.
+
+    Counting 200,000 deliveries takes PostgreSQL over 100 ms while they are being updated, and
+    agencies poll progress during exactly that time. A notice whose count took longer than
+    `slow_seconds` is answered from its last count; a count older than `max_age` is refreshed
+    in the background. Small notices are always counted on the spot.
+    """
+
+    def __init__(self, slow_seconds: float = 0.05, max_age: float = 1.0, size: int = 1000) -> None:
+        self.slow_seconds = slow_seconds
+        self.max_age = max_age
+        self.size = size
+        self._entries: dict[str, tuple[float, dict[str, Any], datetime]] = {}
+        self._refreshing: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notice-progress")
+
+    def get(self, session: Session, notice_id: str) -> tuple[dict[str, Any], datetime]:
+        """The notice's progress and when it was counted (on the session's own connection)."""
+        engine = session.get_bind()
+        with self._lock:
+            entry = self._entries.get(notice_id)
+            if entry is not None:
+                if time.monotonic() - entry[0] > self.max_age and notice_id not in self._refreshing:
+                    self._refreshing.add(notice_id)
+                    self._pool.submit(self._refresh, engine, notice_id)
+                return entry[1], entry[2]
+        return self._count(session.connection(), notice_id)
+
+    def _count(self, conn: Connection, notice_id: str) -> tuple[dict[str, Any], datetime]:
+        started = time.monotonic()
+        progress, moment = _count_progress(conn, notice_id)
+        if time.monotonic() - started > self.slow_seconds:
+            with self._lock:
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+                self._entries[notice_id] = (time.monotonic(), progress, moment)
+        return progress, moment
+
+    def _refresh(self, engine: Any, notice_id: str) -> None:
+        try:
+            with engine.connect() as conn:
+                self._count(conn, notice_id)
+        except Exception:  # noqa: BLE001 - the next reader asks again
+            log.warning("counting progress of notice %s failed", notice_id, exc_info=True)
+        finally:
+            with self._lock:
+                self._refreshing.discard(notice_id)
+
+
+PROGRESS = ProgressCache()
+
+
 def notice_public(session: Session, notice: Notice, with_progress: bool = True) -> NoticePublic:
     """The notice with its per-channel progress."""
-    progress = {}
+    progress: dict[str, Any] = {}
+    as_of = None
     if with_progress:
-        rows = session.exec(  # type: ignore[call-overload]
-            select(D.c.channel, D.c.status, func.count(), func.sum(D.c.parts))
-            .where(D.c.notice_id == notice.id)
-            .group_by(D.c.channel, D.c.status)
-        ).all()
-        progress = progress_from_counts([tuple(r) for r in rows])
+        progress, as_of = PROGRESS.get(session, notice.id)
     return NoticePublic(
         id=notice.id,
         status=notice.status,
@@ -280,6 +342,7 @@ def notice_public(session: Session, notice: Notice, with_progress: bool = True) 
         completed_at=notice.completed_at,
         cancelled_at=notice.cancelled_at,
         progress=progress,
+        progress_as_of=as_of,
     )
 
 

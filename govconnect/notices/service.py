@@ -300,7 +300,7 @@ class ProgressCache:
     def _count(self, conn: Connection, notice_id: str) -> tuple[dict[str, Any], datetime]:
         started = time.monotonic()
         progress, moment = _count_progress(conn, notice_id)
-        if time.monotonic() - started > self.slow_seconds:
+        if time.monotonic() - started >= self.slow_seconds:
             with self._lock:
                 if len(self._entries) >= self.size:
                     self._entries.clear()

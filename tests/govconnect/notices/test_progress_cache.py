@@ -1,0 +1,48 @@
+"""Progress of large notices: answered from the last count, refreshed in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlmodel import Session
+
+from govconnect.models import Agency
+from govconnect.notices.fanout import fanout_notice
+from govconnect.notices.pipeline_models import Delivery
+from govconnect.notices.service import ProgressCache
+from tests.factories import make_subscriber
+from tests.govconnect.notices.test_pipeline import deliveries, make_notice
+
+
+async def test_slow_counts_are_reused_and_refreshed_in_the_background(
+    ctx: dict[str, Any], session: Session, agency: Agency
+) -> None:
+    for i in range(3):
+        make_subscriber(session, f"1320000300{i}", None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    cache = ProgressCache(slow_seconds=0.0, max_age=0.2)  # every count counts as slow here
+    first, first_at = cache.get(session, notice.id)
+    assert first["sms"].queued == 3
+    row = session.get(Delivery, deliveries(session, notice.id)[0].id)
+    assert row is not None
+    row.status = "delivered"
+    session.add(row)
+    session.commit()
+    again, again_at = cache.get(session, notice.id)
+    assert again == first and again_at == first_at  # within max_age: the last count, not a new one
+    await asyncio.sleep(0.25)
+    stale, _ = cache.get(session, notice.id)  # too old: answered at once, refreshed behind
+    assert stale == first
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        fresh, fresh_at = cache.get(session, notice.id)
+        if fresh_at > first_at:
+            break
+        await asyncio.sleep(0.05)
+    assert fresh["sms"].delivered == 1 and fresh["sms"].queued == 2
+    quick = ProgressCache(slow_seconds=60.0)  # small notices are counted on the spot every time
+    assert quick.get(session, notice.id)[0]["sms"].delivered == 1
+    assert not quick._entries

@@ -141,6 +141,11 @@ class ProviderRateLimiter:
         self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.rates = dict(settings.notices.rate_per_second)
 
+    def fits(self, provider: str, cost: int) -> bool:
+        """Whether `cost` messages fit in one second's allowance of the provider (or it has no limit)."""
+        rate = self.rates.get(provider)
+        return not rate or cost <= rate
+
     async def acquire(self, provider: str, cost: int = 1, max_wait: float = 30.0) -> bool:
         """Wait until `cost` messages may go to `provider`; False when `max_wait` passed first."""
         rate = self.rates.get(provider)

@@ -32,7 +32,9 @@ PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 )
 
-ROUTERS = [health.router, agencies.router, notices.router, receipts.router]
+# Provider callbacks first: they are most of the requests during a broadcast (one WeChat event
+# per message), and routes are matched in order.
+ROUTERS = [receipts.router, health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
 
 

@@ -27,11 +27,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     that cost small whatever the concurrency.
     """
 
-    def __init__(self, max_connections: int = 100, per_pool: int = 8) -> None:
+    def __init__(self, max_connections: int = 100, per_pool: int = 8, proxy: str | None = None) -> None:
         per_pool = max(1, min(per_pool, max_connections))
         count = max(1, -(-max_connections // per_pool))
         limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        self.pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+        self.pools = [httpx.AsyncHTTPTransport(limits=limits, proxy=proxy) for _ in range(count)]
         self._turn = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -25,14 +25,15 @@ PROVIDER_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 _MEMORY_TOKENS = MemoryTokenStore()  # one per process when no Redis is configured
 
 
-def provider_http_client() -> httpx.AsyncClient:
+def provider_http_client(proxy: str | None = None) -> httpx.AsyncClient:
     """The HTTP client adapters share: explicit timeouts, up to 100 connections kept open.
 
     Every connection that may be opened is also kept alive (with fewer kept than opened, a
     worker sending 50 requests at once closed and reopened most of them), spread over small
-    pools (see ShardedTransport).
+    pools (see ShardedTransport). With its own transport httpx no longer reads HTTPS_PROXY:
+    an egress proxy is given as PROVIDER_PROXY.
     """
-    return httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=ShardedTransport(max_connections=100))
+    return httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=ShardedTransport(max_connections=100, proxy=proxy))
 
 
 def callback_token(settings: Settings) -> str:

@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="", description="Redis URL; empty means embedded mode (in-process worker)")
     secret_key: SecretStr = Field(default=SecretStr(DEFAULT_SECRET), description="Signs sessions and callbacks")
     public_base_url: str = Field(default="http://127.0.0.1:8000", description="Base URL for links we send")
+    provider_proxy: str = Field(default="", description="Egress proxy for provider HTTP APIs (http://host:port)")
     demo: bool = Field(default=False, description="Demo mode: demo data, in-process provider sandbox")
     test_mode: bool = Field(default=False, description="Allows loopback callback URLs; for tests only")
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body")

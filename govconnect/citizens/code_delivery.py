@@ -27,7 +27,7 @@ async def send_code_sms(app: Any, phone: str, text: str) -> None:
     """Send one verification SMS through the configured SMS provider; raise CodeNotSent when refused."""
     client: httpx.AsyncClient | None = getattr(app.state, "code_http_client", None)
     if client is None:
-        client = provider_http_client()
+        client = provider_http_client(app.state.settings.provider_proxy or None)
         app.state.code_http_client = client
     channel = build_channel(CODE_PROVIDER, app.state.settings, client)
     reference = f"vc{new_id()[:30]}"

@@ -68,7 +68,7 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
     from channels.registry import PROVIDERS
     from govconnect.channel_factory import build_channel, provider_http_client
 
-    client = provider_http_client()
+    client = provider_http_client(settings.provider_proxy or None)
     adapters: dict[str, Channel] = {
         name: build_channel(name, settings, client, redis) for name in PROVIDERS if name != "cmpp"
     }

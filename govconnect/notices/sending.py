@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
@@ -301,7 +301,7 @@ def _record(
                     provider_id=bindparam("b_pid"),
                     parts=bindparam("b_parts"),
                     sent_at=moment,
-                    final_at=bindparam("b_final"),
+                    final_at=func.coalesce(D.c.final_at, bindparam("b_final")),  # a receipt may have come first
                     updated_at=moment,
                 ),
                 accepted,

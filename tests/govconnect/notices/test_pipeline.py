@@ -18,7 +18,7 @@ from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.notices.policy import quiet_until
 from govconnect.notices.receipts import apply_receipts
-from govconnect.notices.sending import _claim, send_deliveries
+from govconnect.notices.sending import _claim, _record, send_deliveries
 from govconnect.notices.sweeper import sweep
 from tests.factories import make_subscriber
 from tests.govconnect.notices.conftest import drain
@@ -247,6 +247,22 @@ async def test_wechat_receipts_match_before_and_after_the_send_is_recorded(
     assert after["oid-w2"].status == "sending"  # no report for it: untouched
     again = apply_receipts(engine, reports[1:2])  # the provider repeats a report later
     assert (again.updated, again.duplicates, again.unknown) == (0, 1, 0)
+
+
+async def test_receipt_before_the_workers_record_keeps_delivered_and_its_time(
+    ctx: dict[str, Any], session: Session, agency: Agency
+) -> None:
+    make_subscriber(session, "13200004000", None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    [row] = deliveries(session, notice.id)
+    [claimed] = _claim(ctx["engine"], [row.id], utcnow())
+    report = Receipt(reference=row.id, provider_id=None, delivered=True, code="DELIVERED")
+    assert apply_receipts(ctx["engine"], [report]).updated == 1  # the report overtook the record
+    result = SendResult.accepted(row.id, "biz-9")
+    _record(ctx, ctx["engine"], ctx["settings"], "sms", [(claimed, "aliyun_sms", result)])
+    [after] = deliveries(session, notice.id)
+    assert after.status == "delivered" and after.provider_id == "biz-9" and after.final_at is not None
 
 
 async def test_batch_sms_reports_match_by_request_id_and_number_across_chunks(

@@ -18,33 +18,6 @@ from channels.base import RetryableError
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Several small connection pools used in turn, for clients with many requests in flight.
-
-    httpcore's pool looks at every one of its connections on each request and each response
-    (and, for idle ones, at every connection again), so one pool of 100 connections spent more
-    of a worker's time choosing a connection than sending. Pools of a few connections keep
-    that cost small whatever the concurrency.
-    """
-
-    def __init__(self, max_connections: int = 100, per_pool: int = 8, proxy: str | None = None) -> None:
-        per_pool = max(1, min(per_pool, max_connections))
-        count = max(1, -(-max_connections // per_pool))
-        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        self.pools = [httpx.AsyncHTTPTransport(limits=limits, proxy=proxy) for _ in range(count)]
-        self._turn = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send through the next pool."""
-        self._turn = (self._turn + 1) % len(self.pools)
-        return await self.pools[self._turn].handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Close every pool."""
-        for pool in self.pools:
-            await pool.aclose()
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP date); None when absent or bad."""
     if not value:

@@ -7,12 +7,12 @@ import hmac
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from channels.aliyun_sms import AliyunSms, AliyunSmsConfig
 from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig
 from channels.base import Channel
 from channels.cmpp import CmppChannel, CmppConfig
-from channels.http import ShardedTransport
 from channels.registry import PROVIDERS
 from channels.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from channels.wechat_mp import WechatMp, WechatMpConfig
@@ -26,14 +26,20 @@ _MEMORY_TOKENS = MemoryTokenStore()  # one per process when no Redis is configur
 
 
 def provider_http_client(proxy: str | None = None) -> httpx.AsyncClient:
-    """The HTTP client adapters share: explicit timeouts, up to 100 connections kept open.
+    """The HTTP client adapters share: httpx's interface over aiohttp's connection pool.
 
-    Every connection that may be opened is also kept alive (with fewer kept than opened, a
-    worker sending 50 requests at once closed and reopened most of them), spread over small
-    pools (see ShardedTransport). With its own transport httpx no longer reads HTTPS_PROXY:
+    Adapters keep speaking httpx; the connections are aiohttp's (httpx-aiohttp). httpcore's
+    own pool looks at every pooled connection on each request and response, and with 50
+    WeChat sends in flight a worker spent more time choosing a connection than sending: the
+    aiohttp transport costs less than half as much CPU per request here. Up to 100
+    connections, all kept alive. With its own transport httpx no longer reads HTTPS_PROXY:
     an egress proxy is given as PROVIDER_PROXY.
     """
-    return httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=ShardedTransport(max_connections=100, proxy=proxy))
+    transport = AiohttpTransport(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        proxy=httpx.Proxy(proxy) if proxy else None,
+    )
+    return httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=transport)
 
 
 def callback_token(settings: Settings) -> str:

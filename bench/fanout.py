@@ -39,7 +39,12 @@ async def read_load(api_url: str, key: str, notice_id: str, stop: asyncio.Event,
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     stack = build_stack(
-        args.workers, args.embedded, private_redis=False, report_delay=args.report_delay, nice=args.nice
+        args.workers,
+        args.embedded,
+        private_redis=False,
+        report_delay=args.report_delay,
+        nice=args.nice,
+        callbacks_process=args.callbacks_process,
     )
     try:
         key = seed(stack, args.subscribers)
@@ -78,6 +83,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         return {
             "mode": "embedded" if args.embedded else f"arq x{args.workers}",
             "nice": args.nice,
+            "callbacks_process": args.callbacks_process and not args.embedded,
             "channels": list(channels),
             "recipients": args.subscribers,
             "deliveries": expected,
@@ -91,6 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "worker_rss_mb_each": workers,
             "api_rss_mb": round(stack.peak_rss.get("api", 0.0), 1),
             "sandbox_rss_mb": round(stack.peak_rss.get("sandbox", 0.0), 1),
+            "callbacks_rss_mb": round(stack.peak_rss.get("callbacks", 0.0), 1) or None,
             "cpu_seconds": {k: round(v, 1) for k, v in stack.cpu_seconds.items()},
             # Busy share of all cores while it ran: PostgreSQL, Redis and this script included.
             "machine_busy_pct": round(100 * (1 - idle / total), 1) if total else None,
@@ -114,6 +121,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument(
         "--nice", type=int, default=0, help="run the workers and the sandbox at this lower CPU priority (API at 0)"
+    )
+    parser.add_argument(
+        "--callbacks-process",
+        action="store_true",
+        help="provider callbacks to a second `serve` process, not the one answering the API reads",
     )
     parser.add_argument("--stall", type=float, default=90, help="stop when nothing finishes for this long")
     result = asyncio.run(run(parser.parse_args()))

@@ -170,6 +170,7 @@ def build_stack(
     report_delay: float = 0.2,
     pipeline: dict[str, str] | None = None,
     nice: int = 0,
+    callbacks_process: bool = False,
 ) -> Stack:
     """Create the database and start sandbox, API and workers."""
     db_name = f"gc_bench_{uuid.uuid4().hex[:8]}"
@@ -206,7 +207,7 @@ def build_stack(
     stack.redis_dir, stack.redis_port = redis_dir, redis_port
     stack.logdir = tempfile.mkdtemp(prefix="gc-bench-logs-")
     try:
-        _start_processes(stack, api_port, sandbox_port, workers, embedded, report_delay, nice)
+        _start_processes(stack, api_port, sandbox_port, workers, embedded, report_delay, nice, callbacks_process)
     except BaseException:
         stack.stop()
         raise
@@ -214,12 +215,34 @@ def build_stack(
 
 
 def _start_processes(
-    stack: Stack, api_port: int, sandbox_port: int, workers: int, embedded: bool, report_delay: float, nice: int
+    stack: Stack,
+    api_port: int,
+    sandbox_port: int,
+    workers: int,
+    embedded: bool,
+    report_delay: float,
+    nice: int,
+    callbacks_process: bool,
 ) -> None:
     api_url, sandbox_url = stack.api_url, stack.sandbox_url
+    # Provider callbacks go to the API, or to a second `serve` process of their own (what a
+    # reverse proxy routing /callbacks/ to its own pool would do in production).
+    callbacks_url = api_url
+    if callbacks_process and not embedded:
+        callbacks_port = free_port()
+        callbacks_url = f"http://127.0.0.1:{callbacks_port}"
+        stack.start("callbacks", ["serve", "--port", str(callbacks_port)], nice=nice)
     stack.start(
         "sandbox",
-        ["sandbox", "--port", str(sandbox_port), "--callback-base-url", api_url, "--report-delay", str(report_delay)],
+        [
+            "sandbox",
+            "--port",
+            str(sandbox_port),
+            "--callback-base-url",
+            callbacks_url,
+            "--report-delay",
+            str(report_delay),
+        ],
         nice=nice,
     )
     stack.start("api", ["serve", "--port", str(api_port)])
@@ -227,6 +250,7 @@ def _start_processes(
         stack.start(f"worker{i + 1}", ["worker"], nice=nice)
     wait_http(f"{sandbox_url}/_sandbox")
     wait_http(f"{api_url}/healthz")
+    wait_http(f"{callbacks_url}/healthz")
 
 
 def seed(stack: Stack, subscribers: int) -> str:

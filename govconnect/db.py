@@ -39,8 +39,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
+    # A request keeps its connection from authentication to its last query, across several hops
+    # through FastAPI's 40 worker threads. With fewer connections than threads, threads waiting
+    # for a connection could hold every thread a connection holder needed to finish: 50
+    # concurrent retries of one notice stalled on the 30-second checkout timeout. Connections
+    # beyond the 10 kept are opened only under such load and closed after it.
     kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("max_overflow", 50)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

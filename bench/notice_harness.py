@@ -250,7 +250,8 @@ def _start_processes(
         stack.start(f"worker{i + 1}", ["worker"], nice=nice)
     wait_http(f"{sandbox_url}/_sandbox")
     wait_http(f"{api_url}/healthz")
-    wait_http(f"{callbacks_url}/healthz")
+    if callbacks_url != api_url:
+        wait_http(f"{callbacks_url}/healthz")
 
 
 def seed(stack: Stack, subscribers: int) -> str:

@@ -63,13 +63,13 @@ def _by_reference(conn: Connection, receipts: Sequence[Receipt]) -> set[str]:
     return found
 
 
-def _by_provider_id(conn: Connection, receipts: Sequence[Receipt]) -> dict[int, str]:
-    """Delivery ids for reports without a usable reference, in one consistent read.
+def _by_provider_id(conn: Connection, pending: Sequence[tuple[int, Receipt]]) -> dict[int, str]:
+    """Delivery ids, by the given index, for reports without a usable reference, in one consistent read.
 
     One statement sees both the recorded provider id and the unconfirmed attempt, so a worker
     committing its record between two lookups cannot hide the delivery from both.
     """
-    wanted = [(i, r) for i, r in enumerate(receipts) if r.provider_id or r.recipient]
+    wanted = [(i, r) for i, r in pending if r.provider_id or r.recipient]
     found: dict[str, Any] = {}  # by delivery id: a row matching in several chunks is one row
     # Each chunk of reports is one statement holding both conditions for each of its reports.
     for part in _chunks(wanted):
@@ -124,15 +124,15 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
     moment = utcnow()
     with engine.begin() as conn:
         known = _by_reference(conn, receipts)
-        unresolved = [r for r in receipts if _reference(r) not in known]
-        by_pid = _by_provider_id(conn, unresolved)
-        resolved = {id(r): delivery for i, r in enumerate(unresolved) if (delivery := by_pid.get(i))}
+        targets: list[str | None] = [ref if (ref := _reference(r)) in known else None for r in receipts]
+        by_pid = _by_provider_id(conn, [(i, r) for i, r in enumerate(receipts) if targets[i] is None])
+        for i, delivery in by_pid.items():
+            targets[i] = delivery
         # The first report for a delivery in this batch decides; later ones are repeats.
         groups: dict[tuple[Any, ...], tuple[dict[str, Any], list[str]]] = {}
         repeats: list[str] = []
         seen: set[str] = set()
-        for receipt in receipts:
-            delivery_id = _reference(receipt) if _reference(receipt) in known else resolved.get(id(receipt))
+        for receipt, delivery_id in zip(receipts, targets, strict=True):
             if delivery_id is None:
                 outcome.unknown += 1
                 continue
@@ -185,7 +185,6 @@ class ReceiptBatcher:
         self.max_batch = max_batch
         self._waiting: list[tuple[list[Receipt], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.batches = 0
 
     async def apply(self, receipts: Sequence[Receipt]) -> None:
         """Apply these reports with whatever else is waiting; returns once they are committed."""
@@ -218,7 +217,6 @@ class ReceiptBatcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            self.batches += 1
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)

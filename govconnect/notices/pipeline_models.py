@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from govconnect.models import utcnow
@@ -17,6 +17,9 @@ FINAL_STATUSES = ("delivered", "failed", "cancelled", "unknown")
 # Channels whose providers send no delivery receipt: accepted is as far as we can know.
 NO_RECEIPT_CHANNELS = ("wecom", "weibo")
 PEOPLE_CHANNELS = ("sms", "voice", "wechat", "wecom")
+# Set exactly while a delivery is `queued` or `sending` (the sweeper's partial index).
+PENDING_STATUSES = ("queued", "sending")
+PENDING_CLAUSE = "next_attempt_at IS NOT NULL"
 
 
 class Delivery(SQLModel, table=True):
@@ -25,9 +28,17 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("notice_id", "channel", "recipient", name="uq_delivery_notice_channel_recipient"),
-        Index("ix_delivery_notice_status", "notice_id", "status"),
-        Index("ix_delivery_status_next", "status", "next_attempt_at"),
+        # Pending work only: `next_attempt_at` is set while queued or sending, cleared once sent
+        # or final. `status` is in no index, so claims and receipts are HOT updates (migration 0006).
+        Index(
+            "ix_delivery_pending",
+            "notice_id",
+            "next_attempt_at",
+            postgresql_where=text(PENDING_CLAUSE),
+            sqlite_where=text(PENDING_CLAUSE),
+        ),
         Index("ix_delivery_recipient", "recipient"),
+        {"postgresql_with": {"fillfactor": 70}},
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
@@ -44,6 +55,7 @@ class Delivery(SQLModel, table=True):
     # Set when an attempt ended without an answer (timeout): the provider may have accepted it.
     uncertain: bool = Field(default=False)
     receipts: int = Field(default=0)
+    # When the next attempt is due; NULL once the delivery is sent or final (see PENDING_CLAUSE).
     next_attempt_at: datetime | None = None
     deadline_at: datetime | None = None
     claimed_at: datetime | None = None

@@ -148,7 +148,9 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
                 changed = conn.execute(
                     update(D)
                     .where(D.c.id.in_(part), D.c.status.in_(allowed))
-                    .values(**values, receipts=D.c.receipts + 1, final_at=moment, updated_at=moment)
+                    .values(
+                        **values, receipts=D.c.receipts + 1, final_at=moment, next_attempt_at=None, updated_at=moment
+                    )
                     .returning(D.c.id, D.c.notice_id)
                 ).all()
                 done = {str(row[0]) for row in changed}

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, case, func, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
 
 from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
 from govconnect.jobs import job, process_state
@@ -86,9 +86,13 @@ async def enqueue_finish(ctx: dict[str, Any], notice_id: str) -> None:
     )
 
 
-def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed]:
-    """Move due `queued` deliveries to `sending`; a delivery another worker claimed is skipped."""
-    stmt = (
+def claim_statement(ids: Sequence[str], moment: datetime) -> Any:
+    """Move due `queued` deliveries to `sending`, returning what was claimed.
+
+    Only the primary key can serve it (`status` is in no index), so a stale planner estimate
+    cannot turn a claim of 100 deliveries into a scan of every queued one; the update is HOT.
+    """
+    return (
         update(D)
         .where(
             D.c.id.in_(list(ids)),
@@ -98,8 +102,12 @@ def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed
         .values(status="sending", claimed_at=moment, attempts=D.c.attempts + 1, updated_at=moment)
         .returning(D.c.id, D.c.recipient, D.c.params, D.c.provider, D.c.attempts, D.c.deadline_at, D.c.created_at)
     )
+
+
+def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed]:
+    """Claim due `queued` deliveries; a delivery another worker claimed is skipped."""
     with engine.begin() as conn:
-        rows: Any = conn.execute(stmt).all()
+        rows: Any = conn.execute(claim_statement(ids, moment)).all()
     return [Claimed(*row) for row in rows]
 
 
@@ -108,7 +116,7 @@ def _cancel_queued(engine: Engine, ids: Sequence[str], moment: datetime) -> None
         conn.execute(
             update(D)
             .where(D.c.id.in_(list(ids)), D.c.status == "queued")
-            .values(status="cancelled", final_at=moment, updated_at=moment)
+            .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
         )
 
 
@@ -289,23 +297,7 @@ def _record(
         failed.append({"b_id": claimed.id, "b_code": (result.code or "")[:64], "b_reason": (result.reason or "")[:200]})
     with engine.begin() as conn:
         if accepted:
-            conn.execute(
-                update(D)
-                .where(
-                    D.c.id == bindparam("b_id"),
-                    or_(*(D.c.status == s for s in ("sending", "delivered", "failed", "unknown"))),
-                )
-                .values(
-                    status=_sent_status(final_sent),
-                    provider=bindparam("b_provider"),
-                    provider_id=bindparam("b_pid"),
-                    parts=bindparam("b_parts"),
-                    sent_at=moment,
-                    final_at=func.coalesce(D.c.final_at, bindparam("b_final")),  # a receipt may have come first
-                    updated_at=moment,
-                ),
-                accepted,
-            )
+            _record_accepted(conn, accepted, moment)
         if retry:
             conn.execute(
                 update(D)
@@ -330,6 +322,7 @@ def _record(
                     error_code=bindparam("b_code"),
                     error_reason=bindparam("b_reason"),
                     final_at=moment,
+                    next_attempt_at=None,
                     updated_at=moment,
                 ),
                 failed,
@@ -344,8 +337,48 @@ def _record(
     }
 
 
-def _sent_status(final_sent: bool) -> Any:
-    """`sent`, unless a receipt already moved the delivery on (then it keeps that status)."""
-    from sqlalchemy import case
+# A receipt may have come first: the delivery then keeps the status the receipt gave it.
+RECORDABLE = ("sending", "delivered", "failed", "unknown")
+# PostgreSQL: the whole batch in one statement taking an array per column (executemany would be
+# one statement per delivery, 100,000 of them for a broadcast).
+_ACCEPTED_UNNEST = text(
+    "UPDATE delivery AS d SET status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END, "
+    "provider = u.provider, provider_id = u.provider_id, parts = u.parts, sent_at = :moment, "
+    "final_at = coalesce(d.final_at, u.final_at), next_attempt_at = NULL, updated_at = :moment "
+    "FROM unnest(CAST(:ids AS varchar[]), CAST(:providers AS varchar[]), CAST(:pids AS varchar[]), "
+    "CAST(:parts AS integer[]), CAST(:finals AS timestamptz[])) AS u(id, provider, provider_id, parts, final_at) "
+    "WHERE d.id = u.id AND d.status IN ({allowed})".format(allowed=", ".join(f"'{s}'" for s in RECORDABLE))
+)
 
-    return case((D.c.status == "sending", "sent"), else_=D.c.status)
+
+def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: datetime) -> None:
+    """Mark accepted deliveries `sent` with the provider's id; `next_attempt_at` is cleared (no longer pending)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            _ACCEPTED_UNNEST,
+            {
+                "moment": moment,
+                "ids": [a["b_id"] for a in accepted],
+                "providers": [a["b_provider"] for a in accepted],
+                "pids": [a["b_pid"] for a in accepted],
+                "parts": [a["b_parts"] for a in accepted],
+                "finals": [a["b_final"] for a in accepted],
+            },
+        )
+        return
+    conn.execute(
+        update(D)
+        # or_ rather than in_: an expanding IN cannot be used with executemany.
+        .where(D.c.id == bindparam("b_id"), or_(*(D.c.status == s for s in RECORDABLE)))
+        .values(
+            status=case((D.c.status == "sending", "sent"), else_=D.c.status),
+            provider=bindparam("b_provider"),
+            provider_id=bindparam("b_pid"),
+            parts=bindparam("b_parts"),
+            sent_at=moment,
+            final_at=func.coalesce(D.c.final_at, bindparam("b_final")),
+            next_attempt_at=None,
+            updated_at=moment,
+        ),
+        accepted,
+    )

@@ -390,8 +390,8 @@ def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: date
     session.add(notice)
     session.execute(
         update(D)
-        .where(D.c.notice_id == notice_id, D.c.status == "queued")
-        .values(status="cancelled", final_at=moment, updated_at=moment)
+        .where(D.c.notice_id == notice_id, D.c.next_attempt_at.is_not(None), D.c.status == "queued")
+        .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
     )
     session.commit()
     log.info("notice %s cancelled", notice_id)

@@ -28,11 +28,24 @@ O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
 SWEEP_LIMIT = 20_000
 
 
-def open_clause() -> Any:
-    """Deliveries not yet final: queued, sending, or sent on a channel that sends receipts."""
-    return or_(
-        D.c.status.in_(("queued", "sending")),
-        and_(D.c.status == "sent", D.c.channel.not_in(NO_RECEIPT_CHANNELS)),
+def awaiting_receipt() -> Any:
+    """Deliveries sent on a channel that sends receipts, and no receipt yet."""
+    return and_(D.c.status == "sent", D.c.channel.not_in(NO_RECEIPT_CHANNELS))
+
+
+def _expiry_candidates(settings: Any, moment: Any, cutoff: Any) -> Any:
+    """Notices that may hold deliveries sent before `cutoff` and still without a receipt.
+
+    `status` is in no index of `delivery`, so expiry reads the deliveries of these notices only:
+    notices that started before the cutoff and are still sending, or were cancelled recently
+    enough for a send in flight at the cancel to be waiting still.
+    """
+    horizon = moment - timedelta(
+        seconds=settings.notices.receipt_timeout_seconds + settings.notices.claim_timeout_seconds + 24 * 3600
+    )
+    return select(N.c.id).where(
+        func.coalesce(N.c.send_at, N.c.created_at) < cutoff,
+        or_(N.c.status == "sending", and_(N.c.status == "cancelled", N.c.cancelled_at > horizon)),
     )
 
 
@@ -41,19 +54,20 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
     settings = ctx["settings"]
     moment = now(ctx)
     stale = moment - timedelta(seconds=settings.notices.claim_timeout_seconds)
+    cutoff = moment - timedelta(seconds=settings.notices.receipt_timeout_seconds)
     with engine.begin() as conn:
         # A worker that died mid-send leaves `sending` rows: the attempt's outcome is unknown.
         reclaimed = conn.execute(
             update(D)
-            .where(D.c.status == "sending", D.c.claimed_at < stale)
+            .where(D.c.next_attempt_at.is_not(None), D.c.status == "sending", D.c.claimed_at < stale)
             .values(status="queued", uncertain=True, next_attempt_at=stale, updated_at=moment)
         ).rowcount
         expired = conn.execute(
             update(D)
             .where(
-                D.c.status == "sent",
-                D.c.channel.not_in(NO_RECEIPT_CHANNELS),
-                D.c.sent_at < moment - timedelta(seconds=settings.notices.receipt_timeout_seconds),
+                D.c.notice_id.in_(_expiry_candidates(settings, moment, cutoff)),
+                awaiting_receipt(),
+                D.c.sent_at < cutoff,
             )
             .values(status="unknown", final_at=moment, updated_at=moment)
         ).rowcount
@@ -125,8 +139,12 @@ def finish_if_done(engine: Engine, notice_id: str, moment: Any) -> bool:
         ).scalar_one()
         if outbox_open:
             return False
-        still_open = conn.execute(select(exists().where(D.c.notice_id == notice_id, open_clause()))).scalar()
-        if still_open:
+        # Pending work through the partial index first; then the sent ones still awaiting a receipt.
+        pending = exists().where(D.c.notice_id == notice_id, D.c.next_attempt_at.is_not(None))
+        if conn.execute(select(pending)).scalar():
+            return False
+        awaiting = exists().where(D.c.notice_id == notice_id, awaiting_receipt())
+        if conn.execute(select(awaiting)).scalar():
             return False
         done = conn.execute(
             update(N)

@@ -32,9 +32,7 @@ PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 )
 
-# Provider callbacks first: they are most of the requests during a broadcast (one WeChat event
-# per message), and routes are matched in order.
-ROUTERS = [receipts.router, health.router, agencies.router, notices.router]
+ROUTERS = [health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
 
 
@@ -91,4 +89,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_notice_pipeline(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
+    # Outermost: provider callbacks skip the session, staff and routing layers (receipts.py).
+    app.add_middleware(receipts.ProviderCallbacks, max_bytes=settings.max_body_bytes)
     return app

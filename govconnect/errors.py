@@ -88,12 +88,23 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """An ApiError in the error shape."""
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's HTTP errors (404, 405 ...) in the error shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found",) else None
+    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so that no error escapes in another shape."""
-
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    app.add_exception_handler(ApiError, api_error_handler)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -102,11 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(400, "malformed_json", details=details)
         return error_response(422, "validation_error", details=details)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = STATUS_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) and exc.detail not in ("Not Found",) else None
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

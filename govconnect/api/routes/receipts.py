@@ -3,6 +3,10 @@
 These routes carry no API key: providers authenticate with the callback token (`?token=`) or,
 for WeChat, the account's signature. Each endpoint is marked `public` for the route meta-test.
 Unknown references and repeated reports change nothing.
+
+During a broadcast they are most of the gateway's requests (one WeChat event per message), so
+`ProviderCallbacks` answers `/callbacks/` before the session, staff and FastAPI routing layers:
+a plain Starlette router with the body limit, metrics and the JSON error shape, nothing else.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels.aliyun_sms import parse_sms_report, parse_sms_up
 from channels.aliyun_voice import parse_voice_report
@@ -25,14 +33,16 @@ from channels.wechat_mp import check_signature, parse_event
 from govconnect.channel_factory import callback_token
 from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
 from govconnect.db import session_scope
-from govconnect.errors import ApiError
+from govconnect.errors import ApiError, api_error_handler, error_response, http_error_handler
+from govconnect.metrics import MetricsMiddleware
+from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
 from govconnect.notices.sending import enqueue_finish
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.receipts")
-router = APIRouter(prefix="/callbacks", tags=["provider callbacks"], include_in_schema=False)
+PREFIX = "/callbacks/"
 ALIYUN_OK = {"code": 0, "msg": "接收成功"}
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,7 +94,6 @@ def _parsed(parser: Callable[[Any], list[Any]], payload: Any) -> list[Any]:
         raise ApiError(400, "bad_request", f"无法解析回调 / Unreadable callback: {exc}") from exc
 
 
-@router.post("/aliyun_sms/report")
 @public
 async def aliyun_sms_report(request: Request) -> JSONResponse:
     """Alibaba Cloud SmsReport: delivery reports for our references."""
@@ -93,7 +102,6 @@ async def aliyun_sms_report(request: Request) -> JSONResponse:
     return JSONResponse(ALIYUN_OK)
 
 
-@router.post("/aliyun_sms/up")
 @public
 async def aliyun_sms_up(request: Request) -> JSONResponse:
     """Alibaba Cloud SmsUp: replies from phones (T/TD/退订 unsubscribe)."""
@@ -110,7 +118,6 @@ async def aliyun_sms_up(request: Request) -> JSONResponse:
     return JSONResponse(ALIYUN_OK)
 
 
-@router.post("/aliyun_voice/report")
 @public
 async def aliyun_voice_report(request: Request) -> JSONResponse:
     """Alibaba Cloud VoiceReport: call outcomes for our references."""
@@ -127,7 +134,6 @@ def _check_wechat(request: Request) -> None:
         raise ApiError(401, "unauthorized", "微信签名无效 / Invalid WeChat signature")
 
 
-@router.get("/wechat_mp")
 @public
 async def wechat_verify(request: Request) -> PlainTextResponse:
     """WeChat server verification: echo `echostr` when the signature is right."""
@@ -135,7 +141,6 @@ async def wechat_verify(request: Request) -> PlainTextResponse:
     return PlainTextResponse(request.query_params.get("echostr", ""))
 
 
-@router.post("/wechat_mp")
 @public
 async def wechat_event(request: Request) -> Response:
     """WeChat pushes: TEMPLATESENDJOBFINISH → delivery status; subscribe/unsubscribe → follow state."""
@@ -156,3 +161,32 @@ async def wechat_event(request: Request) -> Response:
 
         await asyncio.to_thread(follow)
     return PlainTextResponse("success")
+
+
+ROUTES = [
+    Route("/callbacks/aliyun_sms/report", aliyun_sms_report, methods=["POST"]),
+    Route("/callbacks/aliyun_sms/up", aliyun_sms_up, methods=["POST"]),
+    Route("/callbacks/aliyun_voice/report", aliyun_voice_report, methods=["POST"]),
+    Route("/callbacks/wechat_mp", wechat_verify, methods=["GET"]),
+    Route("/callbacks/wechat_mp", wechat_event, methods=["POST"]),
+]
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await error_response(404, "not_found")(scope, receive, send)
+
+
+class ProviderCallbacks:
+    """ASGI middleware: `/callbacks/` requests go straight to the callback routes, the rest on to `app`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        router = Router(routes=ROUTES, default=_not_found)
+        handlers = {ApiError: api_error_handler, HTTPException: http_error_handler}
+        self.callbacks = BodySizeLimitMiddleware(MetricsMiddleware(ExceptionMiddleware(router, handlers)), max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.callbacks(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -272,15 +272,21 @@ class ProgressCache:
 
     Counting 200,000 deliveries takes PostgreSQL over 100 ms while they are being updated, and
     agencies poll progress during exactly that time. A notice whose count took longer than
-    `slow_seconds` is answered from its last count; a count older than `max_age` is refreshed
-    in the background. Small notices are always counted on the spot.
+    `slow_seconds` is answered from its last count; a count older than `max_age`, and older than
+    `spacing` times the count's own duration, is refreshed in the background (so counting one
+    notice keeps at most a `1/spacing` share of a database core busy). Small notices are always
+    counted on the spot.
     """
 
-    def __init__(self, slow_seconds: float = 0.05, max_age: float = 1.0, size: int = 1000) -> None:
+    def __init__(
+        self, slow_seconds: float = 0.05, max_age: float = 1.0, size: int = 1000, spacing: float = 20.0
+    ) -> None:
         self.slow_seconds = slow_seconds
         self.max_age = max_age
         self.size = size
-        self._entries: dict[str, tuple[float, dict[str, Any], datetime]] = {}
+        self.spacing = spacing
+        # notice id -> (counted at, progress, as of, seconds the count took)
+        self._entries: dict[str, tuple[float, dict[str, Any], datetime, float]] = {}
         self._refreshing: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notice-progress")
@@ -291,7 +297,8 @@ class ProgressCache:
         with self._lock:
             entry = self._entries.get(notice_id)
             if entry is not None:
-                if time.monotonic() - entry[0] > self.max_age and notice_id not in self._refreshing:
+                due = max(self.max_age, self.spacing * entry[3])
+                if time.monotonic() - entry[0] > due and notice_id not in self._refreshing:
                     self._refreshing.add(notice_id)
                     self._pool.submit(self._refresh, engine, notice_id)
                 return entry[1], entry[2]
@@ -300,11 +307,12 @@ class ProgressCache:
     def _count(self, conn: Connection, notice_id: str) -> tuple[dict[str, Any], datetime]:
         started = time.monotonic()
         progress, moment = _count_progress(conn, notice_id)
-        if time.monotonic() - started >= self.slow_seconds:
+        took = time.monotonic() - started
+        if took >= self.slow_seconds:
             with self._lock:
                 if len(self._entries) >= self.size:
                     self._entries.clear()
-                self._entries[notice_id] = (time.monotonic(), progress, moment)
+                self._entries[notice_id] = (time.monotonic(), progress, moment, took)
         return progress, moment
 
     def _refresh(self, engine: Any, notice_id: str) -> None:

@@ -46,3 +46,30 @@ async def test_slow_counts_are_reused_and_refreshed_in_the_background(
     quick = ProgressCache(slow_seconds=60.0)  # small notices are counted on the spot every time
     assert quick.get(session, notice.id)[0]["sms"].delivered == 1
     assert not quick._entries
+
+
+async def test_a_slow_count_is_refreshed_no_sooner_than_spacing_times_its_duration(
+    ctx: dict[str, Any], session: Session, agency: Agency, monkeypatch: Any
+) -> None:
+    from govconnect.notices import service
+
+    make_subscriber(session, "13200003100", None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    real_count = service._count_progress
+
+    def slow_count(conn: Any, notice_id: str) -> Any:
+        time.sleep(0.2)  # as a count of 200,000 deliveries under load would take
+        return real_count(conn, notice_id)
+
+    monkeypatch.setattr(service, "_count_progress", slow_count)
+    cache = ProgressCache(slow_seconds=0.1, max_age=0.2, spacing=10)  # due after 10 x 0.2 s, not 0.2 s
+    _, first_at = cache.get(session, notice.id)
+    await asyncio.sleep(0.4)
+    assert cache.get(session, notice.id)[1] == first_at and not cache._refreshing  # past max_age, not due
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if cache.get(session, notice.id)[1] > first_at:
+            break
+        await asyncio.sleep(0.1)
+    assert cache.get(session, notice.id)[1] > first_at  # refreshed once due

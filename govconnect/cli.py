@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -251,6 +252,14 @@ def worker(
     from govconnect.worker import worker_settings
 
     configure_logging(settings.log_level)
+    # uvloop where installed (uvicorn[standard] brings it), as `serve` runs on: arq takes the
+    # current event loop, which would otherwise be asyncio's own, slower one.
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        asyncio.set_event_loop(uvloop.new_event_loop())
     w = Worker(**worker_settings(settings), burst=burst)  # type: ignore[arg-type]
     w.run()
 

@@ -41,16 +41,20 @@ def insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> 
     return [(row[0], row[1]) for row in conn.execute(stmt, rows).all()]
 
 
-# PostgreSQL: one short statement taking an array per column. A thousand-row VALUES list is a
-# new statement text for every page, and parsing it cost the worker more than the insert did.
+# PostgreSQL: one short statement taking an array per varying column and one value for the
+# rest, which are the same for every row of a page. A thousand-row VALUES list is a new statement
+# text for every page (parsing it cost the worker more than the insert did), and turning every
+# column into an array cost psycopg more than the statement did.
 _UNNEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "varchar"),
-    ("notice_id", "varchar"),
     ("channel", "varchar"),
-    ("provider", "varchar"),
     ("recipient", "varchar"),
     ("subscriber_id", "integer"),
     ("params", "json"),
+)
+_PAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("notice_id", "varchar"),
+    ("provider", "varchar"),
     ("status", "varchar"),
     ("priority", "integer"),
     ("attempts", "integer"),
@@ -63,23 +67,33 @@ _UNNEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("updated_at", "timestamptz"),
 )
 _UNNEST_INSERT = text(
-    "INSERT INTO delivery ({names}) SELECT {selected} FROM unnest({arrays}) AS u({names}) "
+    "INSERT INTO delivery ({names}) SELECT {selected} FROM unnest({arrays}) AS u({varying}) "
     "ON CONFLICT (notice_id, channel, recipient) DO NOTHING RETURNING id, channel".format(
-        names=", ".join(name for name, _ in _UNNEST_COLUMNS),
+        names=", ".join(name for name, _ in (*_UNNEST_COLUMNS, *_PAGE_COLUMNS)),
         # There is no json[] input from text: params travel as text[] and each is cast.
-        selected=", ".join(f"CAST(u.{n} AS json)" if k == "json" else f"u.{n}" for n, k in _UNNEST_COLUMNS),
+        selected=", ".join(
+            [f"CAST(u.{n} AS json)" if k == "json" else f"u.{n}" for n, k in _UNNEST_COLUMNS]
+            + [f"CAST(:{n} AS {k})" for n, k in _PAGE_COLUMNS]
+        ),
         arrays=", ".join(f"CAST(:{n} AS {'text' if k == 'json' else k}[])" for n, k in _UNNEST_COLUMNS),
+        varying=", ".join(name for name, _ in _UNNEST_COLUMNS),
     )
 )
 
 
 def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    columns: dict[str, list[Any]] = {name: [] for name, _ in _UNNEST_COLUMNS}
-    for row in rows:
-        for name, values in columns.items():
-            values.append(row[name])
-    columns["params"] = [json.dumps(p, ensure_ascii=False) for p in columns["params"]]
-    return [(row[0], row[1]) for row in conn.execute(_UNNEST_INSERT, columns).all()]
+    params: dict[str, Any] = {name: [row[name] for row in rows] for name, _ in _UNNEST_COLUMNS}
+    params["params"] = [json.dumps(p, ensure_ascii=False) for p in params["params"]]
+    inserted: list[tuple[str, str]] = []
+    # Rows of a page share these values, except where channels differ in priority or deadline.
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(row[name] for name, _ in _PAGE_COLUMNS), []).append(i)
+    for shared, indexes in groups.items():
+        values = {name: [params[name][i] for i in indexes] for name, _ in _UNNEST_COLUMNS}
+        values.update(zip((name for name, _ in _PAGE_COLUMNS), shared, strict=True))
+        inserted.extend((row[0], row[1]) for row in conn.execute(_UNNEST_INSERT, values).all())
+    return inserted
 
 
 def audience_pages(conn: Connection, notice: Any, cursor: str, page: int) -> Iterator[tuple[list[Recipient], str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter as TallyCounter
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -258,8 +259,9 @@ def _record(
     retry: list[dict[str, Any]] = []
     retry_groups: dict[float, list[str]] = defaultdict(list)
     final_sent = channel in NO_RECEIPT_CHANNELS
+    outcomes: TallyCounter[tuple[str, str]] = TallyCounter()
     for claimed, provider, result in results:
-        DELIVERY_OUTCOMES.labels(channel, provider, result.outcome.value).inc()
+        outcomes[(provider, result.outcome.value)] += 1
         if result.outcome is Outcome.ACCEPTED:
             DELIVERY_LATENCY.labels(channel, provider).observe(max(0.0, (moment - claimed.created_at).total_seconds()))
             accepted.append(
@@ -295,6 +297,8 @@ def _record(
                 continue
             result = SendResult.permanent(claimed.id, "deadline_exceeded", result.code or "")
         failed.append({"b_id": claimed.id, "b_code": (result.code or "")[:64], "b_reason": (result.reason or "")[:200]})
+    for (provider, outcome), count in outcomes.items():
+        DELIVERY_OUTCOMES.labels(channel, provider, outcome).inc(count)
     with engine.begin() as conn:
         if accepted:
             _record_accepted(conn, accepted, moment)

@@ -30,7 +30,7 @@ FAULT_KINDS = (
     "fail_reports",  # status reports say the message was not delivered
     "drop_connections",  # CMPP only: close every SP connection at once
 )
-PUSH_SLOTS = 256  # pushes in flight at once, each on a kept-alive connection (providers push from many servers)
+PUSH_SLOTS = 1024  # pushes in flight at once, each on a kept-alive connection (providers push from many servers)
 CALLBACK_PATHS = {
     "sms_report": "/callbacks/aliyun_sms/report",
     "sms_up": "/callbacks/aliyun_sms/up",

@@ -90,7 +90,9 @@ class NoticePipelineSettings(BaseModel):
     receipt_timeout_seconds: float = 3 * 24 * 3600
     sweep_interval_seconds: float = 10.0
     fanout_page: int = 1000
-    send_chunk: int = 100
+    # Deliveries per send job: each job costs a claim, a record, a notice read and an arq round trip
+    # whatever its size; 250 took the 100,000-subscriber bench from 102 s to 93 s (500: no better).
+    send_chunk: int = 250
     send_concurrency: int = 50
 
 

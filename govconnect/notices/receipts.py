@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from channels.base import Receipt
@@ -45,6 +46,17 @@ class ReceiptOutcome:
     notices: set[str] = field(default_factory=set)
 
 
+def _member(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+    """`column IN values`; on PostgreSQL `column = ANY(:array)`, one statement text whatever the count.
+
+    An IN list of a different length is a new statement for SQLAlchemy, psycopg and PostgreSQL
+    to compile, convert and plan, and receipt batches come in every size.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(list(values))
+
+
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
@@ -59,7 +71,7 @@ def _by_reference(conn: Connection, receipts: Sequence[Receipt]) -> set[str]:
     refs = sorted({r for r in map(_reference, receipts) if r})
     found: set[str] = set()
     for part in _chunks(refs):
-        found.update(row[0] for row in conn.execute(select(D.c.id).where(D.c.id.in_(part))))
+        found.update(row[0] for row in conn.execute(select(D.c.id).where(_member(conn, D.c.id, part))))
     return found
 
 
@@ -77,11 +89,11 @@ def _by_provider_id(conn: Connection, pending: Sequence[tuple[int, Receipt]]) ->
         recipients = sorted({r.recipient for _, r in part if r.recipient})
         conditions = []
         if pids:
-            conditions.append(D.c.provider_id.in_(pids))
+            conditions.append(_member(conn, D.c.provider_id, pids))
         if recipients:
             conditions.append(
                 and_(
-                    D.c.recipient.in_(recipients),
+                    _member(conn, D.c.recipient, recipients),
                     D.c.provider_id.is_(None),
                     D.c.status.in_(UNCONFIRMED),
                     D.c.attempts > 0,
@@ -147,7 +159,7 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
             for part in _chunks(ids):
                 changed = conn.execute(
                     update(D)
-                    .where(D.c.id.in_(part), D.c.status.in_(allowed))
+                    .where(_member(conn, D.c.id, part), D.c.status.in_(allowed))
                     .values(
                         **values, receipts=D.c.receipts + 1, final_at=moment, next_attempt_at=None, updated_at=moment
                     )
@@ -160,7 +172,7 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
         outcome.updated = len(outcome.changed)
         outcome.duplicates = len(repeats)
         for part in _chunks(repeats):
-            conn.execute(update(D).where(D.c.id.in_(part)).values(receipts=D.c.receipts + 1))
+            conn.execute(update(D).where(_member(conn, D.c.id, part)).values(receipts=D.c.receipts + 1))
     if outcome.unknown or outcome.duplicates:
         log.info(
             "receipts: %d applied, %d duplicates, %d unknown", outcome.updated, outcome.duplicates, outcome.unknown

@@ -274,17 +274,25 @@ class ProgressCache:
     agencies poll progress during exactly that time. A notice whose count took longer than
     `slow_seconds` is answered from its last count; a count older than `max_age`, and older than
     `spacing` times the count's own duration, is refreshed in the background (so counting one
-    notice keeps at most a `1/spacing` share of a database core busy). Small notices are always
-    counted on the spot.
+    notice keeps at most a `1/spacing` share of a database core busy), and never waits longer than
+    `max_interval`: the duration is wall time, which a busy process stretches far beyond the
+    database's work (in embedded mode a 4-second count once held progress still for 80 s). Small
+    notices are always counted on the spot.
     """
 
     def __init__(
-        self, slow_seconds: float = 0.05, max_age: float = 1.0, size: int = 1000, spacing: float = 20.0
+        self,
+        slow_seconds: float = 0.05,
+        max_age: float = 1.0,
+        size: int = 1000,
+        spacing: float = 20.0,
+        max_interval: float = 5.0,
     ) -> None:
         self.slow_seconds = slow_seconds
         self.max_age = max_age
         self.size = size
         self.spacing = spacing
+        self.max_interval = max_interval
         # notice id -> (counted at, progress, as of, seconds the count took)
         self._entries: dict[str, tuple[float, dict[str, Any], datetime, float]] = {}
         self._refreshing: set[str] = set()
@@ -297,7 +305,7 @@ class ProgressCache:
         with self._lock:
             entry = self._entries.get(notice_id)
             if entry is not None:
-                due = max(self.max_age, self.spacing * entry[3])
+                due = min(self.max_interval, max(self.max_age, self.spacing * entry[3]))
                 if time.monotonic() - entry[0] > due and notice_id not in self._refreshing:
                     self._refreshing.add(notice_id)
                     self._pool.submit(self._refresh, engine, notice_id)

@@ -73,3 +73,29 @@ async def test_a_slow_count_is_refreshed_no_sooner_than_spacing_times_its_durati
             break
         await asyncio.sleep(0.1)
     assert cache.get(session, notice.id)[1] > first_at  # refreshed once due
+
+
+async def test_a_count_stretched_by_a_busy_process_is_still_refreshed_within_max_interval(
+    ctx: dict[str, Any], session: Session, agency: Agency, monkeypatch: Any
+) -> None:
+    from govconnect.notices import service
+
+    make_subscriber(session, "13200003200", None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    real_count = service._count_progress
+
+    def slow_count(conn: Any, notice_id: str) -> Any:
+        time.sleep(0.2)
+        return real_count(conn, notice_id)
+
+    monkeypatch.setattr(service, "_count_progress", slow_count)
+    # 100 x 0.2 s would be 20 s; the interval is capped at 0.5 s.
+    cache = ProgressCache(slow_seconds=0.1, max_age=0.1, spacing=100, max_interval=0.5)
+    _, first_at = cache.get(session, notice.id)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if cache.get(session, notice.id)[1] > first_at:
+            break
+        await asyncio.sleep(0.1)
+    assert cache.get(session, notice.id)[1] > first_at

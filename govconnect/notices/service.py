@@ -316,8 +316,12 @@ class ProgressCache:
         started = time.monotonic()
         progress, moment = _count_progress(conn, notice_id)
         took = time.monotonic() - started
-        if took >= self.slow_seconds:
-            with self._lock:
+        with self._lock:
+            if took < self.slow_seconds:
+                # Quick again (the broadcast is over, or the database idle): count on the spot from
+                # now on, rather than keep answering the last slow count.
+                self._entries.pop(notice_id, None)
+            else:
                 if len(self._entries) >= self.size:
                     self._entries.clear()
                 self._entries[notice_id] = (time.monotonic(), progress, moment, took)

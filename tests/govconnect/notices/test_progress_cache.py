@@ -99,3 +99,37 @@ async def test_a_count_stretched_by_a_busy_process_is_still_refreshed_within_max
             break
         await asyncio.sleep(0.1)
     assert cache.get(session, notice.id)[1] > first_at
+
+
+async def test_a_notice_whose_count_became_quick_is_counted_on_the_spot_again(
+    ctx: dict[str, Any], session: Session, agency: Agency, monkeypatch: Any
+) -> None:
+    from govconnect.notices import service
+
+    make_subscriber(session, "13200003300", None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    real_count = service._count_progress
+    delay = {"seconds": 0.2}
+
+    def count(conn: Any, notice_id: str) -> Any:
+        time.sleep(delay["seconds"])
+        return real_count(conn, notice_id)
+
+    monkeypatch.setattr(service, "_count_progress", count)
+    cache = ProgressCache(slow_seconds=0.1, max_age=0.1, spacing=1)
+    first, _ = cache.get(session, notice.id)
+    assert first["sms"].queued == 1
+    delay["seconds"] = 0.0  # the broadcast is over: counting is quick again
+    row = session.get(Delivery, deliveries(session, notice.id)[0].id)
+    assert row is not None
+    row.status = "delivered"
+    session.add(row)
+    session.commit()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if cache.get(session, notice.id)[0]["sms"].delivered == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert cache.get(session, notice.id)[0]["sms"].delivered == 1  # not the last slow count forever
+    assert notice.id not in cache._entries

@@ -1,0 +1,70 @@
+"""Migration 0006 (deliveries without a status index) upgrades data in place and downgrades cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+
+from govconnect.db import alembic_config, make_engine, upgrade
+from tests.conftest import PG_ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    name = f"gc_migrate_{tmp_path.name[-8:].replace('-', '_')}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{admin.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_0006_clears_the_marker_of_finished_deliveries_and_downgrades(fresh_url: str) -> None:
+    upgrade(fresh_url, "0005")
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO agency (id, name, code, region, daily_limit, created_at)"
+                    " VALUES (1, 'a', 'a', 'r', 10, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO notice (id, agency_id, title, body, category, regions, urgency, channels, audience,"
+                    " status, public, recipient_count, created_at) VALUES"
+                    " ('n1', 1, 't', 'b', '', '[]', 'normal', '[]', '{}', 'sending', false, 0, CURRENT_TIMESTAMP)"
+                )
+            )
+            for i, status in enumerate(("queued", "sending", "sent", "delivered", "failed")):
+                conn.execute(
+                    text(
+                        "INSERT INTO delivery (id, notice_id, channel, provider, recipient, params, status, priority,"
+                        " attempts, parts, uncertain, receipts, next_attempt_at, created_at, updated_at)"
+                        " VALUES (:id, 'n1', 'sms', '', :r, '{}', :s, 1, 0, 1, false, 0, CURRENT_TIMESTAMP,"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": f"d{i}", "r": f"1390000000{i}", "s": status},
+                )
+        upgrade(fresh_url, "0006")
+        with engine.connect() as conn:
+            pending = conn.execute(text("SELECT status FROM delivery WHERE next_attempt_at IS NOT NULL")).scalars()
+            assert sorted(pending) == ["queued", "sending"]
+        assert "ix_delivery_pending" in {i["name"] for i in inspect(engine).get_indexes("delivery")}
+        command.downgrade(alembic_config(fresh_url), "0005")
+        names = {i["name"] for i in inspect(engine).get_indexes("delivery")}
+        assert {"ix_delivery_status_next", "ix_delivery_notice_status"} <= names
+        assert "ix_delivery_pending" not in names
+        upgrade(fresh_url)
+    finally:
+        engine.dispose()

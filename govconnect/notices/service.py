@@ -275,9 +275,9 @@ class ProgressCache:
     `slow_seconds` is answered from its last count; a count older than `max_age`, and older than
     `spacing` times the count's own duration, is refreshed in the background (so counting one
     notice keeps at most a `1/spacing` share of a database core busy), and never waits longer than
-    `max_interval`: the duration is wall time, which a busy process stretches far beyond the
-    database's work (in embedded mode a 4-second count once held progress still for 80 s). Small
-    notices are always counted on the spot.
+    `max_interval`: the duration is wall time, which a busy process (the embedded worker shares
+    the API's) stretches beyond the database's own work. Notices whose count is quick are counted
+    on the spot.
     """
 
     def __init__(

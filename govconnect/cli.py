@@ -25,6 +25,7 @@ from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.directory_cli import register as register_directory_commands
 from govconnect.models import ROLES, SCOPES
 from govconnect.notices.cli import subscribers_app
+from govconnect.process import freeze_startup_objects
 from govconnect.sandbox_cli import sandbox_command
 from govconnect.settings import Settings, get_settings
 
@@ -232,7 +233,12 @@ def serve(
         engine.dispose()
         print_demo_banner(info, host, port)
     application = create_app(settings)
+    application.state.startup_hooks.append(_freeze_after_startup)
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=True)
+
+
+async def _freeze_after_startup(*_args: object) -> None:
+    freeze_startup_objects()
 
 
 @app.command("worker")
@@ -260,7 +266,15 @@ def worker(
         pass
     else:
         asyncio.set_event_loop(uvloop.new_event_loop())
-    w = Worker(**worker_settings(settings), burst=burst)  # type: ignore[arg-type]
+    options = worker_settings(settings)
+    started = options["on_startup"]
+
+    async def on_startup(ctx: dict[str, object]) -> None:
+        await started(ctx)
+        freeze_startup_objects()
+
+    options["on_startup"] = on_startup
+    w = Worker(**options, burst=burst)
     w.run()
 
 

@@ -28,6 +28,15 @@ from tests.govconnect.notices.fakes import ScriptedChannel
 from tests.govconnect.notices.test_pipeline import deliveries, make_notice
 
 
+async def sms_notice_to(ctx: dict[str, Any], session: Session, agency: Agency, phones: list[str]) -> Notice:
+    """An SMS notice to these numbers, fanned out (deliveries queued, nothing sent yet)."""
+    for phone in phones:
+        make_subscriber(session, phone, None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    return notice
+
+
 def assert_marker_matches_status(session: Session, notice_id: str) -> None:
     for d in deliveries(session, notice_id):
         assert (d.next_attempt_at is not None) == (d.status in PENDING_STATUSES), (d.status, d.next_attempt_at)
@@ -60,10 +69,7 @@ async def test_pending_marker_is_set_exactly_while_queued_or_sending(
 
 
 async def test_cancel_clears_the_pending_marker(ctx: dict[str, Any], session: Session, agency: Agency) -> None:
-    for i in range(3):
-        make_subscriber(session, f"1350000100{i}", None, channels=["sms"])
-    notice = make_notice(session, agency, channels=["sms"])
-    await fanout_notice(ctx, notice.id)  # the queue is not started: all still queued
+    notice = await sms_notice_to(ctx, session, agency, [f"1350000100{i}" for i in range(3)])  # queue not started
     cancel_notice(session, agency, notice.id, utcnow())
     rows = deliveries(session, notice.id)
     assert len(rows) == 3
@@ -73,10 +79,7 @@ async def test_cancel_clears_the_pending_marker(ctx: dict[str, Any], session: Se
 async def test_sweeper_expires_receipts_of_notices_past_the_receipt_timeout(
     ctx: dict[str, Any], session: Session, agency: Agency
 ) -> None:
-    for i in range(3):
-        make_subscriber(session, f"1340000000{i}", None, channels=["sms"])
-    notice = make_notice(session, agency, channels=["sms"])
-    await fanout_notice(ctx, notice.id)
+    notice = await sms_notice_to(ctx, session, agency, [f"1340000000{i}" for i in range(3)])
     await drain(ctx)
     assert {d.status for d in deliveries(session, notice.id)} == {"sent"}
     timeout = ctx["settings"].notices.receipt_timeout_seconds
@@ -96,9 +99,7 @@ async def test_sweeper_expires_receipts_of_notices_past_the_receipt_timeout(
 async def test_sweeper_expires_sends_in_flight_at_a_cancel(
     ctx: dict[str, Any], session: Session, agency: Agency
 ) -> None:
-    make_subscriber(session, "13300000001", None, channels=["sms"])
-    notice = make_notice(session, agency, channels=["sms"])
-    await fanout_notice(ctx, notice.id)
+    notice = await sms_notice_to(ctx, session, agency, ["13300000001"])
     await drain(ctx)
     cancel_notice(session, agency, notice.id, utcnow())  # the one SMS was sent already
     timeout = ctx["settings"].notices.receipt_timeout_seconds

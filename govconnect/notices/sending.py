@@ -91,7 +91,7 @@ def claim_statement(ids: Sequence[str], moment: datetime) -> Any:
     """Move due `queued` deliveries to `sending`, returning what was claimed.
 
     Only the primary key can serve it (`status` is in no index), so a stale planner estimate
-    cannot turn a claim of 100 deliveries into a scan of every queued one; the update is HOT.
+    cannot turn a claim of one job's deliveries into a scan of every queued one; the update is HOT.
     """
     return (
         update(D)

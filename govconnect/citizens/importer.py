@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete
+from sqlalchemy import text as sql_text
 from sqlmodel import Session, select
 
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
@@ -72,7 +73,21 @@ def import_subscribers(session: Session, text: str) -> ImportReport:
             channels,
         )
     session.commit()
+    if report.created:
+        refresh_statistics(session)
     return report
+
+
+def refresh_statistics(session: Session) -> None:
+    """Planner statistics for the subscriber tables, right after a bulk import.
+
+    Until autovacuum comes by, PostgreSQL plans a table just filled as nearly empty: the first
+    broadcast then read every subscriber through the status index for each page of its
+    audience (87 ms a page of 1,000 at 100,000 subscribers, growing with the table).
+    """
+    for table in ("subscriber", "subscriber_category", "subscriber_region"):
+        session.execute(sql_text(f"ANALYZE {table}"))
+    session.commit()
 
 
 def _upsert(

@@ -51,3 +51,20 @@ def test_demo_seed_is_idempotent(engine, settings: Settings, session: Session) -
     assert names == {"政务公开", "应急预警", "交通出行", "社保医疗", "教育", "政策解读"}
     assert len(session.exec(select(Subscriber)).all()) == 300
     assert any("flood" in note for note in info.notes)
+
+
+def test_an_import_leaves_planner_statistics_for_the_next_broadcast(session: Session) -> None:
+    from sqlalchemy import text
+
+    from govconnect.citizens.importer import import_subscribers
+
+    make_categories(session)
+    rows = "".join(f"1390000{i:04d},,市民{i},yjyj,,sms\n" for i in range(300))
+    report = import_subscribers(session, "phone,openid,name,categories,regions,channels\n" + rows)
+    assert report.created == 300
+    if session.get_bind().dialect.name == "postgresql":
+        counted = session.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'subscriber'")).scalar_one()
+    else:
+        stat = session.execute(text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'subscriber' LIMIT 1")).scalar_one()
+        counted = int(str(stat).split()[0])
+    assert counted == 300

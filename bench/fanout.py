@@ -64,8 +64,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         notice = post_notice(stack, key, "bench-fanout", channels)
         stop = asyncio.Event()
         latencies: list[float] = []
-        # Progress as an agency sees it (GET the notice, counted by the API at most once a second):
-        # a count of its own every half second cost PostgreSQL a tenth of the machine at 100,000.
+        # Progress as an agency sees it (GET the notice; the API recounts a large notice every 1 to
+        # 5 s, so the end is seen that much late at most): a count of the script's own every half
+        # second cost PostgreSQL a tenth of the machine at 100,000.
         progress: dict[str, int] = {}
         reader = asyncio.create_task(read_load(stack.api_url, key, notice["id"], stop, latencies, progress))
         counts: dict[str, int] = {}

@@ -25,7 +25,7 @@ from govconnect.db import engine_from_settings, session_scope, upgrade
 from govconnect.directory_cli import register as register_directory_commands
 from govconnect.models import ROLES, SCOPES
 from govconnect.notices.cli import subscribers_app
-from govconnect.process import freeze_startup_objects
+from govconnect.process import tune_gc_after_startup
 from govconnect.sandbox_cli import sandbox_command
 from govconnect.settings import Settings, get_settings
 
@@ -233,12 +233,12 @@ def serve(
         engine.dispose()
         print_demo_banner(info, host, port)
     application = create_app(settings)
-    application.state.startup_hooks.append(_freeze_after_startup)
+    application.state.startup_hooks.append(_tune_gc_hook)
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=True)
 
 
-async def _freeze_after_startup(*_args: object) -> None:
-    freeze_startup_objects()
+async def _tune_gc_hook(*_args: object) -> None:
+    tune_gc_after_startup()
 
 
 @app.command("worker")
@@ -271,7 +271,7 @@ def worker(
 
     async def on_startup(ctx: dict[str, object]) -> None:
         await started(ctx)
-        freeze_startup_objects()
+        tune_gc_after_startup()
 
     options["on_startup"] = on_startup
     w = Worker(**options, burst=burst)

@@ -43,8 +43,8 @@ def sandbox_command(
     typer.echo("point a gateway at it with these settings (credentials: yours when set, else the sandbox's):")
     for key, value in gateway_env(url, config).items():
         typer.echo(f"  {key}={value}")
-    from govconnect.process import freeze_startup_objects
+    from govconnect.process import tune_gc_after_startup
 
     application = create_sandbox_app(state=state)
-    freeze_startup_objects()
+    tune_gc_after_startup()
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)

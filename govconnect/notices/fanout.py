@@ -82,15 +82,14 @@ _UNNEST_INSERT = text(
 
 
 def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    params: dict[str, Any] = {name: [row[name] for row in rows] for name, _ in _UNNEST_COLUMNS}
-    params["params"] = [json.dumps(p, ensure_ascii=False) for p in params["params"]]
-    inserted: list[tuple[str, str]] = []
     # Rows of a page share these values, except where channels differ in priority or deadline.
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(tuple(row[name] for name, _ in _PAGE_COLUMNS), []).append(i)
-    for shared, indexes in groups.items():
-        values = {name: [params[name][i] for i in indexes] for name, _ in _UNNEST_COLUMNS}
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[name] for name, _ in _PAGE_COLUMNS), []).append(row)
+    inserted: list[tuple[str, str]] = []
+    for shared, members in groups.items():
+        values: dict[str, Any] = {name: [row[name] for row in members] for name, _ in _UNNEST_COLUMNS}
+        values["params"] = [json.dumps(p, ensure_ascii=False) for p in values["params"]]
         values.update(zip((name for name, _ in _PAGE_COLUMNS), shared, strict=True))
         inserted.extend((row[0], row[1]) for row in conn.execute(_UNNEST_INSERT, values).all())
     return inserted

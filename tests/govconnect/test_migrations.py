@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import inspect, text
 
 from govconnect.db import alembic_config, make_engine, upgrade
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, RUN_ID
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -19,7 +19,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
         yield f"sqlite:///{tmp_path / 'm.db'}"
         return
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"gc_migrate_{tmp_path.name[-8:].replace('-', '_')}"
+    name = f"gc_migrate_{RUN_ID}_{tmp_path.name[-8:].replace('-', '_')}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')

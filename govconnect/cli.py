@@ -283,4 +283,7 @@ app.command("sandbox")(sandbox_command)
 
 def main() -> None:
     """Entry point of the console script."""
+    from govconnect.logging import install_log_masking
+
+    install_log_masking()  # every command: no mobile or secret in a log line, whoever configures handlers
     app()

@@ -22,6 +22,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with sane defaults for SQLite (WAL, FK on, busy timeout) or PostgreSQL."""
+    # Statement parameters carry phone numbers and names: errors and logs never show them.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":

@@ -53,7 +53,20 @@ def sign(secret: str, payload: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
 
 
-_PHONE_RE = re.compile(r"(?<!\d)(\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A mainland mobile (1[3-9] + 9 digits, optionally split 3-4-4 by a space or hyphen), with or
+# without a country code written +86, 0086 or 86 (optionally followed by a space or hyphen).
+_PHONE_RE = re.compile(r"(?<![0-9])((?:\+|00)?86[ -]?)?(1[3-9][0-9])[ -]?([0-9]{4})[ -]?([0-9]{4})(?![0-9])")
+# `name=value` pairs whose value is a secret: provider callback tokens, signatures, access tokens,
+# app secrets, passwords, API keys. Matched anywhere in a line (query strings, form bodies, messages).
+_SECRET_PARAM_RE = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])((?:access_|callback_|refresh_)?token|signature|msg_signature|secret|corpsecret|appsecret"
+    r"|access_key_secret|accesskeysecret|password|passwd|api_key|apikey|key|csrf|echostr|encodingaeskey)"
+    r"(=|%3D)([^&\s\"'<>;,]+)"
+)
+# Our own API keys (gck_<prefix>_<secret>) and bearer credentials, wherever they appear.
+_API_KEY_RE = re.compile(r"\b(gck_[0-9a-f]{8})_[A-Za-z0-9_-]+")
+_BEARER_RE = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+MASK = "***"
 
 
 def mask_phone(phone: str) -> str:
@@ -65,5 +78,17 @@ def mask_phone(phone: str) -> str:
 
 
 def mask_phones_in_text(text: str) -> str:
-    """Mask every mainland mobile number that appears in free text."""
+    """Mask every mainland mobile number that appears in free text (+86, 0086 and 86 forms too)."""
     return _PHONE_RE.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}****{m.group(4)}", text)
+
+
+def mask_secrets_in_text(text: str) -> str:
+    """Mask secret query/form parameters (token=, Signature= ...), API keys and bearer credentials."""
+    text = _SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _API_KEY_RE.sub(lambda m: f"{m.group(1)}_{MASK}", text)
+    return _BEARER_RE.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+def mask_for_log(text: str) -> str:
+    """Everything a log line must not carry: mobiles and secrets."""
+    return mask_secrets_in_text(mask_phones_in_text(text))

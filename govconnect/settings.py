@@ -182,8 +182,8 @@ class Settings(BaseSettings):
                     walk(f"{prefix}{name}__", value)
                 elif isinstance(value, SecretStr):
                     out[key] = "********" if value.get_secret_value() else ""
-                elif name.endswith("_url") and isinstance(value, str):
-                    out[key] = mask_url_password(value)
+                elif isinstance(value, str) and "://" in value:
+                    out[key] = mask_url_password(value)  # any URL: database, redis, proxy, providers
                 else:
                     out[key] = str(value) if isinstance(value, Path) else value
 
@@ -193,15 +193,19 @@ class Settings(BaseSettings):
 
 
 def mask_url_password(url: str) -> str:
-    """Hide the password part of a URL such as postgresql://user:pw@host/db."""
-    if "://" not in url or "@" not in url:
+    """Hide a URL's credentials: the password of user:pw@, a lone user@ (often a token), secret query values."""
+    from govconnect.security import mask_secrets_in_text
+
+    if "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    if ":" in creds:
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:********@{host}"
-    return url
+    authority_end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    if "@" in authority:
+        creds, host = authority.rsplit("@", 1)
+        user = creds.split(":", 1)[0] if ":" in creds else ""
+        authority = f"{user}:********@{host}" if user else f"********@{host}"
+    return f"{scheme}://{authority}{mask_secrets_in_text(tail)}"
 
 
 @lru_cache(maxsize=1)

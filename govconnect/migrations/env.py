@@ -29,7 +29,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run against a live connection."""
     connectable = engine_from_config(
-        config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+        hide_parameters=True,  # data migrations must not print personal data in an error
     )
     with connectable.connect() as connection:
         context.configure(

@@ -22,14 +22,16 @@ from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.provider_sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
+from govconnect.web.api_docs import install_api_docs
 from govconnect.web.install import install_web
+from govconnect.web.page_security import SecurityHeadersMiddleware
 from govconnect.worker import InProcessQueue, open_arq_queue
 
 log = logging.getLogger("govconnect.app")
 
 # Routes anyone may call without credentials; a test checks every other route authenticates.
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+    {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc", "/favicon.ico"}
 )
 
 ROUTERS = [health.router, agencies.router, notices.router]
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version=__version__,
         description="政务消息网关 / Government notification gateway",
         lifespan=lifespan,
+        docs_url=None,  # served offline with CSP nonces by install_api_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
@@ -89,6 +93,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_notice_pipeline(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
+    install_api_docs(app)
     # Outermost: provider callbacks skip the session, staff and routing layers (receipts.py).
     app.add_middleware(receipts.ProviderCallbacks, max_bytes=settings.max_body_bytes)
+    # Outside everything: every response, callbacks and errors included, gets the security headers.
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.public_base_url.startswith("https://"))
     return app

@@ -11,12 +11,23 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 from starlette.templating import Jinja2Templates
 
+from govconnect.escaping import script_json
+from govconnect.web.page_security import csp_nonce
 from govconnect.web.queries import urgent_notices
 from govconnect.web.session import csrf_token, current_staff
 
 SITE_NAME = "衢州政务发布"
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _page_security_context(request: Request) -> dict[str, Any]:
+    # Every template gets the response's CSP nonce: `<script nonce="{{ csp_nonce }}">`.
+    return {"csp_nonce": csp_nonce(request)}
+
+
+TEMPLATES = Jinja2Templates(
+    directory=Path(__file__).parent / "templates", context_processors=[_page_security_context]
+)
 
 
 def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -35,6 +46,9 @@ def tel(number: str) -> str:
 
 TEMPLATES.env.filters["localtime"] = localtime
 TEMPLATES.env.filters["tel"] = tel
+# One way to put data into a script: both names give the same escaping (`<`, `>`, `&`, `'`, U+2028/9).
+TEMPLATES.env.filters["script_json"] = script_json
+TEMPLATES.env.filters["tojson"] = script_json
 
 
 def render(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -50,8 +49,7 @@ def tv_page(
             "site_name": SITE_NAME,
             "items": items,
             "tabs": tabs,
-            "initial_json": json.dumps(initial, ensure_ascii=False).replace("</", "<\\/"),
-            "config_json": json.dumps(config, ensure_ascii=False),
+            "tv_data": {"config": config, "items": initial},
         },
         headers={"Cache-Control": "no-cache"},
     )

@@ -18,7 +18,7 @@ from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
 from govconnect.metrics import MetricsMiddleware
-from govconnect.middleware import BodySizeLimitMiddleware
+from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.provider_sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
@@ -30,9 +30,7 @@ from govconnect.worker import InProcessQueue, open_arq_queue
 log = logging.getLogger("govconnect.app")
 
 # Routes anyone may call without credentials; a test checks every other route authenticates.
-PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc", "/favicon.ico"}
-)
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc", "/favicon.ico"})
 
 ROUTERS = [health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
@@ -96,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_api_docs(app)
     # Outermost: provider callbacks skip the session, staff and routing layers (receipts.py).
     app.add_middleware(receipts.ProviderCallbacks, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ControlCharacterGuard)
     # Outside everything: every response, callbacks and errors included, gets the security headers.
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.public_base_url.startswith("https://"))
     return app

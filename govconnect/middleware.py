@@ -1,10 +1,13 @@
-"""ASGI middleware: request body size limit."""
+"""ASGI middleware: request body size limit; no control characters in URLs."""
 
 from __future__ import annotations
+
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from govconnect.errors import error_response
+from govconnect.text_rules import CONTROL_MESSAGE, control_characters
 
 
 class BodySizeLimitMiddleware:
@@ -61,3 +64,22 @@ class BodySizeLimitMiddleware:
             413, "payload_too_large", details={"max_bytes": self.max_bytes}, headers={"Connection": "close"}
         )
         await response(scope, receive, send)
+
+
+class ControlCharacterGuard:
+    """Answers 422 when the path or query string holds a control character (text_rules), for every route at once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = unquote(scope.get("query_string", b"").decode("utf-8", "replace"), errors="replace")
+            for where, text in (("path", scope["path"]), ("query", query)):
+                found = control_characters(text)
+                if found:
+                    details = [{"loc": [where], "msg": CONTROL_MESSAGE, "type": "control_character", "chars": found}]
+                    response = error_response(422, "validation_error", details=details)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 MISS = np.uint8(255)
 MAX_LIMIT = 100
+MAX_NUMBER_DIGITS = 18  # 10**18 < 2**63: numbers are kept in int64 columns
 # Lower is better; a document's score is the sum over query tokens of its best tier.
 (TIER_EXACT, TIER_PREFIX, TIER_PINYIN, TIER_PINYIN_PREFIX, TIER_PART, TIER_DEPT, TIER_POSITION, TIER_SOUND) = range(8)
 
@@ -113,7 +114,7 @@ def _token_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privilege
             # Rare (张小m: the head runs into the given name): check the few candidates one by one.
             keep = [d for d in heads.tolist() if tail in name_pinyin_keys(_stored_name(leaf, d)[len(head) :], False)]
             take(np.asarray(keep, dtype=np.int64), TIER_PINYIN)
-    elif len(t) >= 3:
+    elif 3 <= len(t) <= MAX_NUMBER_DIGITS:  # a longer digit run matches no stored (int64) number
         modulus, value = 10 ** len(t), int(t)
         columns = ("office", "mobile", "short") if privileged else ("office",)
         for name in columns:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from govconnect.text_rules import MultilineText, Text, TitleText
+
 Channel = Literal["sms", "voice", "wechat", "wecom", "weibo", "site", "tv"]
 
 
@@ -15,8 +17,8 @@ class SubscriberAudience(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    categories: list[str] = Field(default_factory=list, max_length=50)
-    regions: list[str] = Field(default_factory=list, max_length=200)
+    categories: list[Text] = Field(default_factory=list, max_length=50)
+    regions: list[Text] = Field(default_factory=list, max_length=200)
 
 
 class StaffAudience(BaseModel):
@@ -25,7 +27,7 @@ class StaffAudience(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     departments: list[int] = Field(default_factory=list, max_length=200)
-    regions: list[str] = Field(default_factory=list, max_length=200)
+    regions: list[Text] = Field(default_factory=list, max_length=200)
     ids: list[int] = Field(default_factory=list, max_length=10_000)
 
 
@@ -36,7 +38,9 @@ class AudienceSpec(BaseModel):
 
     subscribers: SubscriberAudience | None = None
     staff: StaffAudience | None = None
-    csv: str | None = Field(default=None, description="CSV text with a `phone` column and personalisation columns")
+    csv: MultilineText | None = Field(
+        default=None, description="CSV text with a `phone` column and personalisation columns"
+    )
 
 
 class NoticeCreate(BaseModel):
@@ -44,12 +48,14 @@ class NoticeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=5000, description="Template; ((placeholders)) filled per recipient")
-    category: str = Field(default="", max_length=64)
-    regions: list[str] = Field(default_factory=list, max_length=200)
+    title: TitleText = Field(min_length=1, max_length=200)
+    body: MultilineText = Field(
+        min_length=1, max_length=5000, description="Template; ((placeholders)) filled per recipient"
+    )
+    category: Text = Field(default="", max_length=64)
+    regions: list[Text] = Field(default_factory=list, max_length=200)
     urgency: Literal["normal", "urgent"] = "normal"
-    channels: list[str] = Field(min_length=1, max_length=7)
+    channels: list[Text] = Field(min_length=1, max_length=7)
     audience: AudienceSpec = Field(default_factory=AudienceSpec)
     send_at: datetime | None = None
 
@@ -128,7 +134,7 @@ class CallbackRegistration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=500)
+    url: Text | None = Field(default=None, max_length=500)
 
 
 class CallbackInfo(BaseModel):

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from feedgen.feed import FeedGenerator
 
 from govconnect.api.deps import SessionDep, SettingsDep
+from govconnect.escaping import xml_text
 from govconnect.notices.models import Notice
 from govconnect.web.queries import category_names, last_changed, public_notices
 from govconnect.web.rendering import SITE_NAME, public_page
@@ -55,17 +56,17 @@ class TvItem:
 
 
 def tv_items(notices: Sequence[Notice], base_url: str, names: dict[str, str]) -> list[TvItem]:
-    """Notices cut to TV limits."""
+    """Notices cut to TV limits, with characters XML cannot carry dropped (stored text never breaks a feed)."""
     return [
         TvItem(
             id=n.id,
             url=f"{base_url}/m/notices/{n.id}",
-            title=cut(n.title, TV_TITLE_LIMIT),
-            text=cut(n.body, TV_TEXT_LIMIT),
+            title=cut(xml_text(n.title), TV_TITLE_LIMIT),
+            text=cut(xml_text(n.body), TV_TEXT_LIMIT),
             urgent=n.urgency == "urgent",
-            category=n.category,
-            category_name=names.get(n.category, n.category),
-            regions=list(n.regions),
+            category=xml_text(n.category),
+            category_name=xml_text(names.get(n.category, n.category)),
+            regions=[xml_text(r) for r in n.regions],
             published=n.published_at or n.created_at,
         )
         for n in notices
@@ -83,8 +84,9 @@ def render_rss_or_atom(items: Sequence[TvItem], base_url: str, feed_url: str, at
     fg.id(feed_url)
     fg.title(f"{SITE_NAME} · 电视政务频道")
     fg.subtitle("衢州市政府公开通知 / public government notices")
-    fg.link(href=f"{base_url}/m/", rel="alternate")
+    # feedgen's RSS <link> is the last link given: the site (/m/), as Atom's alternate; the feed is rel=self.
     fg.link(href=feed_url, rel="self")
+    fg.link(href=f"{base_url}/m/", rel="alternate")
     fg.language("zh-CN")
     if items:
         fg.updated(max(i.published for i in items))

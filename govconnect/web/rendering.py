@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from sqlmodel import Session
 from starlette.templating import Jinja2Templates
 
-from govconnect.escaping import script_json
+from govconnect.escaping import script_json, xml_text
 from govconnect.web.page_security import csp_nonce
 from govconnect.web.queries import urgent_notices
 from govconnect.web.session import csrf_token, current_staff
@@ -25,9 +26,7 @@ def _page_security_context(request: Request) -> dict[str, Any]:
     return {"csp_nonce": csp_nonce(request)}
 
 
-TEMPLATES = Jinja2Templates(
-    directory=Path(__file__).parent / "templates", context_processors=[_page_security_context]
-)
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates", context_processors=[_page_security_context])
 
 
 def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -44,6 +43,14 @@ def tel(number: str) -> str:
     return "".join(ch for ch in number if ch.isdigit() or ch in "+,")
 
 
+def _printable(value: Any) -> Any:
+    # Every {{ value }} loses characters no page may carry (NUL, other controls): stored text cannot break a page.
+    if isinstance(value, Markup):
+        return Markup(xml_text(value))  # noqa: S704 - already markup (script_json), only characters removed
+    return xml_text(value) if isinstance(value, str) else value
+
+
+TEMPLATES.env.finalize = _printable
 TEMPLATES.env.filters["localtime"] = localtime
 TEMPLATES.env.filters["tel"] = tel
 # One way to put data into a script: both names give the same escaping (`<`, `>`, `&`, `'`, U+2028/9).

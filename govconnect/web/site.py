@@ -11,6 +11,7 @@ from govconnect.agencies import authenticate_staff
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.models import Agency
+from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
 from govconnect.web.queries import category_names, public_notices, visible_notice
 from govconnect.web.rendering import error_page, public_page, render
@@ -98,10 +99,10 @@ def login_page(request: Request, next: Annotated[str, Query(max_length=300)] = "
 def login_submit(
     request: Request,
     session: SessionDep,
-    username: Annotated[str, Form(max_length=64)] = "",
-    password: Annotated[str, Form(max_length=256)] = "",
-    csrf: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=300)] = "/m/staff/",  # noqa: A002
+    username: Annotated[Text, Form(max_length=64)] = "",
+    password: Annotated[Text, Form(max_length=256)] = "",
+    csrf: Annotated[Text, Form(max_length=100)] = "",
+    next: Annotated[Text, Form(max_length=300)] = "/m/staff/",  # noqa: A002
 ) -> Response:
     """Check the CSRF token, the login rate limit and the argon2 password; then start a session."""
     context = {"next_url": _safe_next(next), "message_kind": "error"}
@@ -125,7 +126,7 @@ def login_submit(
 
 @router.post("/logout")
 @public_page
-def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+def logout(request: Request, csrf: Annotated[Text, Form(max_length=100)] = "") -> Response:
     """End the staff session."""
     if not csrf_ok(request, csrf):
         return error_page(request, 400, "页面已过期", "Form expired; reload the page.")

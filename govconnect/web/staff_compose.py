@@ -19,13 +19,14 @@ from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAudience
 from govconnect.notices.sending import URGENT_HEAD_START
+from govconnect.text_rules import MultilineText, Text
 from govconnect.web.rendering import error_page, render
 from govconnect.web.session import csrf_ok, require_role
 from govconnect.web.weibo_view import agency_posts, requeue_failed_post
 
 router = APIRouter(prefix="/m/staff", include_in_schema=False)
 OperatorDep = Annotated[StaffUser, Depends(require_role("operator"))]
-ListForm = Annotated[list[str], Form()]
+ListForm = Annotated[list[Text], Form()]
 CHANNEL_CHOICES = (
     ("sms", "短信"),
     ("wechat", "微信"),
@@ -74,12 +75,12 @@ async def compose_submit(
     session: SessionDep,
     settings: SettingsDep,
     operator: OperatorDep,
-    title: Annotated[str, Form(max_length=200)] = "",
-    body: Annotated[str, Form(max_length=5000)] = "",
-    category: Annotated[str, Form(max_length=64)] = "",
-    urgent: Annotated[str, Form(max_length=10)] = "",
-    nonce: Annotated[str, Form(max_length=50)] = "",
-    csrf: Annotated[str, Form(max_length=100)] = "",
+    title: Annotated[Text, Form(max_length=200)] = "",
+    body: Annotated[MultilineText, Form(max_length=5000)] = "",
+    category: Annotated[Text, Form(max_length=64)] = "",
+    urgent: Annotated[Text, Form(max_length=10)] = "",
+    nonce: Annotated[Text, Form(max_length=50)] = "",
+    csrf: Annotated[Text, Form(max_length=100)] = "",
     region: ListForm = [],  # noqa: B006
     channel: ListForm = [],  # noqa: B006
 ) -> Response:
@@ -162,7 +163,7 @@ async def weibo_retry(
     settings: SettingsDep,
     operator: OperatorDep,
     delivery_id: str,
-    csrf: Annotated[str, Form(max_length=100)] = "",
+    csrf: Annotated[Text, Form(max_length=100)] = "",
 ) -> Response:
     """Post a failed Weibo post again."""
     if not csrf_ok(request, csrf):

@@ -32,6 +32,7 @@ from govconnect.citizens.subscriptions import (
 from govconnect.db import session_scope
 from govconnect.security import mask_phone
 from govconnect.settings import Settings
+from govconnect.text_rules import Text
 from govconnect.web.rendering import error_page, public_page, render
 from govconnect.web.session import client_ip, csrf_ok
 
@@ -39,8 +40,8 @@ log = logging.getLogger("govconnect.web")
 router = APIRouter(prefix="/m", include_in_schema=False)
 
 CHANNEL_NAMES = {"sms": "短信", "voice": "语音电话", "wechat": "微信"}
-ListForm = Annotated[list[str], Form()]
-CsrfForm = Annotated[str, Form(max_length=100)]
+ListForm = Annotated[list[Text], Form()]
+CsrfForm = Annotated[Text, Form(max_length=100)]
 
 
 def _options(channels: list[str]) -> list[tuple[str, str]]:
@@ -94,7 +95,7 @@ def subscribe_page(request: Request, session: SessionDep) -> Response:
 @router.post("/subscribe/code", response_class=HTMLResponse)
 @public_page
 async def subscribe_code(
-    request: Request, settings: SettingsDep, phone: Annotated[str, Form(max_length=20)] = "", csrf: CsrfForm = ""
+    request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = "", csrf: CsrfForm = ""
 ) -> Response:
     """Send a 6-digit code to the number (rate-limited per number and IP)."""
     if not csrf_ok(request, csrf):
@@ -126,7 +127,7 @@ def subscribe_confirm(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    code: Annotated[str, Form(max_length=10)] = "",
+    code: Annotated[Text, Form(max_length=10)] = "",
     category: ListForm = [],  # noqa: B006 - FastAPI copies defaults
     region: ListForm = [],  # noqa: B006
     channel: ListForm = [],  # noqa: B006
@@ -241,7 +242,7 @@ def unsubscribe_page(request: Request) -> Response:
 @router.post("/unsubscribe/code", response_class=HTMLResponse)
 @public_page
 async def unsubscribe_code(
-    request: Request, settings: SettingsDep, phone: Annotated[str, Form(max_length=20)] = "", csrf: CsrfForm = ""
+    request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = "", csrf: CsrfForm = ""
 ) -> Response:
     """Send a code to prove the number before leaving."""
     if not csrf_ok(request, csrf):
@@ -258,7 +259,7 @@ def unsubscribe_confirm(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    code: Annotated[str, Form(max_length=10)] = "",
+    code: Annotated[Text, Form(max_length=10)] = "",
     csrf: CsrfForm = "",
 ) -> Response:
     """Check the code and leave."""

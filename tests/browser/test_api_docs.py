@@ -15,7 +15,10 @@ def _watch(page: Any, live_url: str) -> tuple[list[str], list[str]]:
     complaints: list[str] = []
     foreign: list[str] = []
     page.on("console", lambda m: complaints.append(m.text) if "Content Security Policy" in m.text else None)
-    page.on("requestfinished", lambda r: foreign.append(r.url) if not r.url.startswith((live_url, "data:", "blob:")) else None)
+    page.on(
+        "requestfinished",
+        lambda r: foreign.append(r.url) if not r.url.startswith((live_url, "data:", "blob:")) else None,
+    )
     return complaints, foreign
 
 

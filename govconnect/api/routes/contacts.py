@@ -16,6 +16,7 @@ from contacts.models import Contact, Department
 from contacts.service import DirectoryError, Tree
 from govconnect.api.deps import Principal, SessionDep, ViewerDep, require_scope
 from govconnect.errors import ApiError
+from govconnect.text_rules import Text, TitleText
 from search.analyzer import QueryError
 from search.index import DirectoryIndex
 
@@ -48,18 +49,18 @@ class ContactCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=50)
-    department: str | None = Field(default=None, max_length=500)
+    name: TitleText = Field(min_length=1, max_length=50)
+    department: Text | None = Field(default=None, max_length=500)
     department_id: int | None = None
-    position: str = Field(default="", max_length=100)
-    office_phone: str = Field(default="", max_length=40)
-    mobile: str = Field(default="", max_length=20)
-    short_number: str = Field(default="", max_length=12)
-    email: str = Field(default="", max_length=200)
-    region: str = Field(default="", max_length=50)
+    position: Text = Field(default="", max_length=100)
+    office_phone: Text = Field(default="", max_length=40)
+    mobile: Text = Field(default="", max_length=20)
+    short_number: Text = Field(default="", max_length=12)
+    email: Text = Field(default="", max_length=200)
+    region: Text = Field(default="", max_length=50)
     visibility: Literal["public", "staff"] = "public"
     sort_order: int = Field(default=0, ge=0, le=100_000)
-    external_id: str | None = Field(default=None, max_length=64)
+    external_id: Text | None = Field(default=None, max_length=64)
 
 
 class ContactUpdate(BaseModel):
@@ -67,18 +68,18 @@ class ContactUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=50)
-    department: str | None = Field(default=None, max_length=500)
+    name: TitleText | None = Field(default=None, min_length=1, max_length=50)
+    department: Text | None = Field(default=None, max_length=500)
     department_id: int | None = None
-    position: str | None = Field(default=None, max_length=100)
-    office_phone: str | None = Field(default=None, max_length=40)
-    mobile: str | None = Field(default=None, max_length=20)
-    short_number: str | None = Field(default=None, max_length=12)
-    email: str | None = Field(default=None, max_length=200)
-    region: str | None = Field(default=None, max_length=50)
+    position: Text | None = Field(default=None, max_length=100)
+    office_phone: Text | None = Field(default=None, max_length=40)
+    mobile: Text | None = Field(default=None, max_length=20)
+    short_number: Text | None = Field(default=None, max_length=12)
+    email: Text | None = Field(default=None, max_length=200)
+    region: Text | None = Field(default=None, max_length=50)
     visibility: Literal["public", "staff"] | None = None
     sort_order: int | None = Field(default=None, ge=0, le=100_000)
-    external_id: str | None = Field(default=None, max_length=64)
+    external_id: Text | None = Field(default=None, max_length=64)
 
 
 class DepartmentCreate(BaseModel):
@@ -86,11 +87,11 @@ class DepartmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: TitleText = Field(min_length=1, max_length=100)
     parent_id: int | None = None
-    aliases: list[str] = Field(default_factory=list, max_length=20)
+    aliases: list[Text] = Field(default_factory=list, max_length=20)
     sort_order: int | None = Field(default=None, ge=0, le=100_000)
-    region: str | None = Field(default=None, max_length=50)
+    region: Text | None = Field(default=None, max_length=50)
 
 
 class DepartmentUpdate(BaseModel):
@@ -98,9 +99,9 @@ class DepartmentUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: TitleText | None = Field(default=None, min_length=1, max_length=100)
     parent_id: int | None = None
-    aliases: list[str] | None = Field(default=None, max_length=20)
+    aliases: list[Text] | None = Field(default=None, max_length=20)
     sort_order: int | None = Field(default=None, ge=0, le=100_000)
 
 

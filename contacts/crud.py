@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from contacts.like import starts_with
 from contacts.models import Contact, Department
 from contacts.service import (
     DirectoryError,
@@ -140,6 +142,26 @@ def update_department(
     session: Session, ix: DirectoryIndex | None, dept: Department, values: dict[str, Any]
 ) -> Department:
     """Rename, move, re-alias or re-order a department; its subtree's paths and index entries follow."""
+    # Nothing reaches the database before the checks below (an early flush would hit the unique constraints).
+    try:
+        with session.no_autoflush:
+            _change_department(session, dept, values)
+    except DirectoryError:
+        session.rollback()  # the object was changed in memory only: forget it
+        raise
+    try:
+        session.commit()
+    except IntegrityError as exc:  # a concurrent change took the name first
+        session.rollback()
+        raise DirectoryError(409, "conflict", "部门已存在 / department already exists") from exc
+    subtree = Tree.load(session).descendants(int(dept.id or 0))
+    ids = session.exec(select(Contact.id).where(col(Contact.department_id).in_(subtree))).all()
+    sync_departments(session, ix)
+    reindex(session, ix, [int(i) for i in ids if i is not None])
+    return dept
+
+
+def _change_department(session: Session, dept: Department, values: dict[str, Any]) -> None:
     tree = Tree.load(session)
     if values.get("parent_id") is not None and int(values["parent_id"]) in tree.descendants(int(dept.id or 0)):
         raise DirectoryError(422, "validation_error", "不能移动到自身或下级部门下 / cannot move under itself")
@@ -165,15 +187,9 @@ def update_department(
     dept.path = new_path
     session.add(dept)
     if old_path != new_path:
-        for child in session.exec(select(Department).where(col(Department.path).startswith(old_path + "/"))).all():
+        for child in session.exec(select(Department).where(starts_with(col(Department.path), old_path + "/"))).all():
             child.path = new_path + child.path[len(old_path) :]
             session.add(child)
-    session.commit()
-    subtree = Tree.load(session).descendants(int(dept.id or 0))
-    ids = session.exec(select(Contact.id).where(col(Contact.department_id).in_(subtree))).all()
-    sync_departments(session, ix)
-    reindex(session, ix, [int(i) for i in ids if i is not None])
-    return dept
 
 
 def delete_department(session: Session, ix: DirectoryIndex | None, dept: Department) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.engine import Connection
 
+from contacts.like import starts_with
 from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.optout import normalise_phone
 
@@ -141,7 +142,7 @@ def _staff_filter(conn: Connection, spec: dict[str, Any]) -> Any:
     if spec.get("departments"):
         paths = [str(p) for (p,) in conn.execute(select(d.c.path).where(d.c.id.in_(list(spec["departments"])))).all()]
         for path in paths:
-            subtree = select(d.c.id).where(or_(d.c.path == path, d.c.path.startswith(path + "/")))
+            subtree = select(d.c.id).where(or_(d.c.path == path, starts_with(d.c.path, path + "/")))
             clauses.append(c.c.department_id.in_(subtree))
     if spec.get("regions"):
         clauses.append(c.c.region_id.in_(select(r.c.id).where(r.c.name.in_(list(spec["regions"])))))

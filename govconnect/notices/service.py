@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from contacts.like import contains
 from govconnect.errors import ApiError
 from govconnect.models import Agency
 from govconnect.notices.audience import (
@@ -386,7 +387,7 @@ def list_notices(
             )
         # Channels are a JSON list of fixed names: matching the quoted name works on both databases,
         # and filtering in the query keeps `total` and the pages right.
-        query = query.where(cast(Notice.channels, String).like(f'%"{channel}"%'))
+        query = query.where(contains(cast(Notice.channels, String), f'"{channel}"'))
     total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
     rows = (
         session.exec(  # type: ignore[call-overload]

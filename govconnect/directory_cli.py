@@ -17,6 +17,7 @@ from contacts.importer import ImportFileError, export_rows, import_file, read_ro
 from contacts.service import rebuild_index
 from govconnect.db import session_scope
 from govconnect.demo import DEMO_HOOKS, DemoInfo
+from govconnect.escaping import spreadsheet_row
 from govconnect.settings import Settings
 
 contacts_app = typer.Typer(help="Government directory (通讯录): import and export contacts.", no_args_is_help=True)
@@ -81,13 +82,13 @@ def contacts_export(
         if out is None:
             writer = csv.writer(sys.stdout)
             for row in export_rows(session, chinese):
-                writer.writerow(row)
+                writer.writerow(spreadsheet_row(row))
             return
         with out.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             count = -1
             for row in export_rows(session, chinese):
-                writer.writerow(row)
+                writer.writerow(spreadsheet_row(row))
                 count += 1
     typer.echo(f"exported {count} contacts to {out}", err=True)
 

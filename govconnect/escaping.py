@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from markupsafe import Markup
@@ -22,6 +23,8 @@ _SCRIPT_ESCAPES = str.maketrans(
 _XML_INVALID = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # A spreadsheet treats a cell starting with these as a formula (tab and CR too, in some programs).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A signed number or phone (+86 570 301-2345, -5): no function can hide in it, and a `'` would spoil re-import.
+_PLAIN_NUMBER = re.compile(r"[+-][0-9][0-9 ()\-]*")
 
 
 def script_json(value: Any) -> Markup:
@@ -36,6 +39,16 @@ def xml_text(value: str) -> str:
 
 def spreadsheet_cell(value: Any) -> Any:
     """A cell value a spreadsheet shows as text: a leading `=`, `+`, `-`, `@`, tab or CR gets a `'` before it."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def spreadsheet_row(values: Iterable[Any]) -> list[Any]:
+    """A CSV/XLSX row with every cell through `spreadsheet_cell`."""
+    return [spreadsheet_cell(v) for v in values]
+
+
+def spreadsheet_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A csv.DictWriter row with every value through `spreadsheet_cell`."""
+    return {k: spreadsheet_cell(v) for k, v in row.items()}

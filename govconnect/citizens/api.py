@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from govconnect.api.deps import Principal, SessionDep, require_scope
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.subscriptions import masked_rows
+from govconnect.escaping import spreadsheet_record
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 ReaderDep = Annotated[Principal, Depends(require_scope("subscribers:read"))]
@@ -79,7 +80,7 @@ def masked_csv(session: SessionDep) -> str:
     writer = csv.DictWriter(buffer, fieldnames=[*EXPORT_FIELDS, "unsubscribed_at"], extrasaction="ignore")
     writer.writeheader()
     for row in masked_rows(session):
-        writer.writerow(row)
+        writer.writerow(spreadsheet_record(row))
     return buffer.getvalue()
 
 

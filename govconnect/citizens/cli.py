@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from govconnect.citizens.publishing_models import PublicRegion
 from govconnect.citizens.subscriptions import SubscriptionError, ensure_defaults, masked_rows, purge_inactive
 from govconnect.db import session_scope
+from govconnect.escaping import spreadsheet_record
 from govconnect.notices.cli import subscribers_app  # the pipeline's `subscribers` group: import lives there
 from govconnect.notices.models import Category
 
@@ -57,7 +58,7 @@ def export(
     try:
         writer = csv.DictWriter(handle, fieldnames=[*EXPORT_FIELDS, "unsubscribed_at"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(spreadsheet_record(row) for row in rows)
     finally:
         if out:
             handle.close()

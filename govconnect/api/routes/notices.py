@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import Principal, SessionDep, SettingsDep, require_scope
 from govconnect.errors import ApiError
+from govconnect.escaping import spreadsheet_row
 from govconnect.models import utcnow
 from govconnect.notices import service
 from govconnect.notices.agency_callbacks import CallbackUrlError, check_callback_url, signing_secret
@@ -162,7 +163,7 @@ def _csv_lines(items: Iterable[DeliveryPublic]) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
         data = item.model_dump(mode="json")
-        writer.writerow(["" if data[f] is None else data[f] for f in fields])
+        writer.writerow(spreadsheet_row("" if data[f] is None else data[f] for f in fields))
         yield buffer.getvalue()
 
 

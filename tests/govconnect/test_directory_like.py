@@ -79,3 +79,21 @@ def test_renaming_onto_a_siblings_name_is_a_conflict(client: TestClient, writer:
     elsewhere = _create(client, writer, "秘书二处")
     moved = client.patch(f"/api/v1/departments/{elsewhere}", json={"parent_id": top}, headers=writer)
     assert moved.status_code == 409, moved.text
+
+
+def test_no_like_pattern_is_built_outside_the_helper() -> None:
+    """SQL LIKE/ILIKE and column startswith/endswith/contains appear only in contacts/like.py."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    raw_like = re.compile(r"\.(i?like|notlike|notilike)\(|(col\([^()]*\)|\.c\.\w+)\.(startswith|endswith|contains)\(")
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for package in ("govconnect", "contacts", "search")
+        for path in (root / package).rglob("*.py")
+        if path.name != "like.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if raw_like.search(line)
+    ]
+    assert offenders == []

@@ -1,0 +1,1 @@
+"""Audience files: uploads streamed into saved lists, the refused-rows report, reuse by id."""

@@ -1,0 +1,1 @@
+"""Agency message templates (versioned, per-channel variants) and agency SMS sender profiles."""

@@ -14,6 +14,7 @@ from govconnect import __version__
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
+from govconnect.audiences import api as audiences_api
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
@@ -22,6 +23,7 @@ from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.provider_sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
+from govconnect.suppression import api as suppression_api
 from govconnect.web.api_docs import install_api_docs
 from govconnect.web.install import install_web
 from govconnect.web.page_security import SecurityHeadersMiddleware
@@ -34,6 +36,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.
 
 ROUTERS = [health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
+ROUTERS.extend([audiences_api.router, suppression_api.router])
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -84,7 +87,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.startup_hooks.append(contacts_routes.warm_directory)
     app.state.shutdown_hooks = []
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger={audiences_api.UPLOAD_PATH: settings.max_upload_bytes},
+    )
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
         app.include_router(router)

@@ -13,13 +13,18 @@ from govconnect.text_rules import CONTROL_MESSAGE, control_characters
 class BodySizeLimitMiddleware:
     """Answers 413 for bodies over `max_bytes`, whether announced by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Exact paths with their own, larger limit (file uploads, streamed to disk by the route).
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
+            return
+        if scope["path"] in self.larger:
+            await BodySizeLimitMiddleware(self.app, self.larger[scope["path"]])(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")

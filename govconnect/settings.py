@@ -94,6 +94,8 @@ class NoticePipelineSettings(BaseModel):
     # whatever its size; 250 took the 100,000-subscriber bench from 102 s to 93 s (500: no better).
     send_chunk: int = 250
     send_concurrency: int = 50
+    # At most this many normal SMS a Beijing day to one number, all agencies together (0: no cap).
+    daily_sms_cap: int = Field(default=0, ge=0)
 
 
 class ProviderSandboxSettings(BaseModel):
@@ -123,6 +125,9 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, description="Demo mode: demo data, in-process provider sandbox")
     test_mode: bool = Field(default=False, description="Allows loopback callback URLs; for tests only")
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body")
+    max_upload_bytes: int = Field(
+        default=128 * 1_048_576, description="Largest audience file upload (streamed to disk, not memory)"
+    )
     api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"

@@ -40,8 +40,11 @@ def purge(
 ) -> None:
     """Delete subscribers who unsubscribed more than N days ago, and spent verification codes."""
     try:
+        from govconnect.cli import _settings
+
+        secret = _settings().secret_key.get_secret_value()
         with session_scope(_engine()) as session:
-            subscribers, codes = purge_inactive(session, inactive_days)
+            subscribers, codes = purge_inactive(session, inactive_days, secret=secret)
     except SubscriptionError as exc:
         raise _fail(exc.message) from exc
     typer.echo(f"purged {subscribers} subscribers, {codes} verification codes")

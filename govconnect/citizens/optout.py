@@ -47,11 +47,18 @@ def leave(session: Session, subscriber: Subscriber, source: str) -> Subscriber:
     return subscriber
 
 
-def handle_sms_reply(session: Session, sender: str, text: str, provider: str) -> bool:
-    """Apply an inbound SMS reply; True when it was an unsubscribe request."""
+def handle_sms_reply(session: Session, sender: str, text: str, provider: str, *, secret: str) -> bool:
+    """Apply an inbound SMS reply; True when it was an unsubscribe request.
+
+    The subscriber (if any) leaves, and the number goes on the suppression list, so no agency's
+    normal notice reaches it again, whatever audience it comes from (`secret` keys the hash).
+    """
     if not is_unsubscribe(text):
         return False
+    from govconnect.suppression.service import suppress  # suppression imports this module
+
     unsubscribe_phone(session, sender, f"sms-reply:{provider}")
+    suppress(session, secret, sender, f"sms-reply:{provider}", reason=text.strip()[:20])
     return True
 
 

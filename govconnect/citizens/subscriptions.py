@@ -273,19 +273,29 @@ def subscriber_from_token(session: Session, secret: str, token: str) -> Subscrib
     return session.get(Subscriber, subscriber_id)
 
 
-def purge_inactive(session: Session, inactive_days: int, now: datetime | None = None) -> tuple[int, int]:
-    """Delete subscribers who left more than N days ago and spent verification codes; returns (subscribers, codes)."""
+def purge_inactive(
+    session: Session, inactive_days: int, now: datetime | None = None, *, secret: str
+) -> tuple[int, int]:
+    """Delete subscribers who left more than N days ago and spent verification codes; returns (subscribers, codes).
+
+    Each purged number stays on the suppression list as a keyed hash (`secret`), so a later
+    upload or import of it still gets no normal notice.
+    """
+    from govconnect.suppression.service import phone_key, suppress_keys
+
     if inactive_days < 1:
         raise SubscriptionError("invalid_days", "天数必须为正整数 / days must be a positive integer")
     now = now or utcnow()
     cutoff = now - timedelta(days=inactive_days)
-    ids = session.exec(
-        select(Subscriber.id).where(
+    purged = session.exec(
+        select(Subscriber.id, Subscriber.phone).where(
             Subscriber.status == "unsubscribed",
             col(Subscriber.unsubscribed_at).is_not(None),
             col(Subscriber.unsubscribed_at) < cutoff,
         )
     ).all()
+    ids = [subscriber_id for subscriber_id, _phone in purged]
+    suppress_keys(session, [phone_key(secret, phone) for _id, phone in purged if phone], "purge")
     if ids:
         session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id).in_(ids)))  # type: ignore[call-overload]
         session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id).in_(ids)))  # type: ignore[call-overload]

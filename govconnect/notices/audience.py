@@ -6,7 +6,6 @@ the size, and a re-run resumes from the last committed cursor.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from contacts.like import starts_with
+from govconnect.audiences.reader import FileRefused, read_table
+from govconnect.audiences.rows import RowReport, check_row, read_header
 from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.optout import normalise_phone
 
@@ -101,33 +102,49 @@ def subscriber_pages(
         yield out, str(last)
 
 
-def parse_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Columns and rows of an uploaded CSV; it needs a `phone` column."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    if "phone" not in columns:
-        raise AudienceError("csv_invalid", "CSV 需要 phone 列 / the CSV needs a `phone` column")
-    rows = []
-    for raw in reader:
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        phone = normalise_phone(row.get("phone", ""))
-        if len(phone) != 11:
-            continue
-        row["phone"] = phone
-        rows.append(row)
-    return columns, rows
+@dataclass(frozen=True)
+class ParsedCsv:
+    """An inline CSV audience: placeholder columns, accepted (phone, values) rows, and the row report."""
+
+    columns: list[str]
+    rows: list[tuple[str, dict[str, str]]]
+    report: RowReport
+
+
+def parse_csv(text: str) -> ParsedCsv:
+    """An inline CSV audience checked row by row (手机号/phone column required; refused rows reported)."""
+    lines = iter(read_table(io.BytesIO(text.encode("utf-8")), "audience.csv"))
+    try:
+        first = next(lines, None)
+        if first is None:
+            raise FileRefused("no_phone_column", "CSV 为空 / the CSV is empty")
+        header = read_header(first[1])
+        report = RowReport()
+        rows: list[tuple[str, dict[str, str]]] = []
+        seen: set[str] = set()
+        for line, cells in lines:
+            report.rows_read += 1
+            checked = check_row(header, cells)
+            if isinstance(checked, str):
+                report.refuse(line, checked)
+            elif checked[0] in seen:
+                report.duplicates += 1
+            else:
+                seen.add(checked[0])
+                rows.append(checked)
+                report.accepted += 1
+    except FileRefused as exc:
+        raise AudienceError("csv_invalid", exc.message) from exc
+    return ParsedCsv(header.placeholders, rows, report)
 
 
 def csv_pages(text: str, cursor: str, page: int) -> Iterator[tuple[list[Recipient], str]]:
-    """Pages of CSV rows after row index `cursor`."""
-    _columns, rows = parse_csv(text)
+    """Pages of accepted CSV rows after row index `cursor`."""
+    rows = parse_csv(text).rows
     start = int(cursor or 0)
     for offset in range(start, len(rows), page):
         chunk = rows[offset : offset + page]
-        recipients = [
-            Recipient({"sms": r["phone"], "voice": r["phone"]}, {k: v for k, v in r.items() if k != "phone"})
-            for r in chunk
-        ]
+        recipients = [Recipient({"sms": phone, "voice": phone}, params) for phone, params in chunk]
         yield recipients, str(offset + len(chunk))
 
 

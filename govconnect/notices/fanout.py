@@ -12,6 +12,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from govconnect.audiences.lists import list_pages
 from govconnect.jobs import job
 from govconnect.models import utcnow
 from govconnect.notices.audience import Recipient, csv_pages, staff_pages, subscriber_pages
@@ -19,6 +20,7 @@ from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, placeholders, run_fanout_db
 from govconnect.notices.sending import enqueue_finish, enqueue_send
+from govconnect.suppression.gate import HoldPolicy, hold_back
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -63,6 +65,8 @@ _PAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("receipts", "integer"),
     ("next_attempt_at", "timestamptz"),
     ("deadline_at", "timestamptz"),
+    ("error_code", "varchar"),
+    ("final_at", "timestamptz"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )
@@ -112,6 +116,11 @@ def audience_pages(conn: Connection, notice: Any, cursor: str, page: int) -> Ite
     if "staff" in audience and source in ("", "s", "c", "t"):
         for recipients, after in staff_pages(conn, audience["staff"] or {}, inner if source == "t" else "", page):
             yield recipients, f"t:{after}"
+        inner = ""
+    if audience.get("lists") and source in ("", "s", "c", "t", "l"):
+        # Saved audience lists (uploaded files), one after the other: the cursor is `list id/member id`.
+        for recipients, after in list_pages(conn, list(audience["lists"]), inner if source == "l" else "", page):
+            yield recipients, f"l:{after}"
 
 
 def _rows_for(notice: Any, recipients: list[Recipient], moment: datetime, deadline: datetime) -> list[dict[str, Any]]:
@@ -154,6 +163,8 @@ def _row(
         "receipts": 0,
         "next_attempt_at": moment,
         "deadline_at": deadline,
+        "error_code": None,
+        "final_at": None,
         "created_at": moment,
         "updated_at": moment,
     }
@@ -178,6 +189,7 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
         return {"created": 0}
     deadline = moment + timedelta(seconds=settings.notices.deadline_seconds)
     urgent = notice.urgency == "urgent"
+    policy = await run_fanout_db(hold_policy, engine, settings, notice)
     created = 0
     cursor = outbox.cursor
     if not cursor:
@@ -188,7 +200,7 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
         while (page := await run_fanout_db(next, pages, None)) is not None:
             recipients, after = page
             rows = _rows_for(notice, recipients, moment, deadline)
-            inserted = await run_fanout_db(_insert_page, engine, notice_id, rows, after)
+            inserted = await run_fanout_db(_insert_page, engine, notice_id, rows, after, policy, moment)
             created += len(inserted)
             await _enqueue_inserted(ctx, notice_id, inserted, urgent)
             cursor = after
@@ -217,12 +229,35 @@ def _load(engine: Engine, notice_id: str) -> tuple[Any, Any]:
     return notice, outbox
 
 
-def _insert_page(engine: Engine, notice_id: str, rows: list[dict[str, Any]], cursor: str) -> list[tuple[str, str]]:
+def hold_policy(engine: Engine, settings: Any, notice: Any) -> HoldPolicy:
+    """The suppression list and daily cap as they apply to this notice (its agency's urgent policy)."""
+    from govconnect.message_templates.senders import urgent_ignores_suppression
+
+    with engine.connect() as conn:
+        ignores = urgent_ignores_suppression(conn, notice.agency_id)
+    return HoldPolicy(
+        secret=settings.secret_key.get_secret_value(),
+        urgent=notice.urgency == "urgent",
+        urgent_ignores_suppression=ignores,
+        daily_sms_cap=settings.notices.daily_sms_cap,
+    )
+
+
+def _insert_page(
+    engine: Engine,
+    notice_id: str,
+    rows: list[dict[str, Any]],
+    cursor: str,
+    policy: HoldPolicy | None = None,
+    moment: datetime | None = None,
+) -> list[tuple[str, str]]:
+    """Insert a page of deliveries (held-back ones final at once); those to send, as (id, channel)."""
     with engine.begin() as conn:
+        held = hold_back(conn, policy, rows, moment or utcnow()) if policy is not None else set()
         inserted = insert_ignoring_duplicates(conn, rows)
         if cursor:
             conn.execute(update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor))
-    return inserted
+    return [(delivery_id, channel) for delivery_id, channel in inserted if delivery_id not in held]
 
 
 async def _enqueue_inserted(ctx: dict[str, Any], notice_id: str, inserted: list[tuple[str, str]], urgent: bool) -> None:

@@ -11,9 +11,20 @@ from sqlmodel import Field, SQLModel
 from govconnect.models import utcnow
 from govconnect.notices.models import new_id
 
-DELIVERY_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "cancelled", "unknown")
+# `suppressed` and `capped`: held back at fan-out (suppression list, daily SMS cap), never sent.
+DELIVERY_STATUSES = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "cancelled",
+    "unknown",
+    "suppressed",
+    "capped",
+)
 # A delivery in one of these states never changes again (except a late receipt on `unknown`).
-FINAL_STATUSES = ("delivered", "failed", "cancelled", "unknown")
+FINAL_STATUSES = ("delivered", "failed", "cancelled", "unknown", "suppressed", "capped")
 # Channels whose providers send no delivery receipt: accepted is as far as we can know.
 NO_RECEIPT_CHANNELS = ("wecom", "weibo")
 PEOPLE_CHANNELS = ("sms", "voice", "wechat", "wecom")

@@ -100,19 +100,21 @@ def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
 
             await asyncio.to_thread(apply_receipts, engine, [receipt])
 
+    secret = settings.secret_key.get_secret_value()
+
     async def on_reply(reply: InboundReply) -> None:
         if engine is not None:
-            await asyncio.to_thread(_apply_reply, engine, reply)
+            await asyncio.to_thread(_apply_reply, engine, reply, secret)
 
     return CmppChannel(config, on_receipt=on_receipt, on_reply=on_reply)
 
 
-def _apply_reply(engine: Engine, reply: InboundReply) -> None:
+def _apply_reply(engine: Engine, reply: InboundReply, secret: str) -> None:
     from govconnect.citizens.optout import handle_sms_reply
     from govconnect.db import session_scope
 
     with session_scope(engine) as session:
-        handle_sms_reply(session, reply.sender, reply.text, reply.provider)
+        handle_sms_reply(session, reply.sender, reply.text, reply.provider, secret=secret)
 
 
 def _sync_redis(ctx: dict[str, Any]) -> Any:

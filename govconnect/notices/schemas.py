@@ -39,7 +39,10 @@ class AudienceSpec(BaseModel):
     subscribers: SubscriberAudience | None = None
     staff: StaffAudience | None = None
     csv: MultilineText | None = Field(
-        default=None, description="CSV text with a `phone` column and personalisation columns"
+        default=None, description="CSV text with a 手机号/phone column and personalisation columns"
+    )
+    lists: list[int] = Field(
+        default_factory=list, max_length=20, description="Saved audience lists (POST /api/v1/audiences) by id"
     )
 
 
@@ -71,6 +74,9 @@ class ChannelProgress(BaseModel):
     failed: int = 0
     cancelled: int = 0
     unknown: int = 0
+    # Held back at fan-out: the number is on the suppression list / over the daily SMS cap.
+    suppressed: int = 0
+    capped: int = 0
     parts: int = 0
 
 
@@ -93,6 +99,8 @@ class NoticePublic(BaseModel):
     progress: dict[str, ChannelProgress] = Field(default_factory=dict)
     # When the progress was counted: for a large notice it may be up to about a second old.
     progress_as_of: datetime | None = None
+    # Only in the answer that accepted the notice: its inline CSV's rows accepted, refused, merged.
+    audience_report: dict[str, Any] | None = None
 
 
 class NoticePage(BaseModel):

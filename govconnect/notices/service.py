@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from contacts.like import contains
+from govconnect.audiences.lists import saved_lists_of
 from govconnect.errors import ApiError
 from govconnect.models import Agency
 from govconnect.notices.audience import (
@@ -85,11 +86,14 @@ def _normalise_send_at(send_at: datetime | None, moment: datetime) -> datetime |
     return send_at
 
 
-def _audience_size(session: Session, data: NoticeCreate, channels: list[str]) -> tuple[int, set[str] | None]:
-    """People the audience reaches, and the placeholders every source can fill (None: no source)."""
+def _audience_size(
+    session: Session, agency: Agency, data: NoticeCreate
+) -> tuple[int, set[str] | None, dict[str, Any] | None]:
+    """People the audience reaches, the placeholders every source can fill (None: no source), the CSV's row report."""
     spec = data.audience
     total = 0
     fields: set[str] | None = None
+    report: dict[str, Any] | None = None
     if spec.staff is not None:
         total += count_staff(session.connection(), spec.staff.model_dump())
         fields = set(STAFF_FIELDS)
@@ -100,13 +104,29 @@ def _audience_size(session: Session, data: NoticeCreate, channels: list[str]) ->
         fields = set(SUBSCRIBER_FIELDS) if fields is None else fields & SUBSCRIBER_FIELDS
     if spec.csv is not None:
         try:
-            columns, rows = parse_csv(spec.csv)
+            parsed = parse_csv(spec.csv)
         except AudienceError as exc:
             raise _invalid(exc.code, exc.message) from exc
-        total += len(rows)
-        csv_fields = set(columns) - {"phone"}
+        total += len(parsed.rows)
+        report = parsed.report.as_dict()
+        csv_fields = set(parsed.columns)
         fields = csv_fields if fields is None else fields & csv_fields
-    return total, fields
+    if spec.lists:
+        for saved in saved_lists_of(session, agency.id or 0, spec.lists):
+            total += saved.accepted
+            fields = set(saved.columns) if fields is None else fields & set(saved.columns)
+    return total, fields, report
+
+
+def csv_report(notice: Notice) -> dict[str, Any] | None:
+    """The row report of a notice's inline CSV audience (accepted, refused rows with line and reason)."""
+    text = (notice.audience or {}).get("csv")
+    if not text:
+        return None
+    try:
+        return parse_csv(text).report.as_dict()
+    except AudienceError:
+        return None
 
 
 def _check_categories(session: Session, categories: list[str]) -> None:
@@ -145,11 +165,14 @@ def validate_notice(
     send_at = _normalise_send_at(data.send_at, moment)
     _check_lengths(data, channels, settings)
     people = [c for c in channels if c in PEOPLE_CHANNELS]
-    count, fields = _audience_size(session, data, channels)
+    count, fields, report = _audience_size(session, agency, data)
     if "wecom" in people and data.audience.staff is None:
         raise _invalid("empty_audience", "企业微信只能发给工作人员 / WeCom reaches staff only", {"channel": "wecom"})
     if people and count == 0:
-        raise _invalid("empty_audience", "受众为空 / The audience is empty", {"channels": people})
+        details: dict[str, Any] = {"channels": people}
+        if report is not None:
+            details["csv"] = report  # which rows were refused, and why
+        raise _invalid("empty_audience", "受众为空 / The audience is empty", details)
     used = placeholders(data.body) | placeholders(data.title)
     unknown = sorted(used - (fields or set()))
     if unknown:

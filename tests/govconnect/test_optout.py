@@ -8,9 +8,10 @@ def test_sms_reply_unsubscribes(session: Session) -> None:
     session.add(Subscriber(phone="13800001111", channels=["sms"]))
     session.add(Subscriber(phone="13800002222", channels=["sms"]))
     session.commit()
-    assert handle_sms_reply(session, "+8613800001111", "TD", "aliyun_sms")
-    assert not handle_sms_reply(session, "13800002222", "谢谢", "cmpp")
-    assert handle_sms_reply(session, "13900000000", "退订", "cmpp")  # unknown number: still an opt-out request
+    assert handle_sms_reply(session, "+8613800001111", "TD", "aliyun_sms", secret="k")
+    assert not handle_sms_reply(session, "13800002222", "谢谢", "cmpp", secret="k")
+    # An unknown number: still an opt-out request.
+    assert handle_sms_reply(session, "13900000000", "退订", "cmpp", secret="k")
     session.commit()
     by_phone = {s.phone: s for s in session.exec(select(Subscriber)).all()}
     assert by_phone["13800001111"].status == "unsubscribed"

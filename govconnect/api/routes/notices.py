@@ -63,6 +63,8 @@ async def create_notice(
         except Exception:  # noqa: BLE001 - the outbox row is committed: the sweeper enqueues it later
             log.warning("notice %s: enqueue failed, left to the sweeper", notice.id, exc_info=True)
     payload = await run_in_threadpool(service.notice_public, session, notice, not created)
+    if created:
+        payload.audience_report = service.csv_report(notice)
     return JSONResponse(
         payload.model_dump(mode="json"), status_code=202, headers={"Location": f"/api/v1/notices/{notice.id}"}
     )

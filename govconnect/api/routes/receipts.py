@@ -108,11 +108,12 @@ async def aliyun_sms_up(request: Request) -> JSONResponse:
     _check_token(request)
     replies = _parsed(parse_sms_up, await _json_body(request))
     engine: Engine = request.app.state.engine
+    secret = request.app.state.settings.secret_key.get_secret_value()
 
     def apply() -> None:
         with session_scope(engine) as session:
             for reply in replies:
-                handle_sms_reply(session, reply.sender, reply.text, reply.provider)
+                handle_sms_reply(session, reply.sender, reply.text, reply.provider, secret=secret)
 
     await asyncio.to_thread(apply)
     return JSONResponse(ALIYUN_OK)

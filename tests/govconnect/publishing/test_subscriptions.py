@@ -98,7 +98,7 @@ def test_subscribe_change_leave_and_resubscribe(seeded: Session) -> None:
     seeded.commit()
     assert preferences_of(seeded, sub).categories == ["jtcx", "yjyj"]
     assert preferences_of(seeded, sub).regions == ["江山市"]
-    assert handle_sms_reply(seeded, "13800001111", " td ", "cmpp")
+    assert handle_sms_reply(seeded, "13800001111", " td ", "cmpp", secret="k")
     seeded.commit()
     seeded.refresh(sub)
     assert sub.status == "unsubscribed"
@@ -153,13 +153,13 @@ def test_purge_removes_only_long_gone_subscribers(seeded: Session) -> None:
     seeded.add(gone)
     request_code(seeded, SECRET, "13800004444", "ip", now=utcnow() - timedelta(days=3))
     seeded.commit()
-    assert purge_inactive(seeded, 30) == (1, 1)
+    assert purge_inactive(seeded, 30, secret="k") == (1, 1)
     seeded.commit()
     left = {s.phone for s in seeded.exec(select(Subscriber)).all()}
     assert left == {"13800002222", "13800003333"}
     assert active.status == "active"
     with pytest.raises(SubscriptionError):
-        purge_inactive(seeded, 0)
+        purge_inactive(seeded, 0, secret="k")
 
 
 def test_masked_rows_hide_numbers(seeded: Session) -> None:

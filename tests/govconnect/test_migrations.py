@@ -68,3 +68,31 @@ def test_0006_clears_the_marker_of_finished_deliveries_and_downgrades(fresh_url:
         upgrade(fresh_url)
     finally:
         engine.dispose()
+
+
+GOVERNANCE_TABLES = {
+    "audience_list",
+    "audience_member",
+    "audience_refusal",
+    "suppression",
+    "sms_day_count",
+    "message_template",
+    "message_template_version",
+    "notice_template_use",
+    "agency_sender",
+}
+
+
+def test_0012_governance_tables_up_down_up(fresh_url: str) -> None:
+    upgrade(fresh_url, "0012")
+    engine = make_engine(fresh_url)
+    try:
+        assert GOVERNANCE_TABLES <= set(inspect(engine).get_table_names())
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO sms_day_count (day, phone_hash, count) VALUES ('2026-01-01', 'h', 1)"))
+        command.downgrade(alembic_config(fresh_url), "0006")
+        assert not GOVERNANCE_TABLES & set(inspect(engine).get_table_names())
+        upgrade(fresh_url)
+        assert GOVERNANCE_TABLES <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -115,8 +115,18 @@ class AliyunSms(Channel):
             return dict(message.template_params)
         return {self.config.template_param_name: compose(message.text, "", message.kind).text}
 
-    def _parts(self, params: dict[str, str]) -> int:
-        return count_parts(f"【{self.config.sign_name}】" + "".join(params.values()))
+    def _sign(self, message: OutboundMessage) -> str:
+        """The agency's own signature when the message carries one, else the configured default."""
+        return message.sign_name or self.config.sign_name
+
+    def _template(self, message: OutboundMessage) -> str:
+        return message.template_code or self.config.template_code
+
+    def _parts(self, sign: str, message: OutboundMessage, params: dict[str, str]) -> int:
+        if message.template_params and message.text:
+            # A registered template: the phone shows its fixed text, which `message.text` renders.
+            return count_parts(compose(message.text, sign, message.kind).text)
+        return count_parts(f"【{sign}】" + "".join(params.values()))
 
     async def _call(self, action: str, params: dict[str, str]) -> tuple[dict[str, Any], float | None]:
         return await aliyun_rpc.call(
@@ -137,45 +147,58 @@ class AliyunSms(Channel):
             else:
                 results[m.reference] = SendResult.permanent(m.reference, "isv.MOBILE_NUMBER_ILLEGAL", "invalid number")
         params = {m.reference: self._params(m) for m in valid}
-        if len({json.dumps(p, sort_keys=True) for p in params.values()}) <= 1 and valid:
-            results.update(await self._send_same(valid, params[valid[0].reference]))
-        else:
-            for i in range(0, len(valid), SEND_BATCH_MAX):
-                chunk = valid[i : i + SEND_BATCH_MAX]
-                results.update(await self._send_batch(chunk, params))
+        # One request takes one TemplateCode; SendSms also one signature and one set of params.
+        by_template: dict[str, list[OutboundMessage]] = {}
+        for m in valid:
+            by_template.setdefault(self._template(m), []).append(m)
+        for template, group in by_template.items():
+            same = {json.dumps([self._sign(m), params[m.reference]], sort_keys=True) for m in group}
+            if len(same) == 1:
+                results.update(await self._send_same(template, group, params[group[0].reference]))
+                continue
+            for i in range(0, len(group), SEND_BATCH_MAX):
+                results.update(await self._send_batch(template, group[i : i + SEND_BATCH_MAX], params))
         return [results[m.reference] for m in messages]
 
-    async def _send_same(self, messages: Sequence[OutboundMessage], params: dict[str, str]) -> dict[str, SendResult]:
+    async def _send_same(
+        self, template: str, messages: Sequence[OutboundMessage], params: dict[str, str]
+    ) -> dict[str, SendResult]:
         refs = [m.reference for m in messages]
         out_id = refs[0] if len(refs) == 1 else group_id(refs)
+        sign = self._sign(messages[0])
         answer, retry_after = await self._call(
             "SendSms",
             {
                 "PhoneNumbers": ",".join(m.recipient for m in messages),
-                "SignName": self.config.sign_name,
-                "TemplateCode": self.config.template_code,
+                "SignName": sign,
+                "TemplateCode": template,
                 "TemplateParam": json.dumps(params, ensure_ascii=False),
                 "OutId": out_id,
             },
         )
-        return self._results(messages, answer, retry_after, self._parts(params))
+        return self._results(messages, answer, retry_after, self._parts(sign, messages[0], params))
 
     async def _send_batch(
-        self, messages: Sequence[OutboundMessage], params: dict[str, dict[str, str]]
+        self, template: str, messages: Sequence[OutboundMessage], params: dict[str, dict[str, str]]
     ) -> dict[str, SendResult]:
         answer, retry_after = await self._call(
             "SendBatchSms",
             {
                 "PhoneNumberJson": json.dumps([m.recipient for m in messages]),
-                "SignNameJson": json.dumps([self.config.sign_name] * len(messages), ensure_ascii=False),
-                "TemplateCode": self.config.template_code,
+                "SignNameJson": json.dumps([self._sign(m) for m in messages], ensure_ascii=False),
+                "TemplateCode": template,
                 "TemplateParamJson": json.dumps([params[m.reference] for m in messages], ensure_ascii=False),
                 "OutId": group_id([m.reference for m in messages]),
             },
         )
         results = self._results(messages, answer, retry_after, 1)
+        by_ref = {m.reference: m for m in messages}
         return {
-            ref: (SendResult.accepted(ref, r.provider_id, self._parts(params[ref])) if r.provider_id else r)
+            ref: (
+                SendResult.accepted(ref, r.provider_id, self._parts(self._sign(by_ref[ref]), by_ref[ref], params[ref]))
+                if r.provider_id
+                else r
+            )
             for ref, r in results.items()
         }
 

@@ -102,7 +102,7 @@ class AliyunVoice(Channel):
             {
                 "CalledShowNumber": self.config.show_number,
                 "CalledNumber": message.recipient,
-                "TtsCode": self.config.tts_code,
+                "TtsCode": message.template_code or self.config.tts_code,
                 "TtsParam": json.dumps(params, ensure_ascii=False),
                 "PlayTimes": str(self.config.play_times),
                 "OutId": message.reference,

@@ -60,6 +60,11 @@ class OutboundMessage:
     url: str | None = None
     template_params: dict[str, str] = field(default_factory=dict)
     kind: MessageKind = MessageKind.SUBSCRIPTION
+    # The sender's identity where the provider takes one per message ('' = the adapter's configured
+    # default): the SMS signature (【…】), and the provider template (Alibaba SMS TemplateCode,
+    # WeChat template_id, Alibaba voice TtsCode) that `template_params` fill.
+    sign_name: str = ""
+    template_code: str = ""
 
 
 @dataclass(frozen=True)

@@ -472,7 +472,7 @@ class CmppChannel(Channel):
         recipient = message.recipient.strip().lstrip("+")
         if not recipient.isdigit() or len(recipient) > 21:
             return SendResult.permanent(message.reference, "invalid-recipient", "not a terminal number")
-        payloads = encode_parts(compose(message.text, cfg.sign_name, message.kind).text)
+        payloads = encode_parts(compose(message.text, message.sign_name or cfg.sign_name, message.kind).text)
         total = len(payloads)
         if total > 255:
             return SendResult.permanent(message.reference, "too-long", "more than 255 parts")

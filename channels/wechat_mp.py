@@ -76,7 +76,7 @@ class WechatMp(Channel):
         (message,) = messages
         payload: dict[str, object] = {
             "touser": message.recipient,
-            "template_id": self.config.template_id,
+            "template_id": message.template_code or self.config.template_id,
             "data": self._data(message),
             "client_msg_id": message.reference,
         }

@@ -18,6 +18,7 @@ from govconnect.audiences import api as audiences_api
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
+from govconnect.message_templates import api as templates_api
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
@@ -36,7 +37,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.
 
 ROUTERS = [health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
-ROUTERS.extend([audiences_api.router, suppression_api.router])
+ROUTERS.extend([audiences_api.router, suppression_api.router, templates_api.router])
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -6,6 +6,7 @@ Only keyed hashes of numbers, IPs and codes are stored for verification.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -257,20 +258,47 @@ def _serializer(secret: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt="govconnect.subscriber")
 
 
+SHORT_TOKEN = re.compile(r"^([0-9a-z]{1,13})\.([A-Za-z0-9_-]{16})$")
+
+
+def _short_signature(secret: str, subscriber_id: int) -> str:
+    digest = hmac.new(secret.encode(), f"subscriber-link:{subscriber_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if number == 0:
+            return out
+
+
 def subscriber_token(secret: str, subscriber_id: int) -> str:
-    """A signed token naming a subscriber, for manage/unsubscribe links; it does not expire so leaving always works."""
-    return str(_serializer(secret).dumps(subscriber_id))
+    """A short signed token naming a subscriber (id in base 36 + 96-bit HMAC), for links in SMS.
+
+    It does not expire, so leaving always works.
+    """
+    return f"{_base36(subscriber_id)}.{_short_signature(secret, subscriber_id)}"
 
 
 def subscriber_from_token(session: Session, secret: str, token: str) -> Subscriber | None:
-    """The subscriber a token names, or None for a bad token or a purged subscriber."""
+    """The subscriber a token names (short form, or the older itsdangerous form), or None."""
+    short = SHORT_TOKEN.match(token)
+    if short is not None:
+        subscriber_id = int(short.group(1), 36)
+        if not hmac.compare_digest(short.group(2), _short_signature(secret, subscriber_id)):
+            return None
+        return session.get(Subscriber, subscriber_id)
     try:
-        subscriber_id = _serializer(secret).loads(token)
+        legacy_id = _serializer(secret).loads(token)
     except BadSignature:
         return None
-    if not isinstance(subscriber_id, int):
+    if not isinstance(legacy_id, int):
         return None
-    return session.get(Subscriber, subscriber_id)
+    return session.get(Subscriber, legacy_id)
 
 
 def purge_inactive(

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from govconnect.audiences.lists import list_pages
 from govconnect.jobs import job
+from govconnect.message_templates.outbound import template_fields
 from govconnect.models import utcnow
 from govconnect.notices.audience import Recipient, csv_pages, staff_pages, subscriber_pages
 from govconnect.notices.models import Notice, new_id
@@ -99,10 +100,13 @@ def _insert_unnest(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[s
     return inserted
 
 
-def audience_pages(conn: Connection, notice: Any, cursor: str, page: int) -> Iterator[tuple[list[Recipient], str]]:
+def audience_pages(
+    conn: Connection, notice: Any, cursor: str, page: int, fields: set[str] | None = None
+) -> Iterator[tuple[list[Recipient], str]]:
     """Every page of every audience source of the notice (cursor prefixed by source)."""
     audience = notice.audience or {}
-    fields = placeholders(notice.body) | placeholders(notice.title)
+    if fields is None:
+        fields = placeholders(notice.body) | placeholders(notice.title)
     source, _, inner = cursor.partition(":")
     if "subscribers" in audience and source in ("", "s"):
         for recipients, after in subscriber_pages(
@@ -196,7 +200,8 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
         created += await _public_deliveries(ctx, engine, notice, moment, deadline)
     # Database work runs in threads so the event loop (the API, in embedded mode) never waits on it.
     with engine.connect() as reader:
-        pages = audience_pages(reader, notice, cursor, settings.notices.fanout_page)
+        fields = placeholders(notice.body) | placeholders(notice.title) | template_fields(reader, notice_id)
+        pages = audience_pages(reader, notice, cursor, settings.notices.fanout_page, fields)
         while (page := await run_fanout_db(next, pages, None)) is not None:
             recipients, after = page
             rows = _rows_for(notice, recipients, moment, deadline)

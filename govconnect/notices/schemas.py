@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from govconnect.text_rules import MultilineText, Text, TitleText
 
@@ -51,9 +51,9 @@ class NoticeCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: TitleText = Field(min_length=1, max_length=200)
+    title: TitleText = Field(default="", max_length=200, description="Required unless `template_id` gives it")
     body: MultilineText = Field(
-        min_length=1, max_length=5000, description="Template; ((placeholders)) filled per recipient"
+        default="", max_length=5000, description="((placeholders)) filled per recipient; required unless `template_id`"
     )
     category: Text = Field(default="", max_length=64)
     regions: list[Text] = Field(default_factory=list, max_length=200)
@@ -61,6 +61,18 @@ class NoticeCreate(BaseModel):
     channels: list[Text] = Field(min_length=1, max_length=7)
     audience: AudienceSpec = Field(default_factory=AudienceSpec)
     send_at: datetime | None = None
+    # A notice made from the agency's template: title and per-channel variants come from its
+    # current version, placeholders filled with `template_values` (the rest per recipient).
+    template_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    template_values: dict[Text, Text] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _text_or_template(self) -> NoticeCreate:
+        if self.template_id is None and (not self.title.strip() or not self.body.strip()):
+            raise ValueError("title and body are required unless template_id is given")
+        if self.template_id is not None and (self.title or self.body):
+            raise ValueError("a notice from a template takes its title and body from the template")
+        return self
 
 
 class ChannelProgress(BaseModel):

@@ -17,11 +17,13 @@ from sqlalchemy import bindparam, case, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
+from govconnect.citizens.subscriptions import unsubscribe_url
 from govconnect.jobs import job, process_state
+from govconnect.message_templates.outbound import build_message, load_profile
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
-from govconnect.notices.policy import backoff_seconds, now, quiet_until, render, run_db
+from govconnect.notices.policy import backoff_seconds, now, quiet_until, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
 from govconnect.settings import Settings
 
@@ -54,6 +56,7 @@ class Claimed:
     attempts: int
     deadline_at: datetime | None
     created_at: datetime
+    subscriber_id: int | None = None
 
 
 def is_timeout(result: SendResult) -> bool:
@@ -101,7 +104,16 @@ def claim_statement(ids: Sequence[str], moment: datetime) -> Any:
             or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= moment + timedelta(seconds=1)),
         )
         .values(status="sending", claimed_at=moment, attempts=D.c.attempts + 1, updated_at=moment)
-        .returning(D.c.id, D.c.recipient, D.c.params, D.c.provider, D.c.attempts, D.c.deadline_at, D.c.created_at)
+        .returning(
+            D.c.id,
+            D.c.recipient,
+            D.c.params,
+            D.c.provider,
+            D.c.attempts,
+            D.c.deadline_at,
+            D.c.created_at,
+            D.c.subscriber_id,
+        )
     )
 
 
@@ -202,18 +214,28 @@ async def _send_via(
 ) -> list[tuple[Claimed, str, SendResult]]:
     adapter = get_providers(ctx).adapter(provider)
     limiter = get_rate_limiter(ctx)
+    settings: Settings = ctx["settings"]
     kind = MessageKind.EMERGENCY if notice.urgency == "urgent" else MessageKind.SUBSCRIPTION
     if any(item.params.get("_staff") for item in items):
         kind = MessageKind.STAFF
-    messages = {
-        item.id: OutboundMessage(
-            reference=item.id,
-            recipient=item.recipient,
-            text=render(notice.body, item.params),
-            title=render(notice.title, item.params),
-            url=f"{ctx['settings'].public_base_url.rstrip('/')}/m/notices/{notice.id}",
-            # The text is already personalised; adapters put it into their single template variable.
-            kind=kind,
+    profile = await run_db(load_profile, ctx["engine"], notice.id, notice.agency_id, channel)
+    base = settings.public_base_url.rstrip("/")
+    secret = settings.secret_key.get_secret_value()
+    messages: dict[str, OutboundMessage] = {
+        item.id: build_message(
+            item.id,
+            item.recipient,
+            channel,
+            notice,
+            item.params,
+            profile,
+            kind,
+            f"{base}/m/notices/{notice.id}",
+            # Each SMS to a subscriber carries its own signed link to manage or leave.
+            # (Normal notices only: emergency and staff SMS stay short and carry no opt-out hint either.)
+            unsubscribe_url(base, secret, item.subscriber_id)
+            if item.subscriber_id and channel == "sms" and kind is MessageKind.SUBSCRIPTION
+            else None,
         )
         for item in items
     }

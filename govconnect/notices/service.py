@@ -20,6 +20,7 @@ from sqlmodel import Session
 from contacts.like import contains
 from govconnect.audiences.lists import saved_lists_of
 from govconnect.errors import ApiError
+from govconnect.message_templates.service import from_template
 from govconnect.models import Agency
 from govconnect.notices.audience import (
     STAFF_FIELDS,
@@ -156,7 +157,12 @@ def _check_daily_limit(session: Session, agency: Agency, requested: int, moment:
 
 
 def validate_notice(
-    session: Session, agency: Agency, data: NoticeCreate, settings: Settings, moment: datetime
+    session: Session,
+    agency: Agency,
+    data: NoticeCreate,
+    settings: Settings,
+    moment: datetime,
+    extra_placeholders: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Check a notice request; the normalised fields, or a 4xx ApiError."""
     channels = _check_channels(data.channels)
@@ -173,7 +179,7 @@ def validate_notice(
         if report is not None:
             details["csv"] = report  # which rows were refused, and why
         raise _invalid("empty_audience", "受众为空 / The audience is empty", details)
-    used = placeholders(data.body) | placeholders(data.title)
+    used = placeholders(data.body) | placeholders(data.title) | set(extra_placeholders)
     unknown = sorted(used - (fields or set()))
     if unknown:
         raise _invalid(
@@ -219,7 +225,12 @@ def _accept(
         existing = _by_key(session, agency, idempotency_key)
         if existing is not None:
             return _replay(existing, digest), False
-    checked = validate_notice(session, agency, data, settings, moment)
+    made_from = from_template(session, agency, data)
+    if made_from is not None:
+        data = made_from.notice
+    checked = validate_notice(
+        session, agency, data, settings, moment, made_from.placeholders if made_from else frozenset()
+    )
     notice = Notice(
         agency_id=agency.id or 0,
         title=data.title,
@@ -240,6 +251,9 @@ def _accept(
     session.add(notice)
     session.add(NoticeOutbox(notice_id=notice.id, kind="fanout", created_at=moment, enqueued_at=moment))
     try:
+        if made_from is not None:
+            session.flush()  # the notice row first: the template use refers to it
+            made_from.record(session, notice.id)
         session.commit()
     except IntegrityError:
         # A concurrent retry with the same key won the race.

@@ -221,3 +221,28 @@ def test_parsers_reject_malformed_payloads() -> None:
         b'"report_time":"2024-05-01 08:00:00"}]'
     )
     assert receipt.delivered and receipt.occurred_at is not None and receipt.occurred_at.utcoffset() is not None
+
+
+async def test_each_message_carries_its_agency_signature_and_template(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sms = AliyunSms(sms_config(sandbox), client)
+    messages = [
+        msg("own-1", "13800138011", text="张三您好", sign_name="衢州市应急管理局", template_code="SMS_000000"),
+        msg("own-2", "13800138012", text="李四您好", sign_name="衢州市应急管理局", template_code="SMS_000000"),
+        msg("default", "13800138013", text="通知"),
+        msg("tpl", "13800138014", text="x", template_code="SMS_2002", template_params={"area": "江山市"}),
+    ]
+    results = await sms.send(messages)
+    assert {r.outcome for r in results} == {Outcome.ACCEPTED}
+    texts = {}
+    for phone in ("13800138011", "13800138012", "13800138013", "13800138014"):
+        inbox = await sandbox.get("/_sandbox/sms/inbox", phone=phone)
+        texts[phone] = inbox["messages"][0]["text"]
+    assert texts["13800138011"] == "【衢州市应急管理局】张三您好回T退订"
+    assert texts["13800138012"] == "【衢州市应急管理局】李四您好回T退订"
+    assert texts["13800138013"] == "【衢州发布】通知回T退订"
+    assert texts["13800138014"] == "【衢州发布】江山市"  # a registered template: its variables, not the text
+    found = await sandbox.get("/_sandbox/messages", provider="aliyun_sms")
+    actions = sorted({m["action"] for m in found["messages"]})
+    assert actions == ["SendBatchSms", "SendSms"]

@@ -206,3 +206,30 @@ def test_td_reply_stops_a_number_known_only_from_an_uploaded_file(
         inbox = client.get(f"{gateway.sandbox}/_sandbox/sms/inbox", params={"phone": "13800000021"}).json()
         texts = [m["text"] if isinstance(m, dict) else m for m in inbox["messages"]]
         assert len(texts) == 1 and "停水" in str(texts[0])
+
+
+def test_normal_sms_to_subscribers_carry_a_signed_leave_link(
+    app_client: TestClient,
+    session: Session,
+    agency: Agency,
+    auth: dict[str, str],
+    fake_providers: dict[str, ScriptedChannel],
+) -> None:
+    daytime(app_client)
+    subscriber_id = make_subscriber(session, "13800000001", None, name="张三", channels=["sms"])
+    audience = {"subscribers": {"categories": ["yjyj"]}, "csv": "phone,name\n13800000009,李四\n"}
+    send(app_client, auth, urgency="normal", channels=["sms"], body="((name))您好，明日停水。", audience=audience)
+    wait_for(lambda: len(fake_providers["aliyun_sms"].sent) == 2)
+    by_phone = {m.recipient: m.text for m in fake_providers["aliyun_sms"].sent}
+    assert by_phone["13800000009"] == "李四您好，明日停水。"  # not a subscriber: nothing to manage
+    text, _, link = by_phone["13800000001"].partition(" 退订或管理：")
+    assert text == "张三您好，明日停水。"
+    assert link.startswith("http://127.0.0.1:8000/m/u/") and len(link) < 60
+    path = link.removeprefix("http://127.0.0.1:8000")
+    page = app_client.get(path)
+    assert page.status_code == 200 and "退订" in page.text
+    assert 'name="csrf"' in page.text  # the page leaves only by a POST with its CSRF token
+    assert app_client.get(path[:-1] + ("A" if path[-1] != "A" else "B")).status_code == 404  # tampered
+    from govconnect.citizens.subscriptions import subscriber_token
+
+    assert path.endswith(subscriber_token(SECRET, subscriber_id))

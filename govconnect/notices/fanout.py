@@ -21,7 +21,7 @@ from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, placeholders, run_fanout_db
 from govconnect.notices.sending import enqueue_finish, enqueue_send
-from govconnect.suppression.gate import HoldPolicy, hold_back
+from govconnect.suppression.gate import HoldPolicy, forget_days_before, hold_back
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -240,6 +240,9 @@ def hold_policy(engine: Engine, settings: Any, notice: Any) -> HoldPolicy:
 
     with engine.connect() as conn:
         ignores = urgent_ignores_suppression(conn, notice.agency_id)
+    if settings.notices.daily_sms_cap > 0:
+        with engine.begin() as conn:
+            forget_days_before(conn, (utcnow() - timedelta(days=2)).date().isoformat())
     return HoldPolicy(
         secret=settings.secret_key.get_secret_value(),
         urgent=notice.urgency == "urgent",

@@ -92,6 +92,16 @@ def remove(session: Session, entry: Suppression) -> None:
     log.info("suppression %s removed", entry.id)
 
 
+def lift(session: Session, secret: str, phone: str) -> bool:
+    """Take a number off the list because its owner subscribed again with a verified code."""
+    entry = entry_by_key(session, phone_key(secret, phone))
+    if entry is None:
+        return False
+    remove(session, entry)
+    log.info("suppression %s lifted: the number subscribed again", entry.id)
+    return True
+
+
 def suppressed_among(conn: Connection, keys: Iterable[str]) -> set[str]:
     """Which of these hashed numbers are on the list (one indexed query)."""
     wanted = list(set(keys))

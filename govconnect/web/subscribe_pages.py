@@ -32,6 +32,7 @@ from govconnect.citizens.subscriptions import (
 from govconnect.db import session_scope
 from govconnect.security import mask_phone
 from govconnect.settings import Settings
+from govconnect.suppression.service import lift as lift_suppression
 from govconnect.text_rules import Text
 from govconnect.web.rendering import error_page, public_page, render
 from govconnect.web.session import client_ip, csrf_ok
@@ -146,6 +147,8 @@ def subscribe_confirm(
         ctx["chosen"] = Preferences(category, region, channel)
         return render(request, "subscribe.html", ctx, session=session, status_code=400)
     subscriber = subscribe_phone(session, phone, prefs)
+    # Subscribing with a verified code is new consent: an earlier opt-out no longer holds.
+    lift_suppression(session, settings.secret_key.get_secret_value(), phone)
     session.commit()
     request.session.pop("sub_phone", None)
     request.session["subscriber_id"] = subscriber.id

@@ -15,6 +15,7 @@ from govconnect.audiences import lists
 from govconnect.audiences.models import AudienceList
 from govconnect.audiences.reader import FileRefused
 from govconnect.errors import ApiError
+from govconnect.text_rules import Text
 
 router = APIRouter(prefix="/api/v1", tags=["audiences"])
 Sender = Annotated[Principal, Depends(require_scope("notices:send"))]
@@ -82,7 +83,7 @@ async def upload_audience(
     request: Request,
     principal: Sender,
     file: Annotated[UploadFile, File(description="CSV (UTF-8 or GB18030) or XLSX; 手机号/phone column")],
-    name: Annotated[str, Form(max_length=200)] = "",
+    name: Annotated[Text, Form(max_length=200)] = "",
 ) -> AudienceListPublic:
     """Stream the file into a saved list; the answer reports rows accepted, refused (line, reason) and merged."""
     filename = file.filename or ""

@@ -6,7 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Text = Field(min_length=1, max_length=2000)
+from govconnect.text_rules import MultilineText, Text, TitleText
+
+TextField = Field(min_length=1, max_length=2000)
 Code = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_\-]*$")
 
 
@@ -15,9 +17,9 @@ class SmsVariant(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Text
-    aliyun_template_code: str = Code
-    aliyun_params: dict[str, str] = Field(default_factory=dict, max_length=20)
+    text: MultilineText = TextField
+    aliyun_template_code: Text = Code
+    aliyun_params: dict[Text, Text] = Field(default_factory=dict, max_length=20)
 
 
 class WechatVariant(BaseModel):
@@ -25,8 +27,8 @@ class WechatVariant(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
-    fields: dict[str, str] = Field(min_length=1, max_length=20)
+    template_id: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    fields: dict[Text, Text] = Field(min_length=1, max_length=20)
 
 
 class VoiceVariant(BaseModel):
@@ -34,9 +36,9 @@ class VoiceVariant(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=300)
-    tts_code: str = Code
-    tts_params: dict[str, str] = Field(default_factory=dict, max_length=20)
+    text: MultilineText = Field(min_length=1, max_length=300)
+    tts_code: Text = Code
+    tts_params: dict[Text, Text] = Field(default_factory=dict, max_length=20)
 
 
 class TextVariant(BaseModel):
@@ -44,7 +46,7 @@ class TextVariant(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Text
+    text: MultilineText = TextField
 
 
 class Variants(BaseModel):
@@ -71,8 +73,8 @@ class TemplateCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    title: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=100)
+    title: TitleText = Field(min_length=1, max_length=200)
     variants: Variants
 
 
@@ -81,8 +83,8 @@ class TemplateUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    title: TitleText | None = Field(default=None, min_length=1, max_length=200)
     variants: Variants | None = None
 
 
@@ -113,7 +115,7 @@ class PreviewRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: dict[str, str] = Field(default_factory=dict, max_length=50)
+    values: dict[Text, Text] = Field(default_factory=dict, max_length=50)
 
 
 class VariantPreview(BaseModel):
@@ -142,6 +144,6 @@ class SenderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sms_sign_name: str = Field(default="", max_length=30, pattern=r"^[^【】\[\]]*$")
-    sms_template_code: str = Code
+    sms_sign_name: Text = Field(default="", max_length=30, pattern=r"^[^【】\[\]]*$")
+    sms_template_code: Text = Code
     urgent_ignores_suppression: bool = False

@@ -16,6 +16,7 @@ from govconnect.citizens.optout import normalise_phone
 from govconnect.errors import ApiError
 from govconnect.suppression import service
 from govconnect.suppression.models import Suppression
+from govconnect.text_rules import Text
 
 log = logging.getLogger("govconnect.suppression")
 router = APIRouter(prefix="/api/v1", tags=["suppression"])
@@ -28,8 +29,8 @@ class SuppressionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(min_length=11, max_length=20)
-    reason: str = Field(default="", max_length=200)
+    phone: Text = Field(min_length=11, max_length=20)
+    reason: Text = Field(default="", max_length=200)
 
 
 class SuppressionPublic(BaseModel):

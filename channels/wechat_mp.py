@@ -100,7 +100,8 @@ class WechatMp(Channel):
 def check_signature(token: str, signature: str, timestamp: str, nonce: str) -> bool:
     """WeChat's callback check: signature == sha1(sorted(token, timestamp, nonce) joined)."""
     expected = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode(), usedforsecurity=False).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    # As bytes: compare_digest on str raises TypeError for non-ASCII input.
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass"))
 
 
 def callback_signature(token: str, timestamp: str, nonce: str) -> str:

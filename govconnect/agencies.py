@@ -6,11 +6,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from govconnect.models import ROLES, SCOPES, Agency, ApiKey, StaffUser, utcnow
-from govconnect.security import generate_api_key, hash_api_key, hash_password, key_prefix, verify_password
+from govconnect.security import (
+    generate_api_key,
+    hash_api_key,
+    hash_password,
+    key_prefix,
+    normalise_username,
+    verify_dummy_password,
+    verify_password,
+)
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
@@ -134,7 +143,7 @@ def create_staff(
         raise DomainError("invalid_role", f"角色无效 / role must be one of {', '.join(ROLES)}")
     if len(password) < 8:
         raise DomainError("weak_password", "密码至少 8 位 / password must have at least 8 characters")
-    if session.exec(select(StaffUser).where(StaffUser.username == username)).first() is not None:
+    if find_staff(session, username) is not None:
         raise DomainError("staff_exists", f"用户名已存在 / username already exists: {username}")
     user = StaffUser(
         username=username,
@@ -148,9 +157,21 @@ def create_staff(
     return user
 
 
+def find_staff(session: Session, username: str) -> StaffUser | None:
+    """The staff account whose name matches after normalisation (NFKC, trimmed, casefolded)."""
+    wanted = normalise_username(username)
+    if not wanted or not USERNAME_RE.match(wanted):
+        return None
+    # Names are ASCII ([A-Za-z0-9_.-]), so lower() on both sides is the casefold.
+    return session.exec(select(StaffUser).where(func.lower(StaffUser.username) == wanted)).first()
+
+
 def authenticate_staff(session: Session, username: str, password: str) -> StaffUser | None:
-    """The active staff user for these credentials, or None."""
-    user = session.exec(select(StaffUser).where(StaffUser.username == username)).first()
-    if user is None or not user.active or not verify_password(user.password_hash, password):
+    """The active staff user for these credentials, or None; unknown names cost the same argon2 check."""
+    user = find_staff(session, username)
+    if user is None:
+        verify_dummy_password(password)
+        return None
+    if not verify_password(user.password_hash, password) or not user.active:
         return None
     return user

@@ -234,7 +234,19 @@ def serve(
         print_demo_banner(info, host, port)
     application = create_app(settings)
     application.state.startup_hooks.append(_tune_gc_hook)
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=True)
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=True, **proxy_options(settings))
+
+
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's proxy-header options: X-Forwarded-For is believed only from FORWARDED_ALLOW_IPS.
+
+    uvicorn's own default trusts it from 127.0.0.1, which made every local client able to choose
+    its address (and so its sign-in budget); with nothing configured we trust no proxy at all.
+    """
+    trusted = settings.forwarded_allow_ips.strip()
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 async def _tune_gc_hook(*_args: object) -> None:

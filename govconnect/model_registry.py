@@ -14,3 +14,4 @@ def import_all_models() -> None:
     import govconnect.notices.models  # noqa: F401
     import govconnect.notices.pipeline_models  # noqa: F401
     import govconnect.suppression.models  # noqa: F401
+    import govconnect.web.staff_sessions  # noqa: F401

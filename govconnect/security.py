@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -35,6 +36,11 @@ def key_prefix(key: str) -> str | None:
     return f"{parts[0]}_{parts[1]}"
 
 
+def normalise_username(username: str) -> str:
+    """The one form of a username for lookups and sign-in limits: NFKC, trimmed, casefolded."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
 def hash_password(password: str) -> str:
     """Argon2id hash of a password."""
     return _hasher.hash(password)
@@ -46,6 +52,22 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+_dummy_hash: str | None = None
+
+
+def verify_dummy_password(password: str) -> None:
+    """Spend the same argon2 work as a real check, for a name that has no account (no timing oracle)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+    verify_password(_dummy_hash, password)
+
+
+def secrets_equal(expected: str, given: str) -> bool:
+    """Constant-time equality of two secrets as UTF-8 bytes (compare_digest on str raises on non-ASCII)."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
 
 
 def sign(secret: str, payload: bytes) -> str:

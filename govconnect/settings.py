@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Reverse proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs or CIDRs); empty: none",
+    )
     callback_token: SecretStr = Field(
         default=SecretStr(""),
         description="Expected as ?token= on provider callback URLs; empty derives from SECRET_KEY",

@@ -74,7 +74,7 @@ async def mp_token(request: Request) -> Response:
         return err(40002)
     if q.get("appid") != state.config.wechat_appid:
         return err(40013)
-    if not secrets.compare_digest(q.get("secret", ""), state.config.wechat_secret):
+    if not secrets.compare_digest(q.get("secret", "").encode(), state.config.wechat_secret.encode()):
         return err(40125)
     token = state.issue_token("wechat_mp")
     return JSONResponse({"access_token": token.value, "expires_in": state.config.token_ttl})
@@ -175,7 +175,7 @@ async def wecom_token(request: Request) -> Response:
         return err(40013)
     if not q.get("corpsecret"):
         return err(41004)
-    if not secrets.compare_digest(q.get("corpsecret", ""), state.config.wecom_corpsecret):
+    if not secrets.compare_digest(q.get("corpsecret", "").encode(), state.config.wecom_corpsecret.encode()):
         return err(40001)
     token = state.issue_token("wecom")
     return JSONResponse(

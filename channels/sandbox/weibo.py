@@ -52,7 +52,7 @@ async def share(request: Request) -> Response:
     status = str(form.get("status") or "")
     if not token:
         return weibo_error(21301, "auth faild!", 401)
-    if not secrets.compare_digest(token, state.config.weibo_access_token):
+    if not secrets.compare_digest(token.encode(), state.config.weibo_access_token.encode()):
         return weibo_error(21332, "invalid_access_token", 401)
     if not status:
         return weibo_error(10016, "miss required parameter (status) , see doc for more info.")

@@ -25,7 +25,7 @@ from govconnect.citizens.optout import normalise_phone
 from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
 from govconnect.models import utcnow
 from govconnect.notices.models import Category
-from govconnect.security import mask_phone
+from govconnect.security import mask_phone, secrets_equal
 
 log = logging.getLogger("govconnect.citizens")
 
@@ -164,7 +164,7 @@ def check_code(
         raise SubscriptionError("code_attempts", "验证码错误次数过多，请重新获取 / too many wrong tries")
     record.attempts += 1
     expected = _keyed_hash(secret, f"code:{phone_hash}", code.strip())
-    if not hmac.compare_digest(expected, record.code_hash):
+    if not secrets_equal(expected, record.code_hash):
         session.add(record)
         session.flush()
         left = CODE_MAX_ATTEMPTS - record.attempts

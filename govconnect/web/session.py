@@ -1,10 +1,13 @@
-"""Staff sessions on the mobile site: signed cookie, the signed-in StaffUser on request.state, CSRF, login limits."""
+"""Staff sessions on the mobile site: signed cookie naming a server-side session, the signed-in StaffUser on
+request.state, CSRF, login limits.
+
+The cookie holds only a random session id and the CSRF token (no user id, phone or password
+fragment); `staff_sessions` says whether the session is live, so signing out ends it everywhere.
+"""
 
 from __future__ import annotations
 
-import hmac
 import secrets
-import time
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -12,19 +15,18 @@ from urllib.parse import quote
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from sqlmodel import Session
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from govconnect.models import StaffUser
+from govconnect.security import secrets_equal
 from govconnect.settings import Settings
+from govconnect.web.login_throttle import CounterStore, LoginThrottle, MemoryCounters, RedisCounters, normalise_username
+from govconnect.web.staff_sessions import SESSION_LIFETIME, open_session, revoke_session, session_user
 
 SESSION_COOKIE = "gc_session"
-SESSION_MAX_AGE = 12 * 3600
-LOGIN_LIMIT = parse("10/5minute")
+SESSION_MAX_AGE = int(SESSION_LIFETIME.total_seconds())
 
 
 class StaffUserMiddleware:
@@ -36,30 +38,14 @@ class StaffUserMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             session = scope.get("session") or {}
-            staff_id = session.get("staff_id")
-            if isinstance(staff_id, int):
-                fingerprint = str(session.get("staff_fp", ""))
-                user = await anyio.to_thread.run_sync(_load_staff, scope, staff_id, fingerprint)
+            session_id = session.get("sid")
+            if isinstance(session_id, str) and session_id:
+                user = await anyio.to_thread.run_sync(session_user, scope["app"].state.engine, session_id)
                 if user is not None:
                     scope.setdefault("state", {})["staff_user"] = user
                 else:
-                    session.pop("staff_id", None)
+                    session.pop("sid", None)
         await self.app(scope, receive, send)
-
-
-def _load_staff(scope: Scope, staff_id: int, fingerprint: str) -> StaffUser | None:
-    engine = scope["app"].state.engine
-    with Session(engine, expire_on_commit=False) as db:
-        user = db.get(StaffUser, staff_id)
-    # A changed password or a disabled account ends every session at once.
-    if user is None or not user.active or not hmac.compare_digest(staff_fingerprint(user), fingerprint):
-        return None
-    return user
-
-
-def staff_fingerprint(user: StaffUser) -> str:
-    """A short value that changes when the password hash changes."""
-    return user.password_hash[-16:]
 
 
 def install_sessions(app: FastAPI, settings: Settings) -> None:
@@ -73,20 +59,25 @@ def install_sessions(app: FastAPI, settings: Settings) -> None:
         same_site="lax",
         https_only=settings.public_base_url.startswith("https://"),
     )
-    app.state.login_limiter = MovingWindowRateLimiter(storage_from_string(settings.redis_url or "memory://"))
+    store: CounterStore = MemoryCounters()
+    if settings.redis_url:
+        store = RedisCounters(settings.redis_url, f"{settings.queue_name}:login:")
+    app.state.login_throttle = LoginThrottle(store)
 
 
-def sign_in(request: Request, user: StaffUser) -> None:
-    """Start a fresh session for this staff member (a new CSRF token too)."""
+def sign_in(request: Request, db: Session, user: StaffUser) -> None:
+    """Start a fresh server-side session for this staff member (a new CSRF token too); the caller commits."""
     request.session.clear()
-    request.session["staff_id"] = user.id
-    request.session["staff_fp"] = staff_fingerprint(user)
+    request.session["sid"] = open_session(db, user)
     request.session["csrf"] = secrets.token_urlsafe(24)
     request.state.staff_user = user
 
 
-def sign_out(request: Request) -> None:
-    """End the session."""
+def sign_out(request: Request, db: Session) -> None:
+    """End the session on the server and in the browser; the caller commits."""
+    session_id = request.session.get("sid")
+    if isinstance(session_id, str) and session_id:
+        revoke_session(db, session_id)
     request.session.clear()
     request.state.staff_user = None
 
@@ -109,19 +100,27 @@ def csrf_token(request: Request) -> str:
 def csrf_ok(request: Request, submitted: str | None) -> bool:
     """True when a submitted form token matches the session's."""
     token = request.session.get("csrf")
-    return isinstance(token, str) and bool(submitted) and hmac.compare_digest(token, submitted or "")
+    if not isinstance(token, str) or not submitted:
+        return False
+    return secrets_equal(token, submitted)
 
 
-def login_allowed(request: Request, username: str) -> int:
-    """0 when another login attempt is allowed, else seconds to wait; limits per client IP and per username."""
-    limiter: MovingWindowRateLimiter = request.app.state.login_limiter
-    ip = request.client.host if request.client else "-"
-    wait = 0
-    for key in (f"ip:{ip}", f"user:{username.lower()}"):
-        if not limiter.hit(LOGIN_LIMIT, "login", key):
-            reset = limiter.get_window_stats(LOGIN_LIMIT, "login", key).reset_time
-            wait = max(wait, int(reset - time.time()) + 1)
-    return wait
+def login_wait(request: Request, username: str) -> int:
+    """0 when this sign-in attempt may go ahead, else seconds to wait (per address, and per account)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle.wait_seconds(client_ip(request), normalise_username(username))
+
+
+def login_failed(request: Request, username: str) -> None:
+    """Count a failed sign-in against the address and the account."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    throttle.failed(client_ip(request), normalise_username(username))
+
+
+def login_succeeded(request: Request, username: str) -> None:
+    """A correct password resets the account's count."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    throttle.succeeded(client_ip(request), normalise_username(username))
 
 
 class StaffLoginRequired(Exception):
@@ -166,7 +165,7 @@ def install_login_redirect(app: FastAPI) -> None:
 
 
 def client_ip(request: Request) -> str:
-    """The client's address (the proxy in front must set it; we do not trust X-Forwarded-For blindly)."""
+    """The client's address as uvicorn checked it (X-Forwarded-For only from FORWARDED_ALLOW_IPS proxies)."""
     return request.client.host if request.client else "-"
 
 

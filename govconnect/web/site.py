@@ -15,7 +15,7 @@ from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
 from govconnect.web.queries import category_names, public_notices, visible_notice
 from govconnect.web.rendering import error_page, public_page, render
-from govconnect.web.session import csrf_ok, login_allowed, sign_in, sign_out
+from govconnect.web.session import csrf_ok, login_failed, login_succeeded, login_wait, sign_in, sign_out
 from govconnect.web.weibo_view import recent_posts
 
 router = APIRouter(prefix="/m", include_in_schema=False)
@@ -108,7 +108,7 @@ def login_submit(
     context = {"next_url": _safe_next(next), "message_kind": "error"}
     if not csrf_ok(request, csrf):
         return render(request, "login.html", {**context, "message": "页面已过期，请重新登录"}, status_code=400)
-    wait = login_allowed(request, username)
+    wait = login_wait(request, username)
     if wait:
         return render(
             request,
@@ -117,18 +117,22 @@ def login_submit(
             status_code=429,
             headers={"Retry-After": str(wait)},
         )
-    user = authenticate_staff(session, username.strip(), password)
+    user = authenticate_staff(session, username, password)
     if user is None:
+        login_failed(request, username)
         return render(request, "login.html", {**context, "message": "用户名或密码错误"}, status_code=401)
-    sign_in(request, user)
+    login_succeeded(request, username)
+    sign_in(request, session, user)
+    session.commit()
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout")
 @public_page
-def logout(request: Request, csrf: Annotated[Text, Form(max_length=100)] = "") -> Response:
-    """End the staff session."""
+def logout(request: Request, session: SessionDep, csrf: Annotated[Text, Form(max_length=100)] = "") -> Response:
+    """End the staff session (on the server: a copied cookie stops working too)."""
     if not csrf_ok(request, csrf):
         return error_page(request, 400, "页面已过期", "Form expired; reload the page.")
-    sign_out(request)
+    sign_out(request, session)
+    session.commit()
     return RedirectResponse("/m/", status_code=303)

@@ -12,7 +12,6 @@ a plain Starlette router with the body limit, metrics and the JSON error shape, 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
 from govconnect.notices.sending import enqueue_finish
+from govconnect.security import secrets_equal
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.receipts")
@@ -56,7 +56,7 @@ def public(func: F) -> F:
 def _check_token(request: Request) -> None:
     settings: Settings = request.app.state.settings
     given = request.query_params.get("token", "")
-    if not given or not hmac.compare_digest(given, callback_token(settings)):
+    if not given or not secrets_equal(callback_token(settings), given):
         raise ApiError(401, "unauthorized", "回调令牌无效 / Invalid callback token")
 
 

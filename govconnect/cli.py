@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -237,7 +237,7 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=True, **proxy_options(settings))
 
 
-def proxy_options(settings: Settings) -> dict[str, object]:
+def proxy_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's proxy-header options: X-Forwarded-For is believed only from FORWARDED_ALLOW_IPS.
 
     uvicorn's own default trusts it from 127.0.0.1, which made every local client able to choose

@@ -31,6 +31,7 @@ def sandbox_config(settings: Settings, callback_base_url: str) -> SandboxConfig:
         wechat_appid=settings.wechat_mp.appid or DEFAULTS.wechat_appid,
         wechat_secret=settings.wechat_mp.secret.get_secret_value() or DEFAULTS.wechat_secret,
         wechat_callback_token=settings.wechat_mp.callback_token.get_secret_value() or DEFAULTS.wechat_callback_token,
+        wechat_encoding_aes_key=settings.wechat_mp.encoding_aes_key.get_secret_value(),
         wecom_corpid=settings.wecom.corpid or DEFAULTS.wecom_corpid,
         wecom_corpsecret=settings.wecom.corpsecret.get_secret_value() or DEFAULTS.wecom_corpsecret,
         wecom_agentid=settings.wecom.agentid or DEFAULTS.wecom_agentid,

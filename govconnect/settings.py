@@ -51,6 +51,8 @@ class WechatMpSettings(BaseModel):
     secret: SecretStr = SecretStr("")
     template_id: str = ""
     callback_token: SecretStr = SecretStr("")
+    # Set it to accept only encrypted (安全模式) pushes: the body is bound to msg_signature.
+    encoding_aes_key: SecretStr = SecretStr("")
 
 
 class WecomSettings(BaseModel):

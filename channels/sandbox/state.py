@@ -58,6 +58,7 @@ class SandboxConfig:
     wechat_secret: str = "sandbox-wechat-secret"  # noqa: S105
     wechat_callback_token: str = "sandbox-wechat-token"  # noqa: S105
     wechat_account: str = "gh_sandbox000001"
+    wechat_encoding_aes_key: str = ""  # 43 characters: pushes go out in encrypted (安全) mode
     wechat_templates: tuple[str, ...] = ()  # empty: any template id is approved
     wecom_corpid: str = "wwsandbox00000001"
     wecom_corpsecret: str = "sandbox-wecom-secret"  # noqa: S105

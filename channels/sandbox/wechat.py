@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from channels.sandbox.faults import apply_fault
 from channels.sandbox.state import Fault, SandboxState
+from channels.wechat_crypto import WechatCipher, encrypted_push
 from channels.wechat_mp import callback_signature, event_xml
 
 OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
@@ -142,7 +143,7 @@ async def mp_template_send(request: Request) -> Response:
 
 
 def event_message(state: SandboxState, openid: str, fields: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The XML body and the signed query parameters WeChat puts on a push."""
+    """The XML body and the signed query parameters WeChat puts on a push (encrypted with an EncodingAESKey)."""
     xml = event_xml(
         {
             "ToUserName": state.config.wechat_account,
@@ -154,8 +155,15 @@ def event_message(state: SandboxState, openid: str, fields: dict[str, str]) -> t
     )
     timestamp = str(int(time.time()))
     nonce = str(secrets.randbelow(10**9))
-    signature = callback_signature(state.config.wechat_callback_token, timestamp, nonce)
-    return xml, {"signature": signature, "timestamp": timestamp, "nonce": nonce, "openid": openid}
+    token = state.config.wechat_callback_token
+    query = {"signature": callback_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    query["openid"] = openid
+    if state.config.wechat_encoding_aes_key:
+        # Safe mode: the URL adds encrypt_type=aes and msg_signature over the ciphertext.
+        cipher = WechatCipher(state.config.wechat_encoding_aes_key, state.config.wechat_appid)
+        xml, msg_signature = encrypted_push(cipher, token, xml, state.config.wechat_account, timestamp, nonce)
+        query.update({"encrypt_type": "aes", "msg_signature": msg_signature})
+    return xml, query
 
 
 def push_event(state: SandboxState, openid: str, fields: dict[str, str]) -> None:

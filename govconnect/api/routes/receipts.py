@@ -28,7 +28,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from channels.aliyun_sms import parse_sms_report, parse_sms_up
 from channels.aliyun_voice import parse_voice_report
 from channels.base import Receipt
+from channels.wechat_crypto import (
+    WechatCipher,
+    WechatCryptoError,
+    encrypted_element,
+    message_signature,
+    signature_matches,
+)
 from channels.wechat_mp import check_signature, parse_event
+from govconnect.api.replay_guard import NonceGuard
 from govconnect.channel_factory import callback_token
 from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
 from govconnect.db import session_scope
@@ -127,27 +135,79 @@ async def aliyun_voice_report(request: Request) -> JSONResponse:
     return JSONResponse(ALIYUN_OK)
 
 
-def _check_wechat(request: Request) -> None:
+def _nonce_guard(app: Any) -> NonceGuard:
+    guard: NonceGuard | None = getattr(app.state, "nonce_guard", None)
+    if guard is None:
+        settings: Settings = app.state.settings
+        guard = app.state.nonce_guard = NonceGuard(getattr(app.state, "redis", None), settings.queue_name)
+    return guard
+
+
+def _unauthorized_wechat(reason: str) -> ApiError:
+    return ApiError(401, "unauthorized", f"微信回调校验失败 / WeChat callback refused: {reason}")
+
+
+async def _verified_wechat(request: Request, body: bytes | None) -> tuple[str, str]:
+    """Check a WeChat callback's signature, timestamp window and nonce; the pushed XML (decrypted) and the nonce.
+
+    With an EncodingAESKey configured only encrypted pushes are accepted: `msg_signature` covers
+    the ciphertext, so the body cannot be swapped under a captured signature.
+    """
     settings: Settings = request.app.state.settings
     q = request.query_params
     token = settings.wechat_mp.callback_token.get_secret_value()
-    if not token or not check_signature(token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")):
-        raise ApiError(401, "unauthorized", "微信签名无效 / Invalid WeChat signature")
+    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+    if not token:
+        raise _unauthorized_wechat("no callback token configured")
+    aes_key = settings.wechat_mp.encoding_aes_key.get_secret_value()
+    message = ""
+    if body is not None and aes_key:
+        if q.get("encrypt_type") != "aes":
+            raise _unauthorized_wechat("encrypted mode required")
+        try:
+            encrypted = encrypted_element(body)
+        except WechatCryptoError as exc:
+            raise ApiError(400, "bad_request", f"无法解析微信事件 / Unreadable WeChat event: {exc}") from exc
+        expected = message_signature(token, timestamp, nonce, encrypted)
+        if not signature_matches(expected, q.get("msg_signature", "")):
+            raise _unauthorized_wechat("bad msg_signature")
+        try:
+            message = WechatCipher(aes_key, settings.wechat_mp.appid).decrypt(encrypted)
+        except WechatCryptoError as exc:
+            raise _unauthorized_wechat(str(exc)) from exc
+    else:
+        if not check_signature(token, q.get("signature", ""), timestamp, nonce):
+            raise _unauthorized_wechat("bad signature")
+        message = (body or b"").decode("utf-8", "replace")
+    if not NonceGuard.fresh(timestamp):
+        raise _unauthorized_wechat("timestamp outside ±5 minutes")
+    if not nonce or len(nonce) > 64 or not await _nonce_guard(request.app).first_use("wechat_mp", timestamp, nonce):
+        raise _unauthorized_wechat("nonce already used")
+    return message, nonce
 
 
 @public
 async def wechat_verify(request: Request) -> PlainTextResponse:
     """WeChat server verification: echo `echostr` when the signature is right."""
-    _check_wechat(request)
+    await _verified_wechat(request, None)
     return PlainTextResponse(request.query_params.get("echostr", ""))
 
 
 @public
 async def wechat_event(request: Request) -> Response:
     """WeChat pushes: TEMPLATESENDJOBFINISH → delivery status; subscribe/unsubscribe → follow state."""
-    _check_wechat(request)
+    message, nonce = await _verified_wechat(request, await request.body())
     try:
-        event = parse_event(await request.body())
+        return await _handle_wechat_event(request, message)
+    except BaseException:
+        # Not handled: WeChat's retry of this push must not be taken for a replay.
+        await _nonce_guard(request.app).release("wechat_mp", request.query_params.get("timestamp", ""), nonce)
+        raise
+
+
+async def _handle_wechat_event(request: Request, message: str) -> Response:
+    try:
+        event = parse_event(message)
     except ValueError as exc:
         raise ApiError(400, "bad_request", f"无法解析微信事件 / Unreadable WeChat event: {exc}") from exc
     receipt = event.receipt()

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"
+    callback_allowed_networks: str = Field(
+        default="",
+        description="Private networks (comma-separated CIDRs) agency callback URLs may point into; empty: none",
+    )
     forwarded_allow_ips: str = Field(
         default="",
         description="Reverse proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs or CIDRs); empty: none",

@@ -1,4 +1,9 @@
-"""Delivery-status callbacks to agencies: HTTPS only, public addresses only, HMAC-signed, retried on 5xx."""
+"""Delivery-status callbacks to agencies: HTTPS only, public unicast addresses only, HMAC-signed, retried on 5xx.
+
+The host is resolved once; every address it resolves to must be acceptable, and the request goes
+to the address that was checked (the URL keeps its Host header and TLS server name), so a DNS
+answer that changes between the check and the connection cannot send it inside our network.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import logging
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import select
@@ -48,25 +55,80 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def check_callback_url(url: str, settings: Settings) -> str:
-    """Refuse non-HTTPS URLs and hosts resolving to loopback/private addresses (allowed in test mode)."""
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+@lru_cache(maxsize=8)
+def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
+
+
+def address_refusal(address: IPAddress, settings: Settings) -> str | None:
+    """Why an address may not receive callbacks ("multicast", "private" ...), or None when it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    # Never acceptable, whatever is configured: not one host.
+    if address.is_multicast:
+        return "multicast"
+    if address.is_unspecified:
+        return "unspecified"
+    if address == _BROADCAST:
+        return "broadcast"
+    if settings.test_mode or any(address in net for net in _networks(settings.callback_allowed_networks)):
+        return None
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_reserved:
+        return "reserved"
+    if address.is_private or not address.is_global:
+        return "private"
+    return None
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """A checked callback URL and the address to connect to."""
+
+    url: str  # the URL with the checked address in place of the host name
+    host_header: str  # the original host[:port], sent as Host
+    server_name: str  # the original host name, used for TLS SNI and certificate checks
+
+
+def resolve_callback_url(url: str, settings: Settings) -> CallbackTarget:
+    """Check a callback URL and pin it to one checked address; CallbackUrlError when it may not be used."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not (settings.test_mode and parts.scheme == "http"):
         raise CallbackUrlError("回调地址必须使用 HTTPS / The callback URL must use HTTPS")
     if not parts.hostname:
         raise CallbackUrlError("回调地址缺少主机名 / The callback URL has no host")
-    if settings.test_mode:
-        return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise CallbackUrlError("回调地址无法解析 / The callback host does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise CallbackUrlError("回调地址无法解析 / The callback host does not resolve")
+    for address in addresses:
+        reason = address_refusal(address, settings)
+        if reason is not None:
             raise CallbackUrlError(
-                "回调地址指向内网或本机 / The callback URL resolves to a private or loopback address"
+                f"回调地址指向不允许的地址（{reason}） / The callback URL resolves to a {reason} address"
             )
+    chosen = addresses[0]
+    literal = f"[{chosen}]" if chosen.version == 6 else str(chosen)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    return CallbackTarget(url=pinned, host_header=host_header, server_name=parts.hostname)
+
+
+def check_callback_url(url: str, settings: Settings) -> str:
+    """Refuse non-HTTPS URLs and hosts resolving to anything but public unicast addresses (see address_refusal)."""
+    resolve_callback_url(url, settings)
     return url
 
 
@@ -131,7 +193,7 @@ async def post_agency_callback(
     if not url:
         return "no_url"
     try:
-        check_callback_url(url, settings)
+        target = await asyncio.to_thread(resolve_callback_url, url, settings)
     except CallbackUrlError:
         log.warning("agency %s callback URL refused at send time", agency_id)
         return "refused"
@@ -145,7 +207,10 @@ async def post_agency_callback(
     owns = client is None
     client = client or httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0), follow_redirects=False)
     try:
-        response = await client.post(url, content=body, headers=headers)
+        # To the checked address; Host and the TLS server name stay the URL's.
+        headers["Host"] = target.host_header
+        extensions = {"sni_hostname": target.server_name} if target.url.startswith("https://") else {}
+        response = await client.post(target.url, content=body, headers=headers, extensions=extensions)
         status = response.status_code
     except httpx.HTTPError:
         status = 0

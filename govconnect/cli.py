@@ -297,5 +297,7 @@ def main() -> None:
     """Entry point of the console script."""
     from govconnect.logging import install_log_masking
 
+    # Everything this process creates (data dir, SQLite files, indexes, exports) is private to its user.
+    os.umask(0o077)
     install_log_masking()  # every command: no mobile or secret in a log line, whoever configures handlers
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,18 @@ from govconnect.settings import Settings
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def prepare_sqlite_file(path: Path) -> None:
+    """Create the SQLite file's directory (0700) and the file itself (0600) before SQLite opens it.
+
+    SQLite gives its -wal and -shm files the database file's permissions, so all three stay private;
+    creating the file with its mode leaves no moment in which it is readable by others.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with sane defaults for SQLite (WAL, FK on, busy timeout) or PostgreSQL."""
     # Statement parameters carry phone numbers and names: errors and logs never show them.
@@ -27,7 +40,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(path))
             # SQLite connections are cheap: size the pool above FastAPI's 40 worker threads so that
             # requests queue on SQLite's own write lock, never on the pool's 30-second checkout timeout.
             kwargs.setdefault("pool_size", 20)
@@ -98,7 +111,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(path))
     command.upgrade(alembic_config(url), revision)
 
 

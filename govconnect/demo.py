@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -37,11 +38,13 @@ def prepare_demo(settings: Settings) -> Settings:
     """Demo settings: a random secret kept in DATA_DIR when none was configured."""
     if not settings.secret_is_default():
         return settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = settings.data_dir / "demo-secret-key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        # Created 0600 in one step: never readable by others, not even for a moment.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
     return settings.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})
 
 

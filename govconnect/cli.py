@@ -234,7 +234,19 @@ def serve(
         print_demo_banner(info, host, port)
     application = create_app(settings)
     application.state.startup_hooks.append(_tune_gc_hook)
+    if settings.metrics_listen:
+        start_metrics_listener(settings.metrics_listen)
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=True, **proxy_options(settings))
+
+
+def start_metrics_listener(address: str) -> None:
+    """Serve /metrics without a token on a separate address (keep it on a private interface)."""
+    from prometheus_client import start_http_server
+
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise fail(f"GOVCONNECT_METRICS_LISTEN must be host:port, not {address!r}")
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1")
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:

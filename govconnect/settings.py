@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         default="",
         description="Private networks (comma-separated CIDRs) agency callback URLs may point into; empty: none",
     )
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token /metrics demands; empty: /metrics is closed on the main port"
+    )
+    metrics_listen: str = Field(
+        default="", description="host:port of a separate, token-free metrics listener started by `serve`"
+    )
     forwarded_allow_ips: str = Field(
         default="",
         description="Reverse proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs or CIDRs); empty: none",

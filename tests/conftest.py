@@ -138,4 +138,8 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key-0123456789",  # noqa: S106
         test_mode=True,
         redis_url="",
+        metrics_token="test-metrics-token",  # noqa: S106
     )
+
+
+METRICS_AUTH = {"Authorization": "Bearer test-metrics-token"}

@@ -15,6 +15,7 @@ from govconnect.agencies import revoke_api_key
 from govconnect.api.deps import Principal, require_scope
 from govconnect.app import create_app
 from govconnect.settings import Settings
+from tests.conftest import METRICS_AUTH
 from tests.factories import make_agency, make_key
 
 
@@ -145,7 +146,11 @@ def test_rate_limit_answers_429(settings: Settings, engine: Engine, session: Ses
 
 def test_metrics_exposed(client: TestClient) -> None:
     client.get("/healthz")
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # not public
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    non_ascii = {"Authorization": "Bearer 令牌".encode()}  # raw UTF-8 bytes on the wire
+    assert client.get("/metrics", headers=non_ascii).status_code == 401  # not a 500
+    text = client.get("/metrics", headers=METRICS_AUTH).text
     assert 'govconnect_http_requests_total{method="GET",route="/healthz",status="200"}' in text
 
 
@@ -173,3 +178,18 @@ from contextlib import asynccontextmanager  # noqa: E402
 @asynccontextmanager
 async def _no_lifespan(_app):  # type: ignore[no-untyped-def]
     yield
+
+
+def test_metrics_on_a_separate_listener() -> None:
+    import socket
+
+    import httpx
+
+    from govconnect.cli import start_metrics_listener
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    start_metrics_listener(f"127.0.0.1:{port}")
+    assert "govconnect_http_requests_total" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text

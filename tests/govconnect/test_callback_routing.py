@@ -12,6 +12,7 @@ from govconnect.api.routes import receipts
 from govconnect.app import create_app
 from govconnect.channel_factory import callback_token
 from govconnect.settings import Settings
+from tests.conftest import METRICS_AUTH
 
 
 @pytest.fixture
@@ -42,5 +43,5 @@ def test_callbacks_are_counted_by_route_template(client: TestClient, settings: S
     token = callback_token(settings)
     ok = client.post(f"/callbacks/aliyun_sms/report?token={token}", json=[])
     assert ok.status_code == 200 and ok.json()["code"] == 0
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=METRICS_AUTH).text
     assert 'route="/callbacks/aliyun_sms/report",status="200"' in metrics

@@ -1,4 +1,4 @@
-"""Liveness, readiness and metrics: public by design."""
+"""Liveness and readiness (public by design) and metrics (bearer METRICS_TOKEN, or a separate listener)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from govconnect.db import ping
+from govconnect.errors import ApiError
+from govconnect.security import secrets_equal
+from govconnect.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -59,7 +62,17 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus text exposition."""
+@router.get("/metrics", summary="Prometheus metrics (Authorization: Bearer METRICS_TOKEN)", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition, for the bearer of GOVCONNECT_METRICS_TOKEN only."""
+    settings: Settings = request.app.state.settings
+    expected = settings.metrics_token.get_secret_value()
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer" or not secrets_equal(expected, given.strip()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "需要指标令牌 / /metrics needs Authorization: Bearer <GOVCONNECT_METRICS_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from govconnect.models import Agency
 from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
+from tests.conftest import METRICS_AUTH
 from tests.factories import make_agency, make_key, make_subscriber
 from tests.govconnect.notices.conftest import wait_for
 from tests.govconnect.notices.fakes import ScriptedChannel
@@ -62,7 +63,7 @@ def test_accept_fans_out_and_delivers(
     # Our delivery id is the provider's reference.
     ids = {d.id for d in session.exec(select(Delivery)).all()}
     assert {m.reference for m in fake_providers["aliyun_sms"].sent} <= ids
-    metrics = app_client.get("/metrics").text
+    metrics = app_client.get("/metrics", headers=METRICS_AUTH).text
     assert 'govconnect_deliveries{channel="sms",provider="aliyun_sms",status="sent"} 2.0' in metrics
     assert "govconnect_queue_depth" in metrics
     assert 'govconnect_delivery_attempts_total{channel="wechat",outcome="accepted",provider="wechat_mp"}' in metrics

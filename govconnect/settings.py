@@ -131,6 +131,9 @@ class Settings(BaseSettings):
         default=128 * 1_048_576, description="Largest audience file upload (streamed to disk, not memory)"
     )
     api_rate_limit: str = Field(default="1200/minute", description="Per API key request limit")
+    anonymous_rate_limit: str = Field(
+        default="600/minute", description="Per client address limit on anonymous pages, feeds and directory search"
+    )
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"
     callback_allowed_networks: str = Field(

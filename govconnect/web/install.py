@@ -17,6 +17,7 @@ from govconnect.db import session_scope
 from govconnect.jobs import load_job_modules
 from govconnect.settings import Settings
 from govconnect.web import feeds, site, staff_compose, staff_directory, subscribe_pages, tv
+from govconnect.web.anonymous_limits import AnonymousRateLimitMiddleware
 from govconnect.web.rendering import public_page
 from govconnect.web.session import install_login_redirect, install_sessions
 
@@ -28,6 +29,8 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     """Add the mobile site, TV page and feeds, the subscriber API and the staff session to an app."""
     # Compose enqueues pipeline jobs; the embedded queue needs the registry complete (arq workers load it too).
     load_job_modules()
+    # Added before the sessions so it runs inside them and can tell signed-in staff apart.
+    app.add_middleware(AnonymousRateLimitMiddleware, settings=settings)
     install_sessions(app, settings)
     install_login_redirect(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -139,6 +139,8 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         test_mode=True,
         redis_url="",
         metrics_token="test-metrics-token",  # noqa: S106
+        # Tests drive many pages from one address; the limiter's own tests set a small limit.
+        anonymous_rate_limit="100000/minute",
     )
 
 

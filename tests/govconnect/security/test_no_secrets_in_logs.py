@@ -107,7 +107,7 @@ def test_no_mobile_or_callback_token_in_any_log(
     import_file(session, directory_index(live.settings.data_dir), csv_file)
     session.commit()
 
-    with httpx.Client(base_url=live.url, timeout=10) as client:
+    with httpx.Client(base_url=live.url, timeout=30) as client:
         # A broadcast: the sandbox delivers and pushes its reports to /callbacks/...?token=
         sent = client.post(
             "/api/v1/notices",

@@ -229,6 +229,7 @@ def test_normal_sms_to_subscribers_carry_a_signed_leave_link(
     page = app_client.get(path)
     assert page.status_code == 200 and "退订" in page.text
     assert 'name="csrf"' in page.text  # the page leaves only by a POST with its CSRF token
+    assert "default-src" in page.headers["content-security-policy"]
     assert app_client.get(path[:-1] + ("A" if path[-1] != "A" else "B")).status_code == 404  # tampered
     from govconnect.citizens.subscriptions import subscriber_token
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.agencies import revoke_api_key
+from govconnect.agencies.service import revoke_api_key
 from govconnect.api.deps import Principal, require_scope
 from govconnect.app import create_app
 from govconnect.settings import Settings

@@ -30,7 +30,6 @@ from channels.aliyun_sms import parse_sms_report, parse_sms_up
 from channels.aliyun_voice import parse_voice_report
 from channels.base import Receipt
 from channels.wechat_mp import check_signature, parse_event
-from govconnect.channel_factory import callback_token
 from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
 from govconnect.db import session_scope
 from govconnect.errors import ApiError, api_error_handler, error_response, http_error_handler
@@ -39,6 +38,7 @@ from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
 from govconnect.notices.sending import enqueue_finish
+from govconnect.providers.channel_factory import callback_token
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.receipts")

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from govconnect.models import ROLES, SCOPES, Agency, ApiKey, StaffUser, utcnow
+from govconnect.agencies.models import ROLES, SCOPES, Agency, ApiKey, StaffUser
+from govconnect.clock import utcnow
 from govconnect.security import generate_api_key, hash_api_key, hash_password, key_prefix, verify_password
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
-import psutil
-from sqlmodel import Session
+# Run as a script, bench/ comes first on the path and its channels.py would hide the package.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from channels.sandbox.runner import run_in_thread
-from govconnect.app import create_app
-from govconnect.db import make_engine, upgrade
-from govconnect.settings import Settings
-from tests.factories import make_agency, make_key
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from channels.sandbox.runner import run_in_thread  # noqa: E402
+from govconnect.app import create_app  # noqa: E402
+from govconnect.db import make_engine, upgrade  # noqa: E402
+from govconnect.settings import Settings  # noqa: E402
+from tests.factories import make_agency, make_key  # noqa: E402
 
 
 def write_csv(path: Path, rows: int) -> int:

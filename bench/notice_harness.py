@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import select  # noqa: E402
 
-from govconnect.agencies import create_agency, create_api_key  # noqa: E402
+from govconnect.agencies.service import create_agency, create_api_key  # noqa: E402
 from govconnect.db import make_engine, session_scope, upgrade  # noqa: E402
 from govconnect.notices.models import Category  # noqa: E402
-from govconnect.provider_sandbox import gateway_env, sandbox_config  # noqa: E402
+from govconnect.providers.sandbox import gateway_env, sandbox_config  # noqa: E402
 from govconnect.settings import Settings  # noqa: E402
 
 PG_ADMIN = os.environ.get("GOVCONNECT_BENCH_PG_ADMIN", "postgresql://127.0.0.1:5432/test")

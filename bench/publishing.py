@@ -17,10 +17,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.agencies import create_agency
+from govconnect.agencies.service import create_agency
 from govconnect.app import create_app
+from govconnect.clock import utcnow
 from govconnect.db import make_engine, upgrade
-from govconnect.models import utcnow
 from govconnect.notices.models import Notice
 from govconnect.settings import Settings
 

@@ -22,7 +22,7 @@ from govconnect.message_templates import api as templates_api
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
-from govconnect.provider_sandbox import mount_provider_sandbox
+from govconnect.providers.sandbox import mount_provider_sandbox
 from govconnect.settings import Settings, get_settings
 from govconnect.suppression import api as suppression_api
 from govconnect.web.api_docs import install_api_docs

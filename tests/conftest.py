@@ -8,6 +8,7 @@ name and key prefix per session.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel
 
 from govconnect.db import make_engine, upgrade
@@ -77,12 +79,21 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 def _truncate_all(engine: Engine) -> None:
     import_all_models()
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+    # A server or worker a test started may still be finishing a query when it tears down; PostgreSQL
+    # then picks the TRUNCATE as a deadlock's victim: try again, the other side has gone by then.
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+                else:
+                    for table in tables:
+                        conn.execute(text(f'DELETE FROM "{table}"'))
+            return
+        except OperationalError as exc:
+            if attempt == 2 or "deadlock" not in str(exc).lower():
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture

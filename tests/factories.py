@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from govconnect.agencies import IssuedKey, create_agency, create_api_key
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
+from govconnect.agencies.service import IssuedKey, create_agency, create_api_key
 
 
 def make_agency(

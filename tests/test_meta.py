@@ -76,3 +76,88 @@ def test_package_import_direction() -> None:
             if bad:
                 violations.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
     assert violations == []
+
+
+# The package root holds wiring only; each domain has its folder (docs/architecture.md).
+ROOT_WIRING_MODULES = {
+    "__init__",
+    "__main__",
+    "app",
+    "clock",
+    "db",
+    "errors",
+    "escaping",  # one escaping helper per place a value goes (DESIGN.md "Trust")
+    "jobs",
+    "logging",
+    "metrics",
+    "middleware",
+    "model_registry",
+    "process",
+    "security",
+    "settings",
+    "text_rules",  # the text every input accepts
+    "worker",
+}
+# Folders that sit at the edge (pages, API, CLI, demo seeding) rather than in a domain.
+EDGE_FOLDERS = {"api", "web", "cli", "demo", "migrations"}
+EDGE_MODULES = ("govconnect.app", "govconnect.cli", "govconnect.demo", "govconnect.web")
+
+
+def _govconnect_imports(path: Path) -> set[str]:
+    """Every `govconnect.…` module a file imports, at any depth (lazy imports included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("govconnect"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith("govconnect"):
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_package_root_holds_only_wiring() -> None:
+    root = ROOT / "govconnect"
+    modules = {path.stem for path in root.glob("*.py")}
+    assert modules - ROOT_WIRING_MODULES == set(), "domain modules belong in a domain folder"
+
+
+def test_domains_never_import_the_edges() -> None:
+    """Domain folders and wiring below the app never import the app, the pages, the CLI or the demo."""
+    violations = []
+    for path in (ROOT / "govconnect").rglob("*.py"):
+        parts = path.relative_to(ROOT / "govconnect").parts
+        if parts[0] in EDGE_FOLDERS or parts[0] in {"app.py", "__main__.py"}:
+            continue
+        bad = {m for m in _govconnect_imports(path) if any(_within(m, edge) for edge in EDGE_MODULES)}
+        if bad:
+            violations.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    assert violations == []
+
+
+def test_cli_modules_never_import_the_entry_point() -> None:
+    """CLI area modules share helpers through `govconnect.cli.common`, which imports no other CLI module."""
+    violations = []
+    cli = ROOT / "govconnect" / "cli"
+    for path in cli.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        cli_imports = {m for m in _govconnect_imports(path) if _within(m, "govconnect.cli")}
+        shared = path.name != "common.py"
+        bad = {m for m in cli_imports if not (shared and _within(m, "govconnect.cli.common"))}
+        if bad:
+            violations.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    outside = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "govconnect").rglob("*.py")
+        if cli not in path.parents
+        and path.name != "__main__.py"
+        and any(_within(m, "govconnect.cli") for m in _govconnect_imports(path))
+    ]
+    assert violations == []
+    assert outside == []

@@ -15,9 +15,10 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.agencies import lookup_api_key
+from govconnect.agencies.models import Agency, ApiKey, StaffUser
+from govconnect.agencies.service import lookup_api_key
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
-from govconnect.models import Agency, ApiKey, StaffUser, utcnow
 from govconnect.settings import Settings
 
 

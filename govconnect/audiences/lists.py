@@ -19,8 +19,8 @@ from sqlmodel import Session
 from govconnect.audiences.models import AudienceList, AudienceMember, AudienceRefusal
 from govconnect.audiences.reader import FileRefused, read_table
 from govconnect.audiences.rows import RowReport, check_row, read_header
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
-from govconnect.models import utcnow
 from govconnect.notices.audience import Recipient
 
 log = logging.getLogger("govconnect.audiences")

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 
 class AudienceList(SQLModel, table=True):

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from channels.base import MessageKind, OutboundMessage, Outcome
-from govconnect.channel_factory import build_channel, provider_http_client
 from govconnect.notices.models import new_id
+from govconnect.providers.channel_factory import build_channel, provider_http_client
 
 log = logging.getLogger("govconnect.citizens")
 CODE_PROVIDER = "aliyun_sms"

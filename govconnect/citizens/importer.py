@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.optout import normalise_phone
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import Category
 
 COLUMNS = ("phone", "openid", "name", "categories", "regions", "channels")

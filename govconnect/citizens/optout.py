@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from channels.sms_text import is_unsubscribe
 from govconnect.citizens.models import Subscriber, SubscriberCategory
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import Category
 
 log = logging.getLogger("govconnect.citizens")

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.optout import normalise_phone
 from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import Category
 from govconnect.security import mask_phone, secrets_equal
 

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from govconnect.clock import utcnow
 from govconnect.message_templates.models import AgencySender
-from govconnect.models import utcnow
 
 S = AgencySender.__table__  # type: ignore[attr-defined]
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from channels.base import MessageKind
 from channels.sms_text import compose
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.message_templates.models import MessageTemplate, MessageTemplateVersion, NoticeTemplateUse
 from govconnect.message_templates.schemas import (
@@ -25,7 +26,6 @@ from govconnect.message_templates.schemas import (
     VariantPreview,
     Variants,
 )
-from govconnect.models import utcnow
 from govconnect.notices.policy import PLACEHOLDER, placeholders
 
 log = logging.getLogger("govconnect.templates")

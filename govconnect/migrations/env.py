@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import govconnect.models  # noqa: F401 - registers tables on the metadata
+import govconnect.agencies.models  # noqa: F401 - registers tables on the metadata
 from govconnect.model_registry import import_all_models
 
 import_all_models()

@@ -25,8 +25,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from govconnect.agencies.models import Agency
 from govconnect.jobs import job
-from govconnect.models import Agency
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.settings import Settings

@@ -13,9 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from govconnect.audiences.lists import list_pages
+from govconnect.clock import utcnow
 from govconnect.jobs import job
 from govconnect.message_templates.outbound import template_fields
-from govconnect.models import utcnow
 from govconnect.notices.audience import Recipient, csv_pages, staff_pages, subscriber_pages
 from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox

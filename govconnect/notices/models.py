@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 CHANNELS = ("sms", "voice", "wechat", "wecom", "weibo", "site", "tv")
 PUBLIC_CHANNELS = ("site", "tv", "weibo")

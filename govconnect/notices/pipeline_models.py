@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import new_id
 
 # `suppressed` and `capped`: held back at fan-out (suppression list, daily SMS cap), never sent.

@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 T = TypeVar("T")
 SHANGHAI = ZoneInfo("Asia/Shanghai")

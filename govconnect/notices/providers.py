@@ -66,7 +66,7 @@ class ProviderSet:
 def build_providers(settings: Settings, engine: Engine | None = None, redis: Any = None) -> ProviderSet:
     """Adapters for every provider the settings configure; CMPP only when its link is configured."""
     from channels.registry import PROVIDERS
-    from govconnect.channel_factory import build_channel, provider_http_client
+    from govconnect.providers.channel_factory import build_channel, provider_http_client
 
     client = provider_http_client(settings.provider_proxy or None)
     adapters: dict[str, Channel] = {
@@ -77,7 +77,7 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
         from channels.tokens import MemoryTokenStore
         from channels.wechat_mp import WechatMp
         from channels.wecom import Wecom
-        from govconnect.channel_factory import config_for
+        from govconnect.providers.channel_factory import config_for
 
         store = MemoryTokenStore()
         adapters["wechat_mp"] = WechatMp(config_for("wechat_mp", settings), client, store)
@@ -90,7 +90,7 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
 def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
     """The CMPP link, its receipts and replies wired to the pipeline."""
     from channels.cmpp import CmppChannel
-    from govconnect.channel_factory import config_for
+    from govconnect.providers.channel_factory import config_for
 
     config = config_for("cmpp", settings)
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from channels.base import Receipt
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.pipeline_models import Delivery
 
 log = logging.getLogger("govconnect.notices")

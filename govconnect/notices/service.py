@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from contacts.like import contains
+from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
 from govconnect.errors import ApiError
 from govconnect.message_templates.service import from_template
-from govconnect.models import Agency
 from govconnect.notices.audience import (
     STAFF_FIELDS,
     SUBSCRIBER_FIELDS,

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 
 class Suppression(SQLModel, table=True):

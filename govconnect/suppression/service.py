@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from govconnect.citizens.optout import normalise_phone
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.security import mask_phone
 from govconnect.suppression.models import Suppression
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import Category, Notice
 
 VISIBLE_STATUSES = ("accepted", "sending", "completed")

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from govconnect.models import StaffUser
+from govconnect.agencies.models import StaffUser
 from govconnect.security import secrets_equal
 from govconnect.settings import Settings
 from govconnect.web.login_throttle import CounterStore, LoginThrottle, MemoryCounters, RedisCounters, normalise_username

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from govconnect.agencies import authenticate_staff
+from govconnect.agencies.models import Agency
+from govconnect.agencies.service import authenticate_staff
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.subscriptions import active_categories, active_regions
-from govconnect.models import Agency
 from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
 from govconnect.web.queries import category_names, public_notices, visible_notice

@@ -11,10 +11,11 @@ from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from govconnect.agencies.models import Agency, StaffUser
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.subscriptions import active_categories, active_regions
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
-from govconnect.models import Agency, StaffUser, utcnow
 from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAudience

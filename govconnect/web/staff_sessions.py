@@ -15,7 +15,8 @@ from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from govconnect.models import StaffUser, utcnow
+from govconnect.agencies.models import StaffUser
+from govconnect.clock import utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 

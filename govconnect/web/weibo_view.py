@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from channels.weibo import compose_status
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 

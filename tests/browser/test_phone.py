@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from govconnect.agencies import create_agency, create_staff
+from govconnect.agencies.service import create_agency, create_staff
 from govconnect.citizens.models import Subscriber
 from tests.govconnect.publishing.live import LiveServer
 from tests.govconnect.publishing.test_staff_directory import seed_directory

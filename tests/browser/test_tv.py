@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from govconnect.agencies import create_agency
+from govconnect.agencies.service import create_agency
 from tests.govconnect.publishing.helpers import make_notice
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,7 @@ import pytest
 
 from channels.base import RetryableError
 from channels.http import request
-from govconnect.channel_factory import provider_http_client
+from govconnect.providers.channel_factory import provider_http_client
 from tests.channels.conftest import Sandbox
 
 

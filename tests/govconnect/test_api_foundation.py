@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.agencies import revoke_api_key
+from govconnect.agencies.service import revoke_api_key
 from govconnect.api.deps import Principal, require_scope
 from govconnect.app import create_app
 from govconnect.settings import Settings
@@ -185,7 +185,7 @@ def test_metrics_on_a_separate_listener() -> None:
 
     import httpx
 
-    from govconnect.cli import start_metrics_listener
+    from govconnect.cli.server import start_metrics_listener
 
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from govconnect.api.routes import receipts
 from govconnect.app import create_app
-from govconnect.channel_factory import callback_token
+from govconnect.providers.channel_factory import callback_token
 from govconnect.settings import Settings
 from tests.conftest import METRICS_AUTH
 

@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from contacts.directory import directory_index
 from contacts.importer import import_file
-from govconnect.agencies import create_staff
+from govconnect.agencies.models import StaffUser
+from govconnect.agencies.service import create_staff
 from govconnect.app import create_app
-from govconnect.models import StaffUser
 from govconnect.settings import Settings
 from tests.contacts.sample import ROWS, csv_text
 from tests.factories import make_agency, make_key

@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 
 from contacts.directory import search_directory
 from contacts.models import Contact
-from govconnect.demo import DemoInfo
-from govconnect.directory_cli import DEMO_CONTACTS, seed_directory
+from govconnect.demo.directory import DEMO_CONTACTS, seed_directory
+from govconnect.demo.seed import DemoInfo
 from govconnect.settings import Settings
 from tests.contacts.sample import HEADER_ZH
 from tests.govconnect.test_cli import cli_env, run  # noqa: F401 - cli_env is a fixture

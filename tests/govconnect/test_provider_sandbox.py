@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from channels.base import OutboundMessage, Outcome
 from channels.sandbox.runner import bind_loopback, run_in_thread
 from govconnect.app import create_app
-from govconnect.channel_factory import build_channel, callback_token, config_for
 from govconnect.cli import app as cli_app
-from govconnect.provider_sandbox import gateway_env, sandbox_config, use_demo_sandbox
+from govconnect.providers.channel_factory import build_channel, callback_token, config_for
+from govconnect.providers.sandbox import gateway_env, sandbox_config, use_demo_sandbox
 from govconnect.settings import Settings
 
 RECIPIENTS = {

@@ -17,7 +17,7 @@ from channels.sandbox.wechat import event_message
 from channels.wechat_crypto import WechatCipher, encrypted_push
 from channels.wechat_mp import callback_signature, event_xml
 from govconnect.app import create_app
-from govconnect.provider_sandbox import sandbox_config
+from govconnect.providers.sandbox import sandbox_config
 from govconnect.settings import Settings, WechatMpSettings
 
 TOKEN = "wechat-callback-token"  # noqa: S105

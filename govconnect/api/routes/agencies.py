@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from govconnect.agencies import list_agencies, list_api_keys
+from govconnect.agencies.service import list_agencies, list_api_keys
 from govconnect.api.deps import Principal, PrincipalDep, SessionDep, require_scope
 
 router = APIRouter(prefix="/api/v1", tags=["agencies"])

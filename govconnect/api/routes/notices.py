@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import Principal, SessionDep, SettingsDep, require_scope
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.escaping import spreadsheet_row
-from govconnect.models import utcnow
 from govconnect.notices import service
 from govconnect.notices.agency_callbacks import CallbackUrlError, check_callback_url, signing_secret
 from govconnect.notices.pipeline_models import DELIVERY_STATUSES

@@ -37,7 +37,6 @@ from channels.wechat_crypto import (
 )
 from channels.wechat_mp import check_signature, parse_event
 from govconnect.api.replay_guard import NonceGuard
-from govconnect.channel_factory import callback_token
 from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
 from govconnect.db import session_scope
 from govconnect.errors import ApiError, api_error_handler, error_response, http_error_handler
@@ -47,6 +46,7 @@ from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
 from govconnect.notices.sending import enqueue_finish
 from govconnect.security import secrets_equal
+from govconnect.providers.channel_factory import callback_token
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.receipts")

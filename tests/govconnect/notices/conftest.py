@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from govconnect.agencies.models import Agency
 from govconnect.app import create_app
 from govconnect.jobs import load_job_modules
-from govconnect.models import Agency
 from govconnect.settings import Settings
 from govconnect.worker import InProcessQueue
 from tests.factories import make_agency, make_categories, make_key

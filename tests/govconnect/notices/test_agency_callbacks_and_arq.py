@@ -14,7 +14,7 @@ import pytest
 from arq.worker import Worker
 from sqlmodel import Session, select
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices.agency_callbacks import (
     CallbackUrlError,
     check_callback_url,

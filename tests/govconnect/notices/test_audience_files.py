@@ -8,7 +8,8 @@ import openpyxl
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices.policy import SHANGHAI
 from tests.factories import make_agency, make_key
 from tests.govconnect.notices.conftest import wait_for

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices import agency_callbacks
 from govconnect.notices.agency_callbacks import (
     CallbackUrlError,

@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from channels.sandbox.runner import bind_loopback, run_in_thread
+from govconnect.agencies.models import Agency
 from govconnect.app import create_app
-from govconnect.channel_factory import callback_token
 from govconnect.citizens.models import Subscriber
-from govconnect.models import Agency
-from govconnect.provider_sandbox import use_demo_sandbox
+from govconnect.providers.channel_factory import callback_token
+from govconnect.providers.sandbox import use_demo_sandbox
 from govconnect.settings import Settings
 from tests.factories import make_subscriber
 from tests.govconnect.notices.test_notices_api import notice_body

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery

@@ -14,7 +14,8 @@ from sqlalchemy import inspect, text
 from sqlmodel import Session
 
 from channels.base import OutboundMessage, Receipt, SendResult
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import PENDING_STATUSES

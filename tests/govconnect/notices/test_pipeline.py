@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from channels.base import OutboundMessage, Receipt, SendResult
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.jobs import JOBS
-from govconnect.models import Agency, utcnow
 from govconnect.notices import receipts as receipts_module
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice

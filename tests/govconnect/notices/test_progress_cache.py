@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.notices.service import ProgressCache

@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from contacts.models import Contact, Department
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.pipeline_models import Delivery
 from tests.govconnect.notices.test_pipeline import make_notice

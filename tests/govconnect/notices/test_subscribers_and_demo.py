@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
-from govconnect.demo import DemoInfo
-from govconnect.notices.demo import seed_notice_demo
+from govconnect.demo.notices import seed_notice_demo
+from govconnect.demo.seed import DemoInfo
 from govconnect.notices.models import Category
 from govconnect.settings import Settings
 from tests.factories import make_categories

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from contacts.models import Contact, Department
+from govconnect.agencies.models import Agency
 from govconnect.citizens.optout import handle_sms_reply
 from govconnect.citizens.subscriptions import purge_inactive
 from govconnect.message_templates.senders import save_sender
-from govconnect.models import Agency
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.settings import Settings
 from govconnect.suppression import service
@@ -123,7 +123,7 @@ def test_suppression_api_is_masked_scoped_and_idempotent(
 def test_purged_subscribers_stay_suppressed(session: Session) -> None:
     from datetime import timedelta
 
-    from govconnect.models import utcnow
+    from govconnect.clock import utcnow
 
     make_subscriber(session, "13800000007", None, status="unsubscribed")
     from govconnect.citizens.models import Subscriber
@@ -229,6 +229,7 @@ def test_normal_sms_to_subscribers_carry_a_signed_leave_link(
     page = app_client.get(path)
     assert page.status_code == 200 and "退订" in page.text
     assert 'name="csrf"' in page.text  # the page leaves only by a POST with its CSRF token
+    assert "default-src" in page.headers["content-security-policy"]
     assert app_client.get(path[:-1] + ("A" if path[-1] != "A" else "B")).status_code == 404  # tampered
     from govconnect.citizens.subscriptions import subscriber_token
 

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from channels.sandbox.runner import bind_loopback, run_in_thread
+from govconnect.agencies.models import Agency
 from govconnect.app import create_app
 from govconnect.message_templates.models import NoticeTemplateUse
-from govconnect.models import Agency
-from govconnect.provider_sandbox import use_demo_sandbox
+from govconnect.providers.sandbox import use_demo_sandbox
 from govconnect.settings import Settings
 from tests.factories import make_agency, make_key, make_subscriber
 from tests.govconnect.notices.conftest import wait_for

@@ -11,11 +11,11 @@ from sqlmodel import Session
 
 from channels.sandbox import SandboxState, create_sandbox_app
 from channels.sandbox.runner import run_in_thread
-from govconnect.agencies import create_agency, create_staff
+from govconnect.agencies.models import Agency
+from govconnect.agencies.service import create_agency, create_staff
 from govconnect.app import create_app
 from govconnect.citizens.subscriptions import ensure_defaults
-from govconnect.models import Agency
-from govconnect.provider_sandbox import point_at_sandbox, sandbox_config
+from govconnect.providers.sandbox import point_at_sandbox, sandbox_config
 from govconnect.settings import Settings
 
 

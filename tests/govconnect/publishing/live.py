@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from govconnect.app import create_app
 from govconnect.citizens.subscriptions import ensure_defaults
-from govconnect.provider_sandbox import use_demo_sandbox
+from govconnect.providers.sandbox import use_demo_sandbox
 from govconnect.settings import Settings
 
 

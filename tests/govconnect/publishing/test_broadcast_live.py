@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.agencies import create_agency, create_staff
+from govconnect.agencies.service import create_agency, create_staff
 from govconnect.citizens.subscriptions import clean_preferences, subscribe_phone
 from govconnect.settings import Settings
 from tests.factories import make_key

@@ -1,7 +1,7 @@
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from govconnect.demo import seed_demo
+from govconnect.demo.seed import seed_demo
 from govconnect.notices.models import Category, Notice
 from govconnect.settings import Settings
 

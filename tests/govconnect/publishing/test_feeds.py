@@ -5,7 +5,8 @@ import feedparser
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.web.feeds import TV_TEXT_LIMIT, TV_TITLE_LIMIT
 from tests.govconnect.publishing.helpers import make_notice
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from govconnect import security
-from govconnect.models import StaffUser
+from govconnect.agencies.models import StaffUser
 from govconnect.security import hash_password
 from govconnect.web.login_throttle import normalise_username
 from tests.govconnect.publishing.helpers import csrf_from

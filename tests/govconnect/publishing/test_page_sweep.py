@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from contacts.models import Department
+from govconnect.agencies.models import Agency
 from govconnect.citizens.subscriptions import Preferences, subscribe_phone, subscriber_token
-from govconnect.models import Agency
 from govconnect.settings import Settings
 from tests.govconnect.publishing.helpers import make_notice
 from tests.govconnect.publishing.test_staff_directory import seed_directory, sign_in

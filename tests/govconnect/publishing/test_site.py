@@ -4,7 +4,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from tests.govconnect.publishing.helpers import csrf_from, make_notice
 
 PAGE_LIMIT = 100 * 1024
@@ -118,7 +119,7 @@ def test_signed_in_staff_is_the_viewer(app: Any, client: TestClient, session: Se
     # Disabling the account ends the session at once.
     from sqlmodel import select
 
-    from govconnect.models import StaffUser
+    from govconnect.agencies.models import StaffUser
 
     user = session.exec(select(StaffUser).where(StaffUser.username == operator)).one()
     user.active = False

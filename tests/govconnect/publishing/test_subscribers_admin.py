@@ -6,10 +6,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from govconnect.agencies.models import Agency
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.optout import leave
 from govconnect.citizens.subscriptions import clean_preferences, ensure_defaults, subscribe_phone
-from govconnect.models import Agency, utcnow
+from govconnect.clock import utcnow
 from tests.factories import make_key
 from tests.govconnect.test_cli import run
 

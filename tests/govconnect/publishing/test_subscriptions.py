@@ -19,7 +19,7 @@ from govconnect.citizens.subscriptions import (
     subscriber_from_token,
     subscriber_token,
 )
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 SECRET = "secret-for-tests-0123456789"
 

@@ -13,7 +13,7 @@ import httpx
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from govconnect.cli import proxy_options
+from govconnect.cli.server import proxy_options
 from govconnect.settings import Settings
 
 

@@ -5,7 +5,8 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices.pipeline_models import Delivery
 from tests.govconnect.publishing.conftest import SandboxHandle
 from tests.govconnect.publishing.helpers import csrf_from, make_notice

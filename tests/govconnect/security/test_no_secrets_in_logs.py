@@ -20,10 +20,10 @@ from uvicorn.logging import AccessFormatter
 
 from contacts.directory import directory_index
 from contacts.importer import import_file
-from govconnect.agencies import create_agency
-from govconnect.channel_factory import callback_token
+from govconnect.agencies.service import create_agency
 from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.subscriptions import clean_preferences, subscribe_phone
+from govconnect.providers.channel_factory import callback_token
 from govconnect.settings import Settings
 from tests.factories import make_key
 from tests.govconnect.publishing.live import LiveServer

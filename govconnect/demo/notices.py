@@ -8,10 +8,11 @@ import random
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from govconnect.agencies import create_agency, create_api_key, get_agency_by_code
+from govconnect.agencies.models import ApiKey
+from govconnect.agencies.service import create_agency, create_api_key, get_agency_by_code
 from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
+from govconnect.clock import utcnow
 from govconnect.db import session_scope
-from govconnect.models import ApiKey, utcnow
 from govconnect.notices.models import Category
 from govconnect.settings import Settings
 

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from govconnect.agencies import get_agency_by_code
+from govconnect.agencies.service import get_agency_by_code
 from govconnect.citizens.subscriptions import ensure_defaults
+from govconnect.clock import utcnow
 from govconnect.db import session_scope
-from govconnect.models import utcnow
 from govconnect.notices.models import Notice
 from govconnect.settings import Settings
 

@@ -1,4 +1,4 @@
-"""CLI for the directory: `contacts import/export`, `index rebuild`, `demo-data contacts`; and the demo seeder."""
+"""`govconnect contacts|index|demo-data ...`: the directory's import and export, its index, and fictional data."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import Engine
 
-from contacts.demo_data import load_demo, write_csv
+from contacts.demo_data import write_csv
 from contacts.directory import directory_index
 from contacts.importer import ImportFileError, export_rows, import_file, read_rows
 from contacts.service import rebuild_index
+from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import session_scope
-from govconnect.demo import DEMO_HOOKS, DemoInfo
 from govconnect.escaping import spreadsheet_row
 from govconnect.settings import Settings
 
 contacts_app = typer.Typer(help="Government directory (通讯录): import and export contacts.", no_args_is_help=True)
 index_app = typer.Typer(help="The directory search index.", no_args_is_help=True)
 demo_data_app = typer.Typer(help="Generate fictional data for demos and benchmarks.", no_args_is_help=True)
-DEMO_CONTACTS = 3000
 PROGRESS_FROM_ROWS = 500
 
 
@@ -35,17 +34,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine() -> tuple[Settings, Engine]:
-    from govconnect.cli import _migrated_engine, _settings
-
-    settings = _settings()
-    return settings, _migrated_engine(settings)
+    settings = load_settings()
+    return settings, migrated_engine(settings)
 
 
 @contacts_app.command("import")
 def contacts_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8 / GB18030) or XLSX file")]) -> None:
     """Import contacts; bad rows are reported with their line number, the rest are kept (exit 1 if any failed)."""
-    from govconnect.cli import fail
-
     if not file.is_file():
         raise fail(f"文件不存在 / no such file: {file}")
     settings, engine = _engine()
@@ -112,16 +107,3 @@ def demo_contacts(
     """Write a fictional directory (real surname frequencies, no real persons) for demos and benchmarks."""
     written = write_csv(out, count, seed)
     typer.echo(f"wrote {written} fictional contacts to {out}")
-
-
-def seed_directory(engine: Engine, settings: Settings, info: DemoInfo) -> None:
-    """Demo hook: a few thousand fictional contacts, indexed, unless the directory has data already."""
-    with session_scope(engine) as session:
-        added = load_demo(session, DEMO_CONTACTS)
-        ix = directory_index(settings.data_dir)
-        if added or ix.doc_count() == 0:
-            rebuild_index(session, ix)
-    info.notes.append("directory 通讯录: try /api/v1/contacts/search?q=zw (3000 fictional contacts)")
-
-
-DEMO_HOOKS.append(seed_directory)

@@ -9,6 +9,11 @@ import typer
 from govconnect.settings import get_settings
 
 
+def register(app: typer.Typer) -> None:
+    """Attach `sandbox` to the main CLI."""
+    app.command("sandbox")(sandbox_command)
+
+
 def sandbox_command(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8900,
@@ -22,7 +27,7 @@ def sandbox_command(
     import uvicorn
 
     from channels.sandbox import SandboxState, create_sandbox_app
-    from govconnect.provider_sandbox import gateway_env, sandbox_config
+    from govconnect.providers.sandbox import gateway_env, sandbox_config
 
     if report_delay < 0 or not 0 < port < 65536 or not -1 <= cmpp_port < 65536:
         typer.secho("错误 / error: ports must be 1-65535 and report delay ≥ 0", err=True, fg=typer.colors.RED)

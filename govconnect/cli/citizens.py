@@ -1,4 +1,4 @@
-"""`govconnect subscribers ...` and `govconnect categories ...`: subscriber housekeeping and admin-managed lists."""
+"""`govconnect subscribers ...` and `govconnect categories ...`: subscribers, and the lists citizens can follow."""
 
 from __future__ import annotations
 
@@ -8,30 +8,53 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.publishing_models import PublicRegion
 from govconnect.citizens.subscriptions import SubscriptionError, ensure_defaults, masked_rows, purge_inactive
+from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import session_scope
 from govconnect.escaping import spreadsheet_record
-from govconnect.notices.cli import subscribers_app  # the pipeline's `subscribers` group: import lives there
 from govconnect.notices.models import Category
 
+subscribers_app = typer.Typer(help="Subscribers (订阅用户): import from CSV.", no_args_is_help=True)
 categories_app = typer.Typer(help="Notice categories and regions citizens can follow.", no_args_is_help=True)
 
 EXPORT_FIELDS = ["id", "phone", "wechat_openid", "status", "channels", "categories", "regions", "source", "created_at"]
 
 
-def _engine():  # type: ignore[no-untyped-def]
-    from govconnect.cli import _migrated_engine, _settings
+def register(app: typer.Typer) -> None:
+    """Attach the subscribers and categories groups to the main CLI."""
+    app.add_typer(subscribers_app, name="subscribers")
+    app.add_typer(categories_app, name="categories")
 
-    return _migrated_engine(_settings())
+
+def _engine() -> Engine:
+    return migrated_engine(load_settings())
 
 
-def _fail(message: str) -> typer.Exit:
-    from govconnect.cli import fail
-
-    return fail(message)
+@subscribers_app.command("import")
+def subscribers_import(
+    file: Annotated[Path, typer.Argument(help="CSV with columns phone, openid, name, categories, regions, channels")],
+) -> None:
+    """Create or update subscribers from a CSV file (categories/regions/channels separated by ';')."""
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {file}: {exc}") from exc
+    engine = _engine()
+    with session_scope(engine) as session:
+        report = import_subscribers(session, text)
+    for error in report.errors[:50]:
+        typer.secho(error, err=True, fg=typer.colors.YELLOW)
+    typer.echo(
+        f"created {report.created}, updated {report.updated}, skipped (unsubscribed) {report.skipped}, "
+        f"errors {len(report.errors)}"
+    )
+    if report.errors and not (report.created or report.updated):
+        raise typer.Exit(1)
 
 
 @subscribers_app.command("purge")
@@ -39,14 +62,13 @@ def purge(
     inactive_days: Annotated[int, typer.Option("--inactive-days", help="Remove subscribers who left over N days ago")],
 ) -> None:
     """Delete subscribers who unsubscribed more than N days ago, and spent verification codes."""
+    settings = load_settings()
     try:
-        from govconnect.cli import _settings
-
-        secret = _settings().secret_key.get_secret_value()
-        with session_scope(_engine()) as session:
+        secret = settings.secret_key.get_secret_value()
+        with session_scope(migrated_engine(settings)) as session:
             subscribers, codes = purge_inactive(session, inactive_days, secret=secret)
     except SubscriptionError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     typer.echo(f"purged {subscribers} subscribers, {codes} verification codes")
 
 
@@ -88,7 +110,7 @@ def categories_add(
     """Add (or re-enable and rename) a category."""
     code = code.strip().lower()
     if not code or len(code) > 64 or not name.strip():
-        raise _fail("code and name are required (code at most 64 characters)")
+        raise fail("code and name are required (code at most 64 characters)")
     with session_scope(_engine()) as session:
         ensure_defaults(session)
         category = session.exec(select(Category).where(Category.code == code)).first()
@@ -106,7 +128,7 @@ def categories_disable(code: Annotated[str, typer.Argument(help="The category's 
     with session_scope(_engine()) as session:
         category = session.exec(select(Category).where(Category.code == code.strip().lower())).first()
         if category is None:
-            raise _fail(f"no category {code!r}")
+            raise fail(f"no category {code!r}")
         category.active = False
         session.add(category)
     typer.echo(f"category {code} disabled")
@@ -117,7 +139,7 @@ def regions_add(name: Annotated[str, typer.Argument(help="Region name, e.g. 智�
     """Add (or re-enable) a region citizens can follow."""
     name = name.strip()
     if not name or len(name) > 64:
-        raise _fail("region name is required (at most 64 characters)")
+        raise fail("region name is required (at most 64 characters)")
     with session_scope(_engine()) as session:
         ensure_defaults(session)
         region = session.exec(select(PublicRegion).where(PublicRegion.name == name)).first()

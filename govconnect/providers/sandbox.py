@@ -11,8 +11,7 @@ from pydantic import SecretStr
 from channels.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from channels.sandbox.app import start_cmpp, stop_cmpp
 from channels.sandbox.runner import bind_loopback
-from govconnect.channel_factory import callback_token
-from govconnect.demo import DEMO_HOOKS, DemoInfo
+from govconnect.providers.channel_factory import callback_token
 from govconnect.settings import Settings
 
 DEFAULTS = SandboxConfig()
@@ -157,13 +156,3 @@ def mount_provider_sandbox(app: FastAPI, settings: Settings) -> SandboxState | N
     app.state.startup_hooks.append(open_sandbox)
     app.state.shutdown_hooks.append(close_sandbox)
     return state
-
-
-def _demo_banner_note(_engine: Any, settings: Settings, info: DemoInfo) -> None:
-    """Tell the newcomer where the in-process sandbox is."""
-    if settings.sandbox.in_process:
-        url = f"{settings.sandbox.callback_base_url}{settings.sandbox.mount_path}/_sandbox"
-        info.notes.append(f"provider sandbox 渠道沙箱: {url}  (SMS inbox: {url}/sms/inbox?phone=...)")
-
-
-DEMO_HOOKS.append(_demo_banner_note)

@@ -4,34 +4,29 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
-import typer
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from govconnect.agencies import create_agency, create_api_key, create_staff, get_agency_by_code
+from govconnect.agencies.models import SCOPES, ApiKey, StaffUser, utcnow
+from govconnect.agencies.service import create_agency, create_api_key, create_staff, get_agency_by_code
 from govconnect.db import session_scope
-from govconnect.models import SCOPES, ApiKey, StaffUser, utcnow
+from govconnect.demo.directory import seed_directory
+from govconnect.demo.info import DemoInfo, print_demo_banner
+from govconnect.demo.notices import seed_notice_demo
+from govconnect.demo.publishing import seed_publishing_demo
 from govconnect.security import hash_password
 from govconnect.settings import Settings
+
+__all__ = ["DEMO_HOOKS", "DemoInfo", "prepare_demo", "print_demo_banner", "seed_demo"]
 
 DEMO_AGENCY_CODE = "qz-demo"
 DEMO_AGENCY_NAME = "衢州市人民政府办公室（演示）"
 DEMO_OPERATOR = "demo"
 DEMO_KEY_NAME = "demo"
-
-
-@dataclass
-class DemoInfo:
-    """What the banner prints."""
-
-    agency_code: str
-    api_key: str
-    operator: str
-    operator_password: str
-    notes: list[str] = field(default_factory=list)
 
 
 def prepare_demo(settings: Settings) -> Settings:
@@ -75,36 +70,17 @@ def seed_demo(engine: Engine, settings: Settings) -> DemoInfo:
     return info
 
 
-# Later capabilities append seeders here: (engine, settings, info) -> None.
-DEMO_HOOKS: list = []  # type: ignore[type-arg]
+def note_provider_sandbox(_engine: Engine, settings: Settings, info: DemoInfo) -> None:
+    """Tell the newcomer where the in-process sandbox is."""
+    if settings.sandbox.in_process:
+        url = f"{settings.sandbox.callback_base_url}{settings.sandbox.mount_path}/_sandbox"
+        info.notes.append(f"provider sandbox 渠道沙箱: {url}  (SMS inbox: {url}/sms/inbox?phone=...)")
 
 
-def _register_notice_demo() -> None:
-    from govconnect.notices.demo import seed_notice_demo
-
-    DEMO_HOOKS.append(seed_notice_demo)
-
-
-_register_notice_demo()
-
-
-def print_demo_banner(info: DemoInfo, host: str, port: int) -> None:
-    """Tell the newcomer how to try the API."""
-    base = f"http://{host}:{port}"
-    lines = [
-        "",
-        "GovConnect demo 演示模式",
-        f"  agency 机构:        {info.agency_code}",
-        f"  API key 密钥:       {info.api_key}",
-        f"  operator 操作员:    {info.operator} / password 密码: {info.operator_password}",
-        f"  try:  curl -H 'Authorization: Bearer {info.api_key}' {base}/api/v1/agencies/me",
-        f"  docs: {base}/docs",
-        *[f"  {note}" for note in info.notes],
-        "",
-    ]
-    typer.echo("\n".join(lines))
-
-
-from govconnect.web.demo import seed_publishing_demo  # noqa: E402 - registers after DEMO_HOOKS exists
-
-DEMO_HOOKS.append(seed_publishing_demo)
+# Each area's demo seeder, in order: (engine, settings, info) -> None. A new area adds its own here.
+DEMO_HOOKS: tuple[Callable[[Engine, Settings, Any], None], ...] = (
+    seed_notice_demo,
+    seed_publishing_demo,
+    seed_directory,
+    note_provider_sandbox,
+)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
+from govconnect.clock import utcnow
+
 SCOPES = ("notices:send", "notices:read", "contacts:write", "subscribers:read", "admin")
 ROLES = ("staff", "operator", "admin")
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now in UTC (SQLModel stores aware datetimes and returns them in UTC)."""
-    return datetime.now(UTC)
 
 
 class Agency(SQLModel, table=True):

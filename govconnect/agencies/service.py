@@ -10,7 +10,8 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from govconnect.models import ROLES, SCOPES, Agency, ApiKey, StaffUser, utcnow
+from govconnect.agencies.models import ROLES, SCOPES, Agency, ApiKey, StaffUser
+from govconnect.clock import utcnow
 from govconnect.security import (
     generate_api_key,
     hash_api_key,

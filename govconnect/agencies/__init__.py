@@ -1,0 +1,1 @@
+"""Agencies, their API keys and staff accounts: models and the service functions the API, pages and CLI call."""

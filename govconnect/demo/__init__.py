@@ -1,0 +1,1 @@
+"""`serve --demo`: demo accounts, data for every area, and the banner that tells a newcomer what to try."""

@@ -11,6 +11,7 @@ import typer
 from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import engine_from_settings, upgrade
 from govconnect.process import tune_gc_after_startup
+from govconnect.settings import Settings
 
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 

@@ -45,8 +45,8 @@ from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
 from govconnect.notices.sending import enqueue_finish
-from govconnect.security import secrets_equal
 from govconnect.providers.channel_factory import callback_token
+from govconnect.security import secrets_equal
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.receipts")

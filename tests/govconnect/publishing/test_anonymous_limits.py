@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.app import create_app
 from govconnect.agencies.models import Agency
+from govconnect.app import create_app
 from govconnect.settings import Settings
 from tests.factories import make_key
 from tests.govconnect.publishing.helpers import csrf_from

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from govconnect.demo import seed as demo
 from govconnect.db import make_engine
+from govconnect.demo import seed as demo
 from govconnect.settings import Settings
 from tests.govconnect.test_cli import run
 

@@ -1,14 +1,37 @@
-"""One JSON error shape for every failure: {"error": {"code", "message", "details"}}."""
+"""Errors: one tree for the domain, one JSON shape for the API, one HTML page for the site.
+
+The domain's errors (raised by services; they never speak HTTP)::
+
+    DomainError                 a request that breaks a rule: `code`, bilingual `message`, `details`
+    ├── Invalid                 the input is wrong ................................ 422
+    ├── NotFound                no such object, or not the caller's (never 403) ... 404
+    ├── Forbidden               the caller may not do this ........................ 403
+    ├── Conflict                clashes with the object's current state ........... 409
+    │   └── InvalidTransition   a status change the transition table refuses ...... 409
+    └── RateLimited             allowed, but not now: `retry_after` seconds ....... 429
+
+Each edge maps them once:
+
+- the API and every JSON route: `install_error_handlers` answers
+  `{"error": {"code", "message", "details"}}` with the status above (429 adds Retry-After);
+- pages (paths under `PAGE_PREFIXES`): the same handler renders the site's HTML error page
+  with that status, through the renderer the web layer installs (`app.state.html_error_page`);
+- the CLI prints `错误 / error: <message>` and exits 1.
+
+`ApiError` is the HTTP edge's own error (authentication, scopes, request rate limits, malformed
+callbacks): only routes and their dependencies raise it, never a service.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("govconnect.errors")
@@ -28,6 +51,7 @@ MESSAGES: dict[str, str] = {
     "bad_request": "请求无效 / Bad request",
     "internal_error": "服务器内部错误 / Internal server error",
     "unavailable": "服务暂不可用 / Service unavailable",
+    "invalid_transition": "当前状态下不允许此操作 / Not allowed in the current state",
 }
 
 STATUS_CODES: dict[int, str] = {
@@ -44,8 +68,68 @@ STATUS_CODES: dict[int, str] = {
 }
 
 
+class DomainError(Exception):
+    """A request that breaks a rule; subclasses say which kind (and so which status the edges answer)."""
+
+    status = 400
+    default_code = "bad_request"
+
+    def __init__(self, code: str | None = None, message: str | None = None, details: Any = None) -> None:
+        self.code = code or self.default_code
+        self.message = message or MESSAGES.get(self.code, self.code)
+        self.details = details
+        super().__init__(self.message)
+
+
+class Invalid(DomainError):
+    """The input is wrong: a value, a combination, a file."""
+
+    status = 422
+    default_code = "validation_error"
+
+
+class NotFound(DomainError):
+    """No such object, or one the caller may not see (another agency's object is not found, not forbidden)."""
+
+    status = 404
+    default_code = "not_found"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (a role or scope is missing)."""
+
+    status = 403
+    default_code = "forbidden"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (a duplicate, a reused key)."""
+
+    status = 409
+    default_code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """A status change the object's transition table does not allow from its current status."""
+
+    default_code = "invalid_transition"
+
+
+class RateLimited(DomainError):
+    """Allowed, but not now: try again after `retry_after` seconds."""
+
+    status = 429
+    default_code = "rate_limited"
+
+    def __init__(
+        self, code: str | None = None, message: str | None = None, retry_after: int = 60, details: Any = None
+    ) -> None:
+        super().__init__(code, message, {"retry_after": retry_after} if details is None else details)
+        self.retry_after = retry_after
+
+
 class ApiError(Exception):
-    """An error the API answers with a given status and machine-readable code."""
+    """The HTTP edge's own error (authentication, scopes, malformed requests); services raise DomainError."""
 
     def __init__(
         self,
@@ -88,10 +172,46 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
-async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """An ApiError in the error shape."""
+# Set by the web layer: renders the site's error page for (request, status, message).
+HtmlErrorPage = Callable[[Request, int, str], Response]
+
+
+def is_page_request(request: Request) -> bool:
+    """Whether the request is for a page (HTML errors) rather than the API (JSON errors)."""
+    prefixes: tuple[str, ...] = getattr(request.app.state, "page_prefixes", ())
+    path = request.url.path
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def error_answer(
+    request: Request,
+    status: int,
+    code: str,
+    message: str | None = None,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The one place an error becomes a response: the HTML error page for pages, else the JSON shape."""
+    page: HtmlErrorPage | None = getattr(request.app.state, "html_error_page", None)
+    if page is not None and is_page_request(request):
+        response = page(request, status, message or MESSAGES.get(code, code))
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+    return error_response(status, code, message, details, headers)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    """An ApiError in the error shape (or the HTML error page)."""
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    return error_answer(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    """A DomainError with the status of its kind, in the error shape (or the HTML error page)."""
+    assert isinstance(exc, DomainError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_answer(request, exc.status, exc.code, exc.message, exc.details, headers)
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -105,6 +225,7 @@ async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so that no error escapes in another shape."""
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(DomainError, domain_error_handler)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -161,3 +161,15 @@ def test_cli_modules_never_import_the_entry_point() -> None:
     ]
     assert violations == []
     assert outside == []
+
+
+def test_only_the_http_edge_speaks_http_errors() -> None:
+    """Services raise DomainError kinds; ApiError (an HTTP status) belongs to API routes and their dependencies."""
+    users = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "govconnect").rglob("*.py")
+        if "govconnect.errors.ApiError" in _govconnect_imports(path)
+        and path.relative_to(ROOT / "govconnect").parts[0] != "api"
+        and path.name != "api.py"  # a domain's own routes (citizens/api.py ...)
+    ]
+    assert users == []

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from govconnect.agencies.models import ROLES, SCOPES, Agency, ApiKey, StaffUser
 from govconnect.clock import utcnow
+from govconnect.errors import Conflict, Invalid, NotFound
 from govconnect.security import (
     generate_api_key,
     hash_api_key,
@@ -24,15 +25,6 @@ from govconnect.security import (
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
-
-
-class DomainError(ValueError):
-    """A request that breaks a rule; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -48,18 +40,18 @@ def create_agency(session: Session, name: str, code: str, region: str = "") -> A
     code = code.strip().lower()
     name = name.strip()
     if not CODE_RE.match(code):
-        raise DomainError("invalid_code", f"机构代码无效 / invalid agency code: {code!r} (a-z, 0-9, - and _)")
+        raise Invalid("invalid_code", f"机构代码无效 / invalid agency code: {code!r} (a-z, 0-9, - and _)")
     if not name:
-        raise DomainError("invalid_name", "机构名称不能为空 / agency name must not be empty")
+        raise Invalid("invalid_name", "机构名称不能为空 / agency name must not be empty")
     if get_agency_by_code(session, code) is not None:
-        raise DomainError("agency_exists", f"机构代码已存在 / agency code already exists: {code}")
+        raise Conflict("agency_exists", f"机构代码已存在 / agency code already exists: {code}")
     agency = Agency(code=code, name=name, region=region.strip())
     session.add(agency)
     try:
         session.flush()
     except IntegrityError as exc:
         session.rollback()
-        raise DomainError("agency_exists", f"机构代码已存在 / agency code already exists: {code}") from exc
+        raise Conflict("agency_exists", f"机构代码已存在 / agency code already exists: {code}") from exc
     return agency
 
 
@@ -69,10 +61,10 @@ def get_agency_by_code(session: Session, code: str) -> Agency | None:
 
 
 def require_agency(session: Session, code: str) -> Agency:
-    """The agency with this code, or a DomainError."""
+    """The agency with this code, or NotFound."""
     agency = get_agency_by_code(session, code)
     if agency is None:
-        raise DomainError("agency_not_found", f"机构不存在 / no agency with code {code!r}")
+        raise NotFound("agency_not_found", f"机构不存在 / no agency with code {code!r}")
     return agency
 
 
@@ -90,10 +82,10 @@ def normalise_scopes(scopes: Sequence[str]) -> list[str]:
             if not scope:
                 continue
             if scope not in SCOPES:
-                raise DomainError("invalid_scope", f"未知权限 / unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+                raise Invalid("invalid_scope", f"未知权限 / unknown scope {scope!r}; known: {', '.join(SCOPES)}")
             result.add(scope)
     if not result:
-        raise DomainError("invalid_scope", f"至少需要一个权限 / at least one scope: {', '.join(SCOPES)}")
+        raise Invalid("invalid_scope", f"至少需要一个权限 / at least one scope: {', '.join(SCOPES)}")
     return sorted(result)
 
 
@@ -118,7 +110,7 @@ def revoke_api_key(session: Session, prefix: str) -> ApiKey:
     """Revoke the key with this display prefix."""
     record = session.exec(select(ApiKey).where(ApiKey.prefix == prefix.strip())).first()
     if record is None:
-        raise DomainError("key_not_found", f"密钥不存在 / no key with prefix {prefix!r}")
+        raise NotFound("key_not_found", f"密钥不存在 / no key with prefix {prefix!r}")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
         session.add(record)
@@ -139,13 +131,13 @@ def create_staff(
     """Create a staff account with an argon2-hashed password."""
     assert agency.id is not None
     if not USERNAME_RE.match(username):
-        raise DomainError("invalid_username", f"用户名无效 / invalid username {username!r}")
+        raise Invalid("invalid_username", f"用户名无效 / invalid username {username!r}")
     if role not in ROLES:
-        raise DomainError("invalid_role", f"角色无效 / role must be one of {', '.join(ROLES)}")
+        raise Invalid("invalid_role", f"角色无效 / role must be one of {', '.join(ROLES)}")
     if len(password) < 8:
-        raise DomainError("weak_password", "密码至少 8 位 / password must have at least 8 characters")
+        raise Invalid("weak_password", "密码至少 8 位 / password must have at least 8 characters")
     if find_staff(session, username) is not None:
-        raise DomainError("staff_exists", f"用户名已存在 / username already exists: {username}")
+        raise Conflict("staff_exists", f"用户名已存在 / username already exists: {username}")
     user = StaffUser(
         username=username,
         agency_id=agency.id,

@@ -20,7 +20,7 @@ from govconnect.audiences.models import AudienceList, AudienceMember, AudienceRe
 from govconnect.audiences.reader import FileRefused, read_table
 from govconnect.audiences.rows import RowReport, check_row, read_header
 from govconnect.clock import utcnow
-from govconnect.errors import ApiError
+from govconnect.errors import Invalid, NotFound
 from govconnect.notices.audience import Recipient
 
 log = logging.getLogger("govconnect.audiences")
@@ -141,7 +141,7 @@ def get_list(session: Session, agency_id: int, list_id: int) -> AudienceList:
     """The agency's ready list, or 404 (another agency's list is not found either)."""
     saved = session.get(AudienceList, list_id)
     if saved is None or saved.agency_id != agency_id or saved.status != "ready":
-        raise ApiError(404, "not_found")
+        raise NotFound()
     return saved
 
 
@@ -154,7 +154,7 @@ def saved_lists_of(session: Session, agency_id: int, list_ids: list[int]) -> lis
     lists = {saved.id: saved for saved in found}
     missing = [i for i in wanted if i not in lists]
     if missing:
-        raise ApiError(422, "unknown_audience_list", "受众名单不存在 / Unknown audience list", {"unknown": missing})
+        raise Invalid("unknown_audience_list", "受众名单不存在 / Unknown audience list", {"unknown": missing})
     return [lists[i] for i in wanted]
 
 

@@ -24,6 +24,7 @@ from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, Subscrib
 from govconnect.citizens.optout import normalise_phone
 from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
 from govconnect.clock import utcnow
+from govconnect.errors import Invalid, RateLimited
 from govconnect.notices.models import Category
 from govconnect.security import mask_phone, secrets_equal
 
@@ -48,16 +49,6 @@ CODE_TEXT = "您的订阅验证码为{code}，5分钟内有效，请勿告诉他
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 PHONE_INPUT_RE = re.compile(r"^\+?[\d\s-]{11,20}$")
 PHONE_CHANNELS = ("sms", "voice")
-
-
-class SubscriptionError(ValueError):
-    """A subscription request that breaks a rule; `code` is machine-readable, `message` is for people."""
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -93,10 +84,10 @@ def active_regions(session: Session) -> list[PublicRegion]:
 
 
 def valid_mobile(phone: str) -> str:
-    """The normalised mainland mobile number, or a SubscriptionError."""
+    """The normalised mainland mobile number, or Invalid."""
     number = normalise_phone(phone)
     if not PHONE_INPUT_RE.match(phone.strip()) or not MOBILE_RE.match(number):
-        raise SubscriptionError("invalid_phone", "请输入有效的 11 位手机号码 / invalid mobile number")
+        raise Invalid("invalid_phone", "请输入有效的 11 位手机号码 / invalid mobile number")
     return number
 
 
@@ -120,11 +111,11 @@ def request_code(
         ).all()
         if recent and now - recent[0] < CODE_MIN_INTERVAL:
             wait = int((CODE_MIN_INTERVAL - (now - recent[0])).total_seconds()) + 1
-            raise SubscriptionError(
+            raise RateLimited(
                 "code_too_soon", f"验证码发送过于频繁，请 {wait} 秒后再试 / wait before asking again", wait
             )
         if len(recent) >= CODE_DAILY_LIMIT:
-            raise SubscriptionError("code_daily_limit", "今日验证码次数已用完 / daily code limit reached", 3600)
+            raise RateLimited("code_daily_limit", "今日验证码次数已用完 / daily code limit reached", 3600)
     code = f"{secrets.randbelow(1_000_000):06d}"
     record = VerificationCode(
         phone_hash=phone_hash,
@@ -143,7 +134,7 @@ def request_code(
 def check_code(
     session: Session, secret: str, phone: str, code: str, purpose: str = "subscribe", now: datetime | None = None
 ) -> str:
-    """Consume a correct code and return the number; wrong, expired or exhausted codes raise SubscriptionError."""
+    """Consume a correct code and return the number; wrong, expired or exhausted codes raise Invalid."""
     number = valid_mobile(phone)
     now = now or utcnow()
     phone_hash = _keyed_hash(secret, "phone", number)
@@ -157,18 +148,18 @@ def check_code(
         .order_by(col(VerificationCode.created_at).desc())
     ).first()
     if record is None:
-        raise SubscriptionError("code_missing", "请先获取验证码 / request a code first")
+        raise Invalid("code_missing", "请先获取验证码 / request a code first")
     if record.expires_at <= now:
-        raise SubscriptionError("code_expired", "验证码已过期，请重新获取 / code expired")
+        raise Invalid("code_expired", "验证码已过期，请重新获取 / code expired")
     if record.attempts >= CODE_MAX_ATTEMPTS:
-        raise SubscriptionError("code_attempts", "验证码错误次数过多，请重新获取 / too many wrong tries")
+        raise Invalid("code_attempts", "验证码错误次数过多，请重新获取 / too many wrong tries")
     record.attempts += 1
     expected = _keyed_hash(secret, f"code:{phone_hash}", code.strip())
     if not secrets_equal(expected, record.code_hash):
         session.add(record)
         session.flush()
         left = CODE_MAX_ATTEMPTS - record.attempts
-        raise SubscriptionError("code_invalid", f"验证码错误，还可尝试 {left} 次 / wrong code, {left} tries left")
+        raise Invalid("code_invalid", f"验证码错误，还可尝试 {left} 次 / wrong code, {left} tries left")
     record.consumed_at = now
     session.add(record)
     session.flush()
@@ -189,15 +180,15 @@ def clean_preferences(
     regs = sorted(set(regions))
     chans = sorted(set(channels))
     if not cats:
-        raise SubscriptionError("no_category", "请至少选择一个栏目 / choose at least one category")
+        raise Invalid("no_category", "请至少选择一个栏目 / choose at least one category")
     if not chans:
-        raise SubscriptionError("no_channel", "请至少选择一种接收方式 / choose at least one channel")
+        raise Invalid("no_channel", "请至少选择一种接收方式 / choose at least one channel")
     if unknown := [c for c in cats if c not in known_categories]:
-        raise SubscriptionError("unknown_category", f"栏目不存在 / unknown category: {','.join(unknown)}")
+        raise Invalid("unknown_category", f"栏目不存在 / unknown category: {','.join(unknown)}")
     if unknown := [r for r in regs if r not in known_regions]:
-        raise SubscriptionError("unknown_region", f"地区不存在 / unknown region: {','.join(unknown)}")
+        raise Invalid("unknown_region", f"地区不存在 / unknown region: {','.join(unknown)}")
     if unknown := [c for c in chans if c not in allowed_channels]:
-        raise SubscriptionError("unknown_channel", f"接收方式无效 / channel not available: {','.join(unknown)}")
+        raise Invalid("unknown_channel", f"接收方式无效 / channel not available: {','.join(unknown)}")
     return Preferences(cats, regs, chans)
 
 
@@ -312,7 +303,7 @@ def purge_inactive(
     from govconnect.suppression.service import phone_key, suppress_keys
 
     if inactive_days < 1:
-        raise SubscriptionError("invalid_days", "天数必须为正整数 / days must be a positive integer")
+        raise Invalid("invalid_days", "天数必须为正整数 / days must be a positive integer")
     now = now or utcnow()
     cutoff = now - timedelta(days=inactive_days)
     purged = session.exec(

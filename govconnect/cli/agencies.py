@@ -10,7 +10,6 @@ import typer
 
 from govconnect.agencies.models import ROLES, SCOPES
 from govconnect.agencies.service import (
-    DomainError,
     create_agency,
     create_api_key,
     create_staff,
@@ -21,6 +20,7 @@ from govconnect.agencies.service import (
 )
 from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import session_scope
+from govconnect.errors import DomainError
 
 agency_app = typer.Typer(help="Agencies (机构): create and list.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys: create (printed once), list (prefix only), revoke.", no_args_is_help=True)

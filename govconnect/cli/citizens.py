@@ -13,9 +13,10 @@ from sqlmodel import col, select
 
 from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.publishing_models import PublicRegion
-from govconnect.citizens.subscriptions import SubscriptionError, ensure_defaults, masked_rows, purge_inactive
+from govconnect.citizens.subscriptions import ensure_defaults, masked_rows, purge_inactive
 from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import session_scope
+from govconnect.errors import DomainError
 from govconnect.escaping import spreadsheet_record
 from govconnect.notices.models import Category
 
@@ -67,7 +68,7 @@ def purge(
         secret = settings.secret_key.get_secret_value()
         with session_scope(migrated_engine(settings)) as session:
             subscribers, codes = purge_inactive(session, inactive_days, secret=secret)
-    except SubscriptionError as exc:
+    except DomainError as exc:
         raise fail(exc.message) from exc
     typer.echo(f"purged {subscribers} subscribers, {codes} verification codes")
 

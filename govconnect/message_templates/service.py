@@ -16,7 +16,7 @@ from sqlmodel import Session
 from channels.base import MessageKind
 from channels.sms_text import compose
 from govconnect.clock import utcnow
-from govconnect.errors import ApiError
+from govconnect.errors import NotFound
 from govconnect.message_templates.models import MessageTemplate, MessageTemplateVersion, NoticeTemplateUse
 from govconnect.message_templates.schemas import (
     TemplateCreate,
@@ -87,7 +87,7 @@ def _current(session: Session, template: MessageTemplate, version: int | None = 
         .first()
     )
     if row is None:
-        raise ApiError(404, "not_found")
+        raise NotFound()
     return row  # type: ignore[no-any-return]
 
 
@@ -109,7 +109,7 @@ def get_template(session: Session, agency_id: int, template_id: int) -> MessageT
     """The agency's live template, or 404 (another agency's template is not found either)."""
     template = session.get(MessageTemplate, template_id)
     if template is None or template.agency_id != agency_id or template.deleted_at is not None:
-        raise ApiError(404, "not_found")
+        raise NotFound()
     return template
 
 

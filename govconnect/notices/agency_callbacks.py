@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from govconnect.agencies.models import Agency
+from govconnect.errors import Invalid
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
@@ -39,8 +40,11 @@ SIGNATURE_HEADER = "X-GovConnect-Signature"
 MAX_ATTEMPTS = 8
 
 
-class CallbackUrlError(ValueError):
+class CallbackUrlError(Invalid):
     """The URL may not receive callbacks."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("callback_url_refused", message)
 
 
 def signing_secret(settings: Settings, agency_id: int) -> str:

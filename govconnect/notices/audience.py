@@ -19,6 +19,7 @@ from govconnect.audiences.reader import FileRefused, read_table
 from govconnect.audiences.rows import RowReport, check_row, read_header
 from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.optout import normalise_phone
+from govconnect.errors import Invalid
 
 S = Subscriber.__table__  # type: ignore[attr-defined]
 SC = SubscriberCategory.__table__  # type: ignore[attr-defined]
@@ -38,13 +39,8 @@ class Recipient:
     subscriber_id: int | None = None
 
 
-class AudienceError(ValueError):
-    """The audience description cannot be used (the API turns it into a 4xx)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class AudienceError(Invalid):
+    """The audience description cannot be used."""
 
 
 def _subscriber_filter(spec: dict[str, Any], default_category: str) -> Any:

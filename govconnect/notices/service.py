@@ -20,7 +20,7 @@ from sqlmodel import Session
 from contacts.like import contains
 from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
-from govconnect.errors import ApiError
+from govconnect.errors import Conflict, Invalid, InvalidTransition, NotFound, RateLimited
 from govconnect.message_templates.service import from_template
 from govconnect.notices.audience import (
     STAFF_FIELDS,
@@ -48,8 +48,8 @@ def request_hash(data: NoticeCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _invalid(code: str, message: str, details: Any = None, status: int = 422) -> ApiError:
-    return ApiError(status, code, message, details)
+def _invalid(code: str, message: str, details: Any = None) -> Invalid:
+    return Invalid(code, message, details)
 
 
 def _check_channels(channels: list[str]) -> list[str]:
@@ -148,11 +148,12 @@ def _check_daily_limit(session: Session, agency: Agency, requested: int, moment:
         )
     ).scalar_one()
     if used + requested > agency.daily_limit:
-        raise _invalid(
+        next_day = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        raise RateLimited(
             "daily_limit_exceeded",
             "超出本机构每日发送上限 / Over the agency's daily limit",
-            {"limit": agency.daily_limit, "used": int(used), "requested": requested},
-            status=429,
+            retry_after=max(1, int((next_day - local).total_seconds())),
+            details={"limit": agency.daily_limit, "used": int(used), "requested": requested},
         )
 
 
@@ -164,7 +165,7 @@ def validate_notice(
     moment: datetime,
     extra_placeholders: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Check a notice request; the normalised fields, or a 4xx ApiError."""
+    """Check a notice request; the normalised fields, or an Invalid error."""
     channels = _check_channels(data.channels)
     if data.category:
         _check_categories(session, [data.category])
@@ -278,8 +279,7 @@ def _by_key(session: Session, agency: Agency, key: str) -> Notice | None:
 
 def _replay(existing: Notice, digest: str) -> Notice:
     if existing.request_hash != digest:
-        raise ApiError(
-            409,
+        raise Conflict(
             "idempotency_conflict",
             "该 Idempotency-Key 已用于不同的请求 / Idempotency-Key was used with a different body",
             {"notice_id": existing.id},
@@ -291,7 +291,7 @@ def get_notice(session: Session, agency: Agency, notice_id: str) -> Notice:
     """The agency's notice, or 404 (another agency's notice is not found either)."""
     notice = session.get(Notice, notice_id)
     if notice is None or notice.agency_id != agency.id:
-        raise ApiError(404, "not_found")
+        raise NotFound()
     return notice
 
 
@@ -440,8 +440,8 @@ def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: date
     """Stop what has not been sent: queued deliveries become `cancelled`; sends in flight finish."""
     notice = get_notice(session, agency, notice_id)
     if notice.status in ("completed", "cancelled"):
-        raise ApiError(
-            409, "not_cancellable", "通知已结束，无法撤回 / The notice has already finished", {"status": notice.status}
+        raise InvalidTransition(
+            "not_cancellable", "通知已结束，无法撤回 / The notice has already finished", {"status": notice.status}
         )
     notice.status = "cancelled"
     notice.cancelled_at = moment

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,17 +18,27 @@ from govconnect.jobs import load_job_modules
 from govconnect.settings import Settings
 from govconnect.web import feeds, site, staff_compose, staff_directory, subscribe_pages, tv
 from govconnect.web.anonymous_limits import AnonymousRateLimitMiddleware
-from govconnect.web.rendering import public_page
+from govconnect.web.rendering import error_page, public_page
 from govconnect.web.session import install_login_redirect, install_sessions
 
 log = logging.getLogger("govconnect.web")
 STATIC_DIR = Path(__file__).parent / "static"
+# Errors under these paths are answered with the HTML error page (govconnect.errors maps them).
+PAGE_PREFIXES = ("/m", "/tv")
+ERROR_HEADINGS = {403: "无权访问", 404: "页面不存在", 409: "操作与当前状态冲突", 422: "输入有误", 429: "操作过于频繁"}
+
+
+def html_error_page(request: Request, status: int, message: str) -> Response:
+    """The site's error page for a domain or HTTP-edge error on a page."""
+    return error_page(request, status, ERROR_HEADINGS.get(status, "出错了"), message)
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
     """Add the mobile site, TV page and feeds, the subscriber API and the staff session to an app."""
     # Compose enqueues pipeline jobs; the embedded queue needs the registry complete (arq workers load it too).
     load_job_modules()
+    app.state.page_prefixes = PAGE_PREFIXES
+    app.state.html_error_page = html_error_page
     # Added before the sessions so it runs inside them and can tell signed-in staff apart.
     app.add_middleware(AnonymousRateLimitMiddleware, settings=settings)
     install_sessions(app, settings)

@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from govconnect.agencies.models import StaffUser
+from govconnect.errors import Forbidden
 from govconnect.security import secrets_equal
 from govconnect.settings import Settings
 from govconnect.web.login_throttle import CounterStore, LoginThrottle, MemoryCounters, RedisCounters, normalise_username
@@ -141,11 +142,10 @@ def require_staff(request: Request) -> StaffUser:
 
 def require_role(*roles: str) -> Callable[[StaffUser], StaffUser]:
     """A dependency demanding one of these roles (admin always passes)."""
-    from govconnect.errors import ApiError
 
     def require_staff_role(user: Annotated[StaffUser, Depends(require_staff)]) -> StaffUser:
         if user.role not in roles and user.role != "admin":
-            raise ApiError(403, "forbidden", "需要操作员权限 / operator role required")
+            raise Forbidden("forbidden", "需要操作员权限 / operator role required")
         return user
 
     return require_staff_role

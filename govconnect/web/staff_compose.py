@@ -15,7 +15,7 @@ from govconnect.agencies.models import Agency, StaffUser
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.clock import utcnow
-from govconnect.errors import ApiError
+from govconnect.errors import DomainError
 from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAudience
@@ -115,8 +115,8 @@ async def compose_submit(
         notice, created = await run_in_threadpool(
             service.accept_notice, session, agency, data, f"m-compose-{operator.id}-{nonce}", settings, moment
         )
-    except (ValidationError, ApiError) as exc:
-        message = exc.message if isinstance(exc, ApiError) else "请填写标题、正文并至少选择一个渠道"
+    except (ValidationError, DomainError) as exc:
+        message = exc.message if isinstance(exc, DomainError) else "请填写标题、正文并至少选择一个渠道"
         ctx = _form_context(session, form=form, message=message, message_kind="error")
         return render(request, "compose.html", ctx, session=session, status_code=400)
     if created:

@@ -16,7 +16,6 @@ from govconnect.citizens.optout import leave
 from govconnect.citizens.subscriptions import (
     CODE_TEXT,
     Preferences,
-    SubscriptionError,
     active_categories,
     active_regions,
     allowed_channels,
@@ -30,6 +29,7 @@ from govconnect.citizens.subscriptions import (
     subscriber_from_token,
 )
 from govconnect.db import session_scope
+from govconnect.errors import DomainError
 from govconnect.security import mask_phone
 from govconnect.settings import Settings
 from govconnect.suppression.service import lift as lift_suppression
@@ -72,7 +72,7 @@ async def _send_code(request: Request, settings: Settings, phone: str, purpose: 
 
     try:
         number, code = await run_in_threadpool(issue)
-    except SubscriptionError as exc:
+    except DomainError as exc:
         return exc.message
     sender = getattr(request.app.state, "code_sender", None)
     if sender is None:
@@ -141,7 +141,7 @@ def subscribe_confirm(
     try:
         prefs = clean_preferences(session, category, region, channel, allowed_channels=["sms", "voice"])
         check_code(session, settings.secret_key.get_secret_value(), phone, code)
-    except SubscriptionError as exc:
+    except DomainError as exc:
         session.commit()  # a wrong try counts even though the request failed
         ctx = _subscribe_context(request, session, message=exc.message, message_kind="error")
         ctx["chosen"] = Preferences(category, region, channel)
@@ -210,7 +210,7 @@ def manage_submit(
         return error_page(request, 400, "页面已过期，请重新验证")
     try:
         prefs = clean_preferences(session, category, region, channel, allowed_channels=allowed_channels(subscriber))
-    except SubscriptionError as exc:
+    except DomainError as exc:
         ctx = _manage_context(request, session, subscriber, message=exc.message, message_kind="error")
         return render(request, "manage.html", ctx, status_code=400)
     set_preferences(session, subscriber, prefs)
@@ -271,7 +271,7 @@ def unsubscribe_confirm(
         return error_page(request, 400, "页面已过期，请重新获取验证码")
     try:
         check_code(session, settings.secret_key.get_secret_value(), phone, code, purpose="unsubscribe")
-    except SubscriptionError as exc:
+    except DomainError as exc:
         session.commit()
         ctx = {"pending_phone": phone, "pending_phone_masked": mask_phone(phone), "message": exc.message}
         return render(request, "unsubscribe.html", {**ctx, "message_kind": "error"}, status_code=400)

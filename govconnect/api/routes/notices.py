@@ -18,7 +18,7 @@ from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.escaping import spreadsheet_row
 from govconnect.notices import service
-from govconnect.notices.agency_callbacks import CallbackUrlError, check_callback_url, signing_secret
+from govconnect.notices.agency_callbacks import check_callback_url, signing_secret
 from govconnect.notices.pipeline_models import DELIVERY_STATUSES
 from govconnect.notices.schemas import (
     CallbackInfo,
@@ -184,10 +184,7 @@ def callback_put(
     """Register (or with null, remove) an HTTPS URL that receives signed delivery-status POSTs."""
     agency = principal.agency
     if body.url is not None:
-        try:
-            check_callback_url(body.url, settings)
-        except CallbackUrlError as exc:
-            raise ApiError(422, "callback_url_refused", str(exc)) from exc
+        check_callback_url(body.url, settings)  # CallbackUrlError is an Invalid: 422 callback_url_refused
     agency.callback_url = body.url
     session.add(agency)
     session.commit()

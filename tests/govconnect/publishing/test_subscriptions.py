@@ -7,7 +7,6 @@ from govconnect.citizens.models import Subscriber, SubscriberCategory
 from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow, leave
 from govconnect.citizens.publishing_models import VerificationCode
 from govconnect.citizens.subscriptions import (
-    SubscriptionError,
     check_code,
     clean_preferences,
     ensure_defaults,
@@ -20,6 +19,7 @@ from govconnect.citizens.subscriptions import (
     subscriber_token,
 )
 from govconnect.clock import utcnow
+from govconnect.errors import DomainError
 
 SECRET = "secret-for-tests-0123456789"
 
@@ -46,7 +46,7 @@ def test_code_is_stored_hashed_and_checked_once(seeded: Session) -> None:
     stored = seeded.exec(select(VerificationCode)).one()
     assert code not in stored.code_hash and number not in stored.phone_hash and "10.0.0.1" not in stored.ip_hash
     assert check_code(seeded, SECRET, "13800001111", code) == "13800001111"
-    with pytest.raises(SubscriptionError) as err:
+    with pytest.raises(DomainError) as err:
         check_code(seeded, SECRET, "13800001111", code)
     assert err.value.code == "code_missing"
 
@@ -54,15 +54,15 @@ def test_code_is_stored_hashed_and_checked_once(seeded: Session) -> None:
 def test_code_rate_limits_per_number_and_ip(seeded: Session) -> None:
     t0 = utcnow()
     request_code(seeded, SECRET, "13800001111", "10.0.0.1", now=t0)
-    with pytest.raises(SubscriptionError) as err:
+    with pytest.raises(DomainError) as err:
         request_code(seeded, SECRET, "13800001111", "10.0.0.2", now=t0 + timedelta(seconds=30))
     assert err.value.code == "code_too_soon" and err.value.retry_after and err.value.retry_after <= 31
-    with pytest.raises(SubscriptionError) as err:  # same IP, other number: per-IP limit
+    with pytest.raises(DomainError) as err:  # same IP, other number: per-IP limit
         request_code(seeded, SECRET, "13800002222", "10.0.0.1", now=t0 + timedelta(seconds=30))
     assert err.value.code == "code_too_soon"
     for i in range(1, 10):
         request_code(seeded, SECRET, "13800001111", f"10.0.1.{i}", now=t0 + timedelta(minutes=2 * i))
-    with pytest.raises(SubscriptionError) as err:
+    with pytest.raises(DomainError) as err:
         request_code(seeded, SECRET, "13800001111", "10.0.2.1", now=t0 + timedelta(minutes=30))
     assert err.value.code == "code_daily_limit"
     request_code(seeded, SECRET, "13800001111", "10.0.2.1", now=t0 + timedelta(days=1, minutes=1))
@@ -73,21 +73,21 @@ def test_code_expires_and_allows_five_tries(seeded: Session) -> None:
     _, code = request_code(seeded, SECRET, "13800001111", "ip", now=t0)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(5):
-        with pytest.raises(SubscriptionError) as err:
+        with pytest.raises(DomainError) as err:
             check_code(seeded, SECRET, "13800001111", wrong, now=t0)
         assert err.value.code == "code_invalid"
-    with pytest.raises(SubscriptionError) as err:
+    with pytest.raises(DomainError) as err:
         check_code(seeded, SECRET, "13800001111", code, now=t0)
     assert err.value.code == "code_attempts"
     _, code = request_code(seeded, SECRET, "13800001111", "ip", now=t0 + timedelta(minutes=2))
-    with pytest.raises(SubscriptionError) as err:
+    with pytest.raises(DomainError) as err:
         check_code(seeded, SECRET, "13800001111", code, now=t0 + timedelta(minutes=7, seconds=1))
     assert err.value.code == "code_expired"
 
 
 def test_invalid_numbers_are_refused(seeded: Session) -> None:
     for bad in ("12345", "23800001111", "1380000111a1"):
-        with pytest.raises(SubscriptionError) as err:
+        with pytest.raises(DomainError) as err:
             request_code(seeded, SECRET, bad, "ip")
         assert err.value.code == "invalid_phone"
 
@@ -116,10 +116,10 @@ def test_preferences_are_validated(seeded: Session) -> None:
         ((["yjyj"], ["火星"], ["sms"]), "unknown_region"),
     ]
     for (cats, regs, chans), code in cases:
-        with pytest.raises(SubscriptionError) as err:
+        with pytest.raises(DomainError) as err:
             clean_preferences(seeded, cats, regs, chans)
         assert err.value.code == code
-    with pytest.raises(SubscriptionError) as err:
+    with pytest.raises(DomainError) as err:
         clean_preferences(seeded, ["yjyj"], [], ["wechat"], allowed_channels=["sms", "voice"])
     assert err.value.code == "unknown_channel"
 
@@ -158,7 +158,7 @@ def test_purge_removes_only_long_gone_subscribers(seeded: Session) -> None:
     left = {s.phone for s in seeded.exec(select(Subscriber)).all()}
     assert left == {"13800002222", "13800003333"}
     assert active.status == "active"
-    with pytest.raises(SubscriptionError):
+    with pytest.raises(DomainError):
         purge_inactive(seeded, 0, secret="k")
 
 

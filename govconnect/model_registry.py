@@ -7,6 +7,7 @@ def import_all_models() -> None:
     """Import all table modules (later capabilities add theirs here)."""
     import contacts.models  # noqa: F401
     import govconnect.agencies.models  # noqa: F401
+    import govconnect.agencies.sessions  # noqa: F401
     import govconnect.audiences.models  # noqa: F401
     import govconnect.citizens.models  # noqa: F401
     import govconnect.citizens.publishing_models  # noqa: F401
@@ -14,4 +15,3 @@ def import_all_models() -> None:
     import govconnect.notices.models  # noqa: F401
     import govconnect.notices.pipeline_models  # noqa: F401
     import govconnect.suppression.models  # noqa: F401
-    import govconnect.web.staff_sessions  # noqa: F401

@@ -2,7 +2,7 @@
 request.state, CSRF, login limits.
 
 The cookie holds only a random session id and the CSRF token (no user id, phone or password
-fragment); `staff_sessions` says whether the session is live, so signing out ends it everywhere.
+fragment); `govconnect.agencies.sessions` says whether the session is live, so signing out ends it everywhere.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from govconnect.agencies.models import StaffUser
+from govconnect.agencies.sessions import SESSION_LIFETIME, open_session, revoke_session, session_user
 from govconnect.errors import Forbidden
 from govconnect.security import secrets_equal
 from govconnect.settings import Settings
 from govconnect.web.login_throttle import CounterStore, LoginThrottle, MemoryCounters, RedisCounters, normalise_username
-from govconnect.web.staff_sessions import SESSION_LIFETIME, open_session, revoke_session, session_user
 
 SESSION_COOKIE = "gc_session"
 SESSION_MAX_AGE = int(SESSION_LIFETIME.total_seconds())

@@ -20,7 +20,9 @@ from govconnect.errors import DomainError
 from govconnect.escaping import spreadsheet_record
 from govconnect.notices.models import Category
 
-subscribers_app = typer.Typer(help="Subscribers (订阅用户): import from CSV.", no_args_is_help=True)
+subscribers_app = typer.Typer(
+    help="Subscribers (订阅用户): import from CSV, export (masked), purge those who left.", no_args_is_help=True
+)
 categories_app = typer.Typer(help="Notice categories and regions citizens can follow.", no_args_is_help=True)
 
 EXPORT_FIELDS = ["id", "phone", "wechat_openid", "status", "channels", "categories", "regions", "source", "created_at"]
@@ -40,7 +42,7 @@ def _engine() -> Engine:
 def subscribers_import(
     file: Annotated[Path, typer.Argument(help="CSV with columns phone, openid, name, categories, regions, channels")],
 ) -> None:
-    """Create or update subscribers from a CSV file (categories/regions/channels separated by ';')."""
+    """Create or update subscribers from a CSV (lists separated by ';'); exit 1 if any row was refused."""
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -54,7 +56,7 @@ def subscribers_import(
         f"created {report.created}, updated {report.updated}, skipped (unsubscribed) {report.skipped}, "
         f"errors {len(report.errors)}"
     )
-    if report.errors and not (report.created or report.updated):
+    if report.errors:  # good rows are kept; the exit status says some were refused, as `contacts import` does
         raise typer.Exit(1)
 
 

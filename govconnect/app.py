@@ -23,6 +23,7 @@ from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.providers.sandbox import mount_provider_sandbox
+from govconnect.reports import api as reports_api
 from govconnect.settings import Settings, get_settings
 from govconnect.suppression import api as suppression_api
 from govconnect.web.api_docs import install_api_docs
@@ -38,6 +39,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.
 ROUTERS = [health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
 ROUTERS.extend([audiences_api.router, suppression_api.router, templates_api.router])
+ROUTERS.append(reports_api.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -15,3 +15,4 @@ def import_all_models() -> None:
     import govconnect.notices.models  # noqa: F401
     import govconnect.notices.pipeline_models  # noqa: F401
     import govconnect.suppression.models  # noqa: F401
+    import govconnect.reports.models  # noqa: F401

@@ -14,6 +14,7 @@ from channels.sms_text import is_unsubscribe
 from govconnect.citizens.models import Subscriber, SubscriberCategory
 from govconnect.clock import utcnow
 from govconnect.notices.models import Category
+from govconnect.reports.pipeline_hooks import count_optout
 
 log = logging.getLogger("govconnect.citizens")
 
@@ -43,6 +44,8 @@ def leave(session: Session, subscriber: Subscriber, source: str) -> Subscriber:
         subscriber.updated_at = subscriber.unsubscribed_at
         session.add(subscriber)
         session.flush()
+        addresses = [subscriber.phone or "", subscriber.wechat_openid or ""]
+        count_optout(session.connection(), addresses, subscriber.unsubscribed_at)
         log.info("subscriber %s unsubscribed via %s", subscriber.id, source)
     return subscriber
 
@@ -76,6 +79,7 @@ def handle_wechat_follow(session: Session, openid: str, followed: bool) -> Subsc
     elif subscriber.status != "unsubscribed":
         subscriber.status = "unsubscribed"
         subscriber.unsubscribed_at = now
+        count_optout(session.connection(), [openid], now)
         log.info("subscriber %s unsubscribed via wechat unfollow", subscriber.id)
     subscriber.updated_at = now
     session.add(subscriber)

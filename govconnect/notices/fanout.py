@@ -22,6 +22,7 @@ from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, Notice
 from govconnect.notices.policy import now, placeholders, run_fanout_db
 from govconnect.notices.sending import enqueue_finish, enqueue_send
 from govconnect.suppression.gate import HoldPolicy, forget_days_before, hold_back
+from govconnect.reports import pipeline_hooks as rollup_hooks
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -263,6 +264,9 @@ def _insert_page(
     with engine.begin() as conn:
         held = hold_back(conn, policy, rows, moment or utcnow()) if policy is not None else set()
         inserted = insert_ignoring_duplicates(conn, rows)
+        if inserted:
+            moment = rows[0]["created_at"]  # a page's rows share the moment they were written
+            rollup_hooks.count_created(conn, [(notice_id, channel, "", moment) for _, channel in inserted])
         if cursor:
             conn.execute(update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor))
     return [(delivery_id, channel) for delivery_id, channel in inserted if delivery_id not in held]

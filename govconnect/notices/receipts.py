@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from channels.base import Receipt
 from govconnect.clock import utcnow
 from govconnect.notices.pipeline_models import Delivery
+from govconnect.reports import pipeline_hooks as rollup_hooks
+from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -155,19 +157,31 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
             key, values = _outcome_values(receipt, moment)
             groups.setdefault(key, (values, []))[1].append(delivery_id)
         for values, ids in groups.values():
-            allowed = DELIVERED_FROM if values["status"] == "delivered" else FAILED_FROM
+            delivered = values["status"] == "delivered"
+            allowed = DELIVERED_FROM if delivered else FAILED_FROM
             for part in _chunks(ids):
-                changed = conn.execute(
-                    update(D)
-                    .where(_member(conn, D.c.id, part), D.c.status.in_(allowed))
-                    .values(
-                        **values, receipts=D.c.receipts + 1, final_at=moment, next_attempt_at=None, updated_at=moment
+                done: set[str] = set()
+                # Pending or sent first, then the late ones the sweeper had given up on: in this
+                # order a sweep committing in between cannot hide a delivery from both statements.
+                for from_statuses, late in (([s for s in allowed if s != "unknown"], False), (["unknown"], True)):
+                    changed = conn.execute(
+                        update(D)
+                        .where(_member(conn, D.c.id, part), D.c.status.in_(from_statuses))
+                        .values(
+                            **values,
+                            receipts=D.c.receipts + 1,
+                            final_at=moment,
+                            next_attempt_at=None,
+                            updated_at=moment,
+                        )
+                        .returning(D.c.id, *ROLLUP_RETURNING)
+                    ).all()
+                    done.update(str(row[0]) for row in changed)
+                    outcome.notices.update(str(row[1]) for row in changed)
+                    rollup_hooks.count_receipts(
+                        conn, [row[1:] for row in changed], delivered, values.get("error_code", ""), moment, late
                     )
-                    .returning(D.c.id, D.c.notice_id)
-                ).all()
-                done = {str(row[0]) for row in changed}
                 outcome.changed.extend(done)
-                outcome.notices.update(str(row[1]) for row in changed)
                 repeats.extend(i for i in part if i not in done)
         outcome.updated = len(outcome.changed)
         outcome.duplicates = len(repeats)

@@ -25,6 +25,8 @@ from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
 from govconnect.notices.policy import backoff_seconds, now, quiet_until, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
+from govconnect.reports import pipeline_hooks as rollup_hooks
+from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.notices")
@@ -126,11 +128,13 @@ def _claim(engine: Engine, ids: Sequence[str], moment: datetime) -> list[Claimed
 
 def _cancel_queued(engine: Engine, ids: Sequence[str], moment: datetime) -> None:
     with engine.begin() as conn:
-        conn.execute(
+        changed = conn.execute(
             update(D)
             .where(D.c.id.in_(list(ids)), D.c.status == "queued")
             .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
-        )
+            .returning(*ROLLUP_RETURNING)
+        ).all()
+        rollup_hooks.count_cancelled(conn, changed)
 
 
 def _defer_for_quiet_hours(engine: Engine, ids: Sequence[str], until: datetime) -> None:
@@ -318,12 +322,19 @@ def _record(
                 retry_groups[round(delay, 1)].append(claimed.id)
                 continue
             result = SendResult.permanent(claimed.id, "deadline_exceeded", result.code or "")
-        failed.append({"b_id": claimed.id, "b_code": (result.code or "")[:64], "b_reason": (result.reason or "")[:200]})
+        failed.append(
+            {
+                "b_id": claimed.id,
+                "b_provider": provider,
+                "b_code": (result.code or "")[:64],
+                "b_reason": (result.reason or "")[:200],
+            }
+        )
     for (provider, outcome), count in outcomes.items():
         DELIVERY_OUTCOMES.labels(channel, provider, outcome).inc(count)
     with engine.begin() as conn:
         if accepted:
-            _record_accepted(conn, accepted, moment)
+            rollup_hooks.count_accepted(conn, _record_accepted(conn, accepted, moment))
         if retry:
             conn.execute(
                 update(D)
@@ -340,19 +351,7 @@ def _record(
                 retry,
             )
         if failed:
-            conn.execute(
-                update(D)
-                .where(D.c.id == bindparam("b_id"), D.c.status == "sending")
-                .values(
-                    status="failed",
-                    error_code=bindparam("b_code"),
-                    error_reason=bindparam("b_reason"),
-                    final_at=moment,
-                    next_attempt_at=None,
-                    updated_at=moment,
-                ),
-                failed,
-            )
+            _record_failed(conn, failed, moment)
     return {
         "claimed": len(results),
         "accepted": len(accepted),
@@ -373,14 +372,20 @@ _ACCEPTED_UNNEST = text(
     "final_at = coalesce(d.final_at, u.final_at), next_attempt_at = NULL, updated_at = :moment "
     "FROM unnest(CAST(:ids AS varchar[]), CAST(:providers AS varchar[]), CAST(:pids AS varchar[]), "
     "CAST(:parts AS integer[]), CAST(:finals AS timestamptz[])) AS u(id, provider, provider_id, parts, final_at) "
-    "WHERE d.id = u.id AND d.status IN ({allowed})".format(allowed=", ".join(f"'{s}'" for s in RECORDABLE))
+    "WHERE d.id = u.id AND d.status IN ({allowed}) "
+    "RETURNING d.notice_id, d.channel, d.provider, d.created_at, d.status, d.parts, d.final_at".format(
+        allowed=", ".join(f"'{s}'" for s in RECORDABLE)
+    )
 )
 
 
-def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: datetime) -> None:
-    """Mark accepted deliveries `sent` with the provider's id; `next_attempt_at` is cleared (no longer pending)."""
+def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: datetime) -> list[Any]:
+    """Mark accepted deliveries `sent` with the provider's id; `next_attempt_at` is cleared (no longer pending).
+
+    Returns the rows it changed (for the report rollups).
+    """
     if conn.dialect.name == "postgresql":
-        conn.execute(
+        return conn.execute(  # type: ignore[return-value]
             _ACCEPTED_UNNEST,
             {
                 "moment": moment,
@@ -390,12 +395,11 @@ def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: d
                 "parts": [a["b_parts"] for a in accepted],
                 "finals": [a["b_final"] for a in accepted],
             },
-        )
-        return
-    conn.execute(
+        ).all()
+    # SQLite (embedded mode): one statement per delivery, each telling whether it changed the row.
+    statement = (
         update(D)
-        # or_ rather than in_: an expanding IN cannot be used with executemany.
-        .where(D.c.id == bindparam("b_id"), or_(*(D.c.status == s for s in RECORDABLE)))
+        .where(D.c.id == bindparam("b_id"), D.c.status.in_(RECORDABLE))
         .values(
             status=case((D.c.status == "sending", "sent"), else_=D.c.status),
             provider=bindparam("b_provider"),
@@ -405,6 +409,30 @@ def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: d
             final_at=func.coalesce(D.c.final_at, bindparam("b_final")),
             next_attempt_at=None,
             updated_at=moment,
-        ),
-        accepted,
+        )
+        .returning(*ROLLUP_RETURNING, D.c.status, D.c.parts, D.c.final_at)
     )
+    return [row for item in accepted for row in conn.execute(statement, item).all()]
+
+
+def _record_failed(conn: Connection, failed: list[dict[str, Any]], moment: datetime) -> None:
+    """Mark failed deliveries still `sending` (with the provider that failed them) and count what changed."""
+    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for item in failed:
+        groups[(item["b_provider"], item["b_code"], item["b_reason"])].append(item["b_id"])
+    for (provider, code, reason), ids in groups.items():
+        changed = conn.execute(
+            update(D)
+            .where(D.c.id.in_(ids), D.c.status == "sending")
+            .values(
+                status="failed",
+                provider=provider[:32],
+                error_code=code,
+                error_reason=reason,
+                final_at=moment,
+                next_attempt_at=None,
+                updated_at=moment,
+            )
+            .returning(*ROLLUP_RETURNING)
+        ).all()
+        rollup_hooks.count_failed(conn, changed, [code] * len(changed))

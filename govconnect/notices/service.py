@@ -34,6 +34,8 @@ from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notic
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import CHANNEL_LIMITS, SHANGHAI, placeholders, template_length
 from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
+from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING, count_cancelled
+from govconnect.reports.rollup import count_notice
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.notices")
@@ -255,6 +257,8 @@ def _accept(
         if made_from is not None:
             session.flush()  # the notice row first: the template use refers to it
             made_from.record(session, notice.id)
+        session.flush()
+        count_notice(session.connection(), notice.agency_id, moment)
         session.commit()
     except IntegrityError:
         # A concurrent retry with the same key won the race.
@@ -446,11 +450,13 @@ def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: date
     notice.status = "cancelled"
     notice.cancelled_at = moment
     session.add(notice)
-    session.execute(
+    changed = session.execute(
         update(D)
         .where(D.c.notice_id == notice_id, D.c.next_attempt_at.is_not(None), D.c.status == "queued")
         .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
-    )
+        .returning(*ROLLUP_RETURNING)
+    ).all()
+    count_cancelled(session.connection(), changed)
     session.commit()
     log.info("notice %s cancelled", notice_id)
     return notice

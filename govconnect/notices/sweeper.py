@@ -20,6 +20,8 @@ from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, run_db
 from govconnect.notices.sending import enqueue_send
+from govconnect.reports import pipeline_hooks as rollup_hooks
+from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -62,7 +64,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
             .where(D.c.next_attempt_at.is_not(None), D.c.status == "sending", D.c.claimed_at < stale)
             .values(status="queued", uncertain=True, next_attempt_at=stale, updated_at=moment)
         ).rowcount
-        expired = conn.execute(
+        expired_rows = conn.execute(
             update(D)
             .where(
                 D.c.notice_id.in_(_expiry_candidates(settings, moment, cutoff)),
@@ -70,7 +72,10 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
                 D.c.sent_at < cutoff,
             )
             .values(status="unknown", final_at=moment, updated_at=moment)
-        ).rowcount
+            .returning(*ROLLUP_RETURNING)
+        ).all()
+        rollup_hooks.count_unknown(conn, expired_rows)
+        expired = len(expired_rows)
         due: Any = conn.execute(
             select(D.c.id, D.c.notice_id, D.c.channel, N.c.urgency)
             .join(N, N.c.id == D.c.notice_id)

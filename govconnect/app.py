@@ -23,6 +23,7 @@ from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.providers.sandbox import mount_provider_sandbox
+from govconnect.operations.embedded import install as install_operations
 from govconnect.reports import api as reports_api
 from govconnect.settings import Settings, get_settings
 from govconnect.suppression import api as suppression_api
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for router in ROUTERS:
         app.include_router(router)
     install_notice_pipeline(app)
+    install_operations(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
     install_api_docs(app)

@@ -42,3 +42,4 @@ def load_job_modules() -> None:
     """Import every module that registers jobs, so the registry is complete."""
     # Later capabilities add their job modules here.
     import govconnect.notices.jobs  # noqa: F401
+    import govconnect.operations.retention  # noqa: F401

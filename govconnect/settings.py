@@ -100,6 +100,16 @@ class NoticePipelineSettings(BaseModel):
     daily_sms_cap: int = Field(default=0, ge=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long records are kept (days); reasons in docs/operations.md. Reports keep only counts, forever."""
+
+    deliveries_days: int = Field(default=180, ge=1)  # one row per person reached: phone numbers, outcomes
+    notices_days: int = Field(default=1095, ge=1)  # non-public notices; public ones stay on the site
+    audit_days: int = Field(default=1095, ge=180)  # 网络安全法 art. 21 asks for at least six months of logs
+    batch_size: int = Field(default=2000, ge=1)  # rows per purge transaction, so sending never waits long
+    daily_hour_beijing: int = Field(default=3, ge=0, le=23)  # when the worker's daily purge runs
+
+
 class ProviderSandboxSettings(BaseModel):
     """The provider sandbox (channels/sandbox/): `govconnect sandbox` alone, or in-process under `serve --demo`."""
 
@@ -163,6 +173,7 @@ class Settings(BaseSettings):
     weibo: WeiboSettings = WeiboSettings()
     notices: NoticePipelineSettings = NoticePipelineSettings()
     sandbox: ProviderSandboxSettings = ProviderSandboxSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,7 @@ from arq.worker import func as arq_func
 from govconnect.db import engine_from_settings
 from govconnect.jobs import JOBS, load_job_modules
 from govconnect.metrics import JOBS_RUN
+from govconnect.reports.rollup import BEIJING
 from govconnect.settings import Settings, get_settings
 
 log = logging.getLogger("govconnect.worker")
@@ -145,8 +146,9 @@ async def _on_shutdown(ctx: dict[str, Any]) -> None:
         engine.dispose()
 
 
-def cron_jobs() -> Sequence[CronJob]:
-    """Periodic jobs (the sweeper and friends register here in later capabilities)."""
+def cron_jobs(settings: Settings | None = None) -> Sequence[CronJob]:
+    """Periodic jobs: the sweeper every 10 s, retention once a day."""
+    settings = settings or get_settings()
     load_job_modules()
     # The notice sweeper: re-enqueue stuck deliveries, finish notices (every 10 s).
     return [
@@ -156,7 +158,15 @@ def cron_jobs() -> Sequence[CronJob]:
             second=set(range(0, 60, 10)),
             unique=True,
             run_at_startup=True,
-        )
+        ),
+        # Retention: once a day at RETENTION__DAILY_HOUR_BEIJING (the worker's cron runs in Beijing time).
+        cron(
+            JOBS["purge_expired_records"],  # type: ignore[arg-type]
+            name="purge_expired_records",
+            hour={settings.retention.daily_hour_beijing},
+            minute={17},
+            unique=True,
+        ),
     ]
 
 
@@ -165,7 +175,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     load_job_modules()
     return {
         "functions": [arq_func(f, name=name) for name, f in JOBS.items()],  # type: ignore[arg-type]
-        "cron_jobs": list(cron_jobs()),
+        "cron_jobs": list(cron_jobs(settings)),
         "redis_settings": redis_settings(settings.redis_url),
         "queue_name": settings.queue_name,
         "on_startup": _on_startup,
@@ -175,4 +185,5 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_timeout": 300,
         "keep_result": 3600,
         "handle_signals": True,
+        "timezone": BEIJING,
     }

@@ -1,0 +1,1 @@
+"""Operations: retention, backup and restore, status and monitoring."""

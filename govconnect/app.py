@@ -23,6 +23,7 @@ from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
 from govconnect.providers.sandbox import mount_provider_sandbox
+from govconnect.operations import status as status_page
 from govconnect.operations.embedded import install as install_operations
 from govconnect.reports import api as reports_api
 from govconnect.settings import Settings, get_settings
@@ -41,6 +42,7 @@ ROUTERS = [health.router, agencies.router, notices.router]
 ROUTERS.append(contacts_routes.router)
 ROUTERS.extend([audiences_api.router, suppression_api.router, templates_api.router])
 ROUTERS.append(reports_api.router)
+ROUTERS.append(status_page.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

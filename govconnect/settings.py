@@ -110,6 +110,16 @@ class RetentionSettings(BaseModel):
     daily_hour_beijing: int = Field(default=3, ge=0, le=23)  # when the worker's daily purge runs
 
 
+class MonitoringSettings(BaseModel):
+    """Provider circuits, health windows and the worker's metrics port."""
+
+    circuit_failures: int = Field(default=5, ge=1)  # failing provider calls in a row that open a circuit
+    circuit_cooldown_seconds: float = Field(default=30.0, gt=0)  # open this long, then one probe may go
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)  # first port tried; 0 = no metrics server
+    queue_age_warning_seconds: float = 600.0  # the status page flags older pending deliveries
+    feed_stale_seconds: float = 6 * 3600.0  # the status page flags a TV feed with nothing newer
+
+
 class ProviderSandboxSettings(BaseModel):
     """The provider sandbox (channels/sandbox/): `govconnect sandbox` alone, or in-process under `serve --demo`."""
 
@@ -174,6 +184,7 @@ class Settings(BaseSettings):
     notices: NoticePipelineSettings = NoticePipelineSettings()
     sandbox: ProviderSandboxSettings = ProviderSandboxSettings()
     retention: RetentionSettings = RetentionSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -25,6 +25,7 @@ from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
 from govconnect.notices.policy import backoff_seconds, now, quiet_until, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
+from govconnect.operations.health import CircuitState, get_health
 from govconnect.reports import pipeline_hooks as rollup_hooks
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
 from govconnect.settings import Settings
@@ -44,6 +45,7 @@ DELIVERY_LATENCY = Histogram(
     ["channel", "provider"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
 )
+CLOSED_CIRCUIT = CircuitState("closed")
 URGENT_HEAD_START = -600.0  # urgent work is scored ten minutes early in arq's queue, so it runs first
 
 
@@ -159,6 +161,29 @@ def choose_provider(settings: Settings, providers: list[str], claimed: Claimed) 
     return providers[index]
 
 
+def assign_providers(
+    settings: Settings, available: list[str], claimed: list[Claimed], circuits: dict[str, CircuitState]
+) -> tuple[dict[str, list[Claimed]], list[tuple[Claimed, str, float]]]:
+    """Deliveries per provider, skipping providers whose circuit is open (SMS fails over to the other).
+
+    A provider in `probe` gets one message; what cannot go anywhere now is held with the wait.
+    """
+    by_provider: dict[str, list[Claimed]] = defaultdict(list)
+    held: list[tuple[Claimed, str, float]] = []
+    for item in claimed:
+        preferred = choose_provider(settings, available, item)
+        start = available.index(preferred) if preferred in available else 0
+        for provider in [*available[start:], *available[:start]] or [preferred]:
+            circuit = circuits.get(provider, CLOSED_CIRCUIT)
+            if circuit.state == "closed" or (circuit.state == "probe" and not by_provider[provider]):
+                by_provider[provider].append(item)
+                break
+        else:
+            wait = min((circuits[p].retry_after for p in available if p in circuits), default=1.0)
+            held.append((item, preferred, max(1.0, wait)))
+    return {p: items for p, items in by_provider.items() if items}, held
+
+
 @job
 async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids: list[str]) -> dict[str, int]:
     """Send these deliveries of one notice on one channel; safe to run twice (claims are atomic)."""
@@ -183,10 +208,13 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
         return {"claimed": 0}
     providers = get_providers(ctx)
     available = providers.providers(channel)
-    by_provider: dict[str, list[Claimed]] = defaultdict(list)
-    for item in claimed:
-        by_provider[choose_provider(settings, available, item)].append(item)
-    results: list[tuple[Claimed, str, SendResult]] = []
+    health = get_health(ctx)
+    circuits = {p: await health.circuit(p) for p in available}
+    by_provider, held = assign_providers(settings, available, claimed, circuits)
+    results: list[tuple[Claimed, str, SendResult]] = [
+        (item, provider, SendResult.retryable(item.id, "circuit_open", "provider paused", retry_after=wait))
+        for item, provider, wait in held
+    ]
     for provider, items in by_provider.items():
         if provider not in providers.adapters:
             for item in items:
@@ -194,7 +222,10 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
                     (item, provider, SendResult.permanent(item.id, "no_provider", f"{channel} not configured"))
                 )
             continue
-        results.extend(await _send_via(ctx, provider, channel, notice, items))
+        timing: list[float] = []
+        sent = await _send_via(ctx, provider, channel, notice, items, timing)
+        await health.record(provider, [result for _, _, result in sent], len(timing), sum(timing))
+        results.extend(sent)
     counts = await run_db(_record, ctx, engine, settings, channel, results)
     for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():  # type: ignore[attr-defined]
         await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
@@ -214,8 +245,9 @@ def _process_semaphore(ctx: dict[str, Any]) -> asyncio.Semaphore:
 
 
 async def _send_via(
-    ctx: dict[str, Any], provider: str, channel: str, notice: Any, items: list[Claimed]
+    ctx: dict[str, Any], provider: str, channel: str, notice: Any, items: list[Claimed], timing: list[float]
 ) -> list[tuple[Claimed, str, SendResult]]:
+    """Send through one provider in batches; each provider call's duration is appended to `timing`."""
     adapter = get_providers(ctx).adapter(provider)
     limiter = get_rate_limiter(ctx)
     settings: Settings = ctx["settings"]
@@ -256,11 +288,13 @@ async def _send_via(
         async with semaphore:
             if not upfront and not await limiter.acquire(provider, len(chunk)):
                 return [(c, provider, SendResult.retryable(c.id, "rate_limited", "local rate limit")) for c in chunk]
+            started = time.perf_counter()
             try:
                 outcome = await adapter.send([messages[c.id] for c in chunk])
             except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose the claim
                 log.exception("adapter %s raised on %d messages", provider, len(chunk))
                 outcome = [SendResult.retryable(c.id, "adapter_error", type(exc).__name__) for c in chunk]
+            timing.append(time.perf_counter() - started)
             by_ref = {r.reference: r for r in outcome}
             return [
                 (c, provider, by_ref.get(c.id) or SendResult.retryable(c.id, "no_result", "adapter gave no result"))

@@ -15,6 +15,7 @@ from arq.worker import func as arq_func
 from govconnect.db import engine_from_settings
 from govconnect.jobs import JOBS, load_job_modules
 from govconnect.metrics import JOBS_RUN
+from govconnect.operations.worker_metrics import start_worker_metrics
 from govconnect.reports.rollup import BEIJING
 from govconnect.settings import Settings, get_settings
 
@@ -134,6 +135,7 @@ async def _on_startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine_from_settings(settings)
     ctx["queue"] = ArqQueue(ctx["redis"], settings.queue_name)
     ctx["process_state"] = {}
+    ctx["metrics_port"] = start_worker_metrics(settings)
     log.info("worker started on queue %s", settings.queue_name)
 
 

@@ -156,6 +156,8 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         metrics_token="test-metrics-token",  # noqa: S106
         # Tests drive many pages from one address; the limiter's own tests set a small limit.
         anonymous_rate_limit="100000/minute",
+        # arq workers started by tests serve no metrics port (tests of it pick an ephemeral one).
+        monitoring={"worker_metrics_port": 0},
     )
 
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from prometheus_client import Counter, Gauge
+
 from channels.base import Outcome, SendResult
 from govconnect.jobs import process_state
 from govconnect.settings import Settings
@@ -23,6 +25,14 @@ STATS_TTL_SECONDS = 2 * 3600
 # Retryable codes that are our own doing, not the provider failing.
 NOT_PROVIDER_FAULTS = frozenset({"rate_limited", "rate_limit_local", "circuit_open", "adapter_error", "no_result"})
 CLOSED, OPEN, PROBE = "closed", "open", "probe"
+PROVIDER_MESSAGES = Counter(
+    "govconnect_provider_messages_total",
+    "Messages handed to a provider, by what became of them (answered, fault, limited)",
+    ["provider", "result"],
+)
+CIRCUIT_OPEN = Gauge(
+    "govconnect_provider_circuit_open", "1 while this process saw the provider's circuit open", ["provider"]
+)
 
 
 class HealthStore(Protocol):
@@ -151,6 +161,9 @@ class ProviderHealth:
         faults = sum(1 for r in results if is_provider_fault(r))
         limited = sum(1 for r in results if (r.code or "") in ("rate_limited", "rate_limit_local"))
         answered = len(results) - faults - limited
+        for result, count in (("answered", answered), ("fault", faults), ("limited", limited)):
+            if count:
+                PROVIDER_MESSAGES.labels(provider, result).inc(count)
         minute = int(time.time() // 60)
         await self.store.hincr(
             f"stats:{provider}:{minute}",
@@ -171,6 +184,7 @@ class ProviderHealth:
 
     async def _close(self, provider: str) -> None:
         fields = await self.store.hgetall(f"circuit:{provider}")
+        CIRCUIT_OPEN.labels(provider).set(0)
         if fields.get("state") == OPEN or float(fields.get("failures", 0) or 0):
             await self.store.hset(
                 f"circuit:{provider}",
@@ -182,6 +196,7 @@ class ProviderHealth:
         fields = await self.store.hgetall(f"circuit:{provider}")
         if float(fields.get("failures", 0) or 0) >= self.failures_to_open:
             reopened = fields.get("state") == OPEN
+            CIRCUIT_OPEN.labels(provider).set(1)
             await self.store.hset(
                 f"circuit:{provider}",
                 {

@@ -64,7 +64,7 @@ def test_accept_fans_out_and_delivers(
     ids = {d.id for d in session.exec(select(Delivery)).all()}
     assert {m.reference for m in fake_providers["aliyun_sms"].sent} <= ids
     metrics = app_client.get("/metrics", headers=METRICS_AUTH).text
-    assert 'govconnect_deliveries{channel="sms",provider="aliyun_sms",status="sent"} 2.0' in metrics
+    assert 'govconnect_deliveries_total{channel="sms",outcome="sent",provider="aliyun_sms"} 2.0' in metrics
     assert "govconnect_queue_depth" in metrics
     assert 'govconnect_delivery_attempts_total{channel="wechat",outcome="accepted",provider="wechat_mp"}' in metrics
     assert 'govconnect_delivery_send_seconds_count{channel="sms",provider="aliyun_sms"}' in metrics

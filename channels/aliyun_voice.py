@@ -19,6 +19,7 @@ import httpx
 from channels import aliyun_rpc
 from channels.aliyun_sms import _load_array, parse_china_time
 from channels.base import Channel, OutboundMessage, Receipt, RetryableError, SendResult
+from channels.shared_windows import RedisCalleeLimiter, maybe_await
 
 # (window seconds, calls allowed) per callee, as the provider documents.
 CALLEE_LIMITS: tuple[tuple[float, int], ...] = ((60.0, 1), (3600.0, 5), (86400.0, 20))
@@ -84,7 +85,10 @@ class AliyunVoice(Channel):
     max_batch = 1
 
     def __init__(
-        self, config: AliyunVoiceConfig, client: httpx.AsyncClient, limiter: CalleeLimiter | None = None
+        self,
+        config: AliyunVoiceConfig,
+        client: httpx.AsyncClient,
+        limiter: CalleeLimiter | RedisCalleeLimiter | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -92,7 +96,7 @@ class AliyunVoice(Channel):
 
     async def _send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         (message,) = messages
-        if not self.limiter.allow(message.recipient):
+        if not await maybe_await(self.limiter.allow(message.recipient)):
             return [SendResult.permanent(message.reference, LIMIT_CODE, "callee limit reached (local)")]
         params = message.template_params or {self.config.template_param_name: message.text}
         answer, retry_after = await aliyun_rpc.call(

@@ -17,6 +17,7 @@ import httpx
 
 from channels.base import Channel, OutboundMessage, PermanentError, SendResult
 from channels.http import json_body, parse_retry_after, request
+from channels.shared_windows import RedisPostWindow, maybe_await
 
 ELLIPSIS = "…"
 RATE_LIMITED = frozenset({10022, 10023, 10024, 20016})  # IP / user / per-API request limits, posting too fast
@@ -73,7 +74,9 @@ class Weibo(Channel):
     provider = "weibo"
     max_batch = 1
 
-    def __init__(self, config: WeiboConfig, client: httpx.AsyncClient, window: PostWindow | None = None) -> None:
+    def __init__(
+        self, config: WeiboConfig, client: httpx.AsyncClient, window: PostWindow | RedisPostWindow | None = None
+    ) -> None:
         self.config = config
         self.client = client
         self.base = config.base_url.rstrip("/") + "/"
@@ -82,7 +85,7 @@ class Weibo(Channel):
     async def _send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         (message,) = messages
         ref = message.reference
-        wait = self.window.wait()
+        wait: float = await maybe_await(self.window.wait())
         if wait > 0:
             return [SendResult.retryable(ref, "rate_limit_local", "30 posts an hour", retry_after=wait)]
         status = compose_status(message.text, message.url, self.config.max_chars, message.title)

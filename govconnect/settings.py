@@ -70,6 +70,7 @@ class WeiboSettings(BaseModel):
     base_url: str = "https://api.weibo.com/"
     access_token: SecretStr = SecretStr("")
     safe_domain: str = ""
+    posts_per_hour: int = 30  # the account's quota, shared by every worker through Redis
 
 
 class NoticePipelineSettings(BaseModel):

@@ -10,10 +10,11 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from channels.aliyun_sms import AliyunSms, AliyunSmsConfig
-from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig
+from channels.aliyun_voice import CALLEE_LIMITS, AliyunVoice, AliyunVoiceConfig
 from channels.base import Channel
 from channels.cmpp import CmppChannel, CmppConfig
 from channels.registry import PROVIDERS
+from channels.shared_windows import RedisCalleeLimiter, RedisPostWindow
 from channels.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from channels.wechat_mp import WechatMp, WechatMpConfig
 from channels.wecom import Wecom, WecomConfig
@@ -70,7 +71,11 @@ def config_for(provider: str, settings: Settings) -> Any:
         c = settings.wecom
         return WecomConfig(c.base_url, c.corpid, c.corpsecret.get_secret_value(), c.agentid)
     if provider == "weibo":
-        return WeiboConfig(settings.weibo.base_url, settings.weibo.access_token.get_secret_value())
+        return WeiboConfig(
+            settings.weibo.base_url,
+            settings.weibo.access_token.get_secret_value(),
+            posts_per_hour=settings.weibo.posts_per_hour,
+        )
     if provider == "cmpp":
         m = settings.cmpp
         return CmppConfig(
@@ -100,9 +105,16 @@ def build_channel(provider: str, settings: Settings, client: httpx.AsyncClient, 
     if provider == "cmpp":
         return CmppChannel(config)
     if provider == "aliyun_voice":
+        if redis is not None:  # every worker shares the per-callee windows
+            limiter = RedisCalleeLimiter(redis, f"{settings.queue_name}:voice-callee:", CALLEE_LIMITS)
+            return AliyunVoice(config, client, limiter)
         return AliyunVoice(config, client)
     if provider == "wechat_mp":
         return WechatMp(config, client, store)
     if provider == "wecom":
         return Wecom(config, client, store)
+    if redis is not None:  # every worker shares the account's posts an hour
+        return Weibo(
+            config, client, RedisPostWindow(redis, f"{settings.queue_name}:weibo-posts", config.posts_per_hour)
+        )
     return Weibo(config, client)

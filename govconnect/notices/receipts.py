@@ -25,6 +25,7 @@ from govconnect.clock import utcnow
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.reports import pipeline_hooks as rollup_hooks
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
+from govconnect.reports.rollup import rollup_batch
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -136,7 +137,7 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
     if not receipts:
         return outcome
     moment = utcnow()
-    with engine.begin() as conn:
+    with engine.begin() as conn, rollup_batch(conn):
         known = _by_reference(conn, receipts)
         targets: list[str | None] = [ref if (ref := _reference(r)) in known else None for r in receipts]
         by_pid = _by_provider_id(conn, [(i, r) for i, r in enumerate(receipts) if targets[i] is None])

@@ -28,6 +28,7 @@ from govconnect.notices.providers import get_providers, get_rate_limiter
 from govconnect.operations.health import CircuitState, get_health
 from govconnect.reports import pipeline_hooks as rollup_hooks
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
+from govconnect.reports.rollup import rollup_batch
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.notices")
@@ -366,7 +367,7 @@ def _record(
         )
     for (provider, outcome), count in outcomes.items():
         DELIVERY_OUTCOMES.labels(channel, provider, outcome).inc(count)
-    with engine.begin() as conn:
+    with engine.begin() as conn, rollup_batch(conn):
         if accepted:
             rollup_hooks.count_accepted(conn, _record_accepted(conn, accepted, moment))
         if retry:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -135,12 +136,45 @@ def count_approval(conn: Connection, agency_id: int, decided_at: datetime, turna
     write_changes(conn, changes)
 
 
+@contextmanager
+def rollup_batch(conn: Connection) -> Iterator[None]:
+    """Gather the counts of everything inside and write them once, sorted, when the block succeeds.
+
+    A transaction that counts in several steps (a receipt batch: per outcome and chunk) would
+    otherwise lock rollup rows in an order of its own, and two such transactions could deadlock.
+    """
+    if "rollup_batch" in conn.info:
+        yield
+        return
+    changes = conn.info["rollup_batch"] = RollupChanges()
+    try:
+        yield
+    finally:
+        conn.info.pop("rollup_batch", None)
+    write_changes(conn, changes)
+
+
+def _merge(into: RollupChanges, changes: RollupChanges) -> None:
+    for key, counters in changes.counts.items():
+        for column, amount in counters.items():
+            into.add(key, column, amount)
+    for key_reason, amount in changes.failures.items():
+        into.failures[key_reason] += amount
+
+
 def _insert(conn: Connection, table: Any) -> Any:
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 def write_changes(conn: Connection, changes: RollupChanges) -> None:
-    """Upsert the increments, rows in key order (concurrent writers lock rows in the same order)."""
+    """Upsert the increments, rows in key order (concurrent writers lock rows in the same order).
+
+    Inside `rollup_batch` they are gathered and written when the batch ends.
+    """
+    batch = conn.info.get("rollup_batch")
+    if batch is not None:
+        _merge(batch, changes)
+        return
     for key in sorted(changes.counts):
         increments = {column: amount for column, amount in changes.counts[key].items() if amount}
         if not increments:

@@ -19,7 +19,7 @@ from govconnect.notices.service import accept_notice, cancel_notice
 from govconnect.notices.sweeper import sweep
 from govconnect.reports.models import ReportRollup
 from govconnect.reports.queries import agency_reports, percentile
-from govconnect.reports.rollup import beijing_day, count_approval
+from govconnect.reports.rollup import RollupChanges, beijing_day, count_approval, rollup_batch, write_changes
 from tests.factories import make_subscriber
 from tests.govconnect.notices.conftest import drain
 from tests.govconnect.notices.fakes import ScriptedChannel
@@ -157,3 +157,23 @@ def test_approval_hook_and_percentiles_merge(session: Session, agency: Agency) -
     assert percentile(histogram, 0.5) == 5.0
     assert percentile(histogram, 0.95) == 114.0
     assert percentile([0] * 12, 0.5) is None
+
+
+def test_a_batch_writes_its_counts_once_at_the_end_and_nothing_on_error(session: Session, agency: Agency) -> None:
+    engine = session.get_bind()
+    day = beijing_day(utcnow())
+    changes = RollupChanges()
+    changes.add((agency.id or 0, day, "sms", "cmpp"), "sent", 1)
+    with engine.begin() as conn, rollup_batch(conn):  # type: ignore[union-attr]
+        write_changes(conn, changes)
+        write_changes(conn, changes)
+        # Nothing is written until the batch ends (then in key order, once per row).
+        assert conn.exec_driver_sql("SELECT count(*) FROM report_rollup").scalar() == 0
+    try:
+        with engine.begin() as conn, rollup_batch(conn):  # type: ignore[union-attr]
+            write_changes(conn, changes)
+            raise RuntimeError("the transaction fails")
+    except RuntimeError:
+        pass
+    row = session.exec(select(ReportRollup).where(ReportRollup.agency_id == agency.id)).one()
+    assert row.sent == 2

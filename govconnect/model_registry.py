@@ -14,5 +14,5 @@ def import_all_models() -> None:
     import govconnect.message_templates.models  # noqa: F401
     import govconnect.notices.models  # noqa: F401
     import govconnect.notices.pipeline_models  # noqa: F401
-    import govconnect.suppression.models  # noqa: F401
     import govconnect.reports.models  # noqa: F401
+    import govconnect.suppression.models  # noqa: F401

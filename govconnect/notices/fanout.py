@@ -21,8 +21,8 @@ from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, placeholders, run_fanout_db
 from govconnect.notices.sending import enqueue_finish, enqueue_send
-from govconnect.suppression.gate import HoldPolicy, forget_days_before, hold_back
 from govconnect.reports import pipeline_hooks as rollup_hooks
+from govconnect.suppression.gate import HoldPolicy, forget_days_before, hold_back
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
@@ -267,6 +267,8 @@ def _insert_page(
         if inserted:
             moment = rows[0]["created_at"]  # a page's rows share the moment they were written
             rollup_hooks.count_created(conn, [(notice_id, channel, "", moment) for _, channel in inserted])
+            # Held back by suppression or caps: final at once, never sent (reported as cancelled).
+            rollup_hooks.count_cancelled(conn, [(notice_id, c, "", moment) for i, c in inserted if i in held])
         if cursor:
             conn.execute(update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor))
     return [(delivery_id, channel) for delivery_id, channel in inserted if delivery_id not in held]

@@ -27,9 +27,9 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contacts.demo_data import load_demo  # noqa: E402
+from govconnect.agencies.models import Agency  # noqa: E402
 from govconnect.citizens.models import Subscriber  # noqa: E402
 from govconnect.db import make_engine, session_scope, upgrade  # noqa: E402
-from govconnect.models import Agency  # noqa: E402
 from govconnect.notices.models import Notice  # noqa: E402
 from govconnect.notices.pipeline_models import Delivery  # noqa: E402
 from govconnect.operations.backup import create_backup, restore_backup  # noqa: E402

@@ -22,12 +22,12 @@ from govconnect.message_templates import api as templates_api
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware, ControlCharacterGuard
 from govconnect.notices.embedded import install as install_notice_pipeline
-from govconnect.providers.sandbox import mount_provider_sandbox
-from govconnect.operations import status as status_page
 from govconnect.operations.embedded import install as install_operations
+from govconnect.providers.sandbox import mount_provider_sandbox
 from govconnect.reports import api as reports_api
 from govconnect.settings import Settings, get_settings
 from govconnect.suppression import api as suppression_api
+from govconnect.web import status as status_page
 from govconnect.web.api_docs import install_api_docs
 from govconnect.web.install import install_web
 from govconnect.web.page_security import SecurityHeadersMiddleware

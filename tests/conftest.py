@@ -82,7 +82,6 @@ def _truncate_all(engine: Engine) -> None:
     # A server or worker a test started may still be finishing a query when it tears down; PostgreSQL
     # then picks the TRUNCATE as a deadlock's victim: try again, the other side has gone by then.
     for attempt in range(3):
-    for attempt in range(5):
         try:
             with engine.begin() as conn:
                 if engine.dialect.name == "postgresql":
@@ -95,9 +94,6 @@ def _truncate_all(engine: Engine) -> None:
             if attempt == 2 or "deadlock" not in str(exc).lower():
                 raise
             time.sleep(0.2)
-            # A live server's last transaction (a late provider report, say) can still be running
-            # on a loaded machine: TRUNCATE's table locks may then deadlock with it. Try again.
-            if attempt == 4 or "deadlock" not in str(exc).lower():
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import os
 
 import typer
 
-from govconnect.cli import agencies, citizens, directory, sandbox, server
+from govconnect.cli import agencies, citizens, directory, operations, sandbox, server
 
 app = typer.Typer(
     help="GovConnect 政务消息网关: government notification gateway (SMS, voice, WeChat, WeCom, Weibo).",
@@ -22,6 +22,7 @@ agencies.register(app)
 citizens.register(app)
 directory.register(app)
 sandbox.register(app)
+operations.register(app)
 
 
 def main() -> None:

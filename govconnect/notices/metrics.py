@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.reports.models import ReportRollup

@@ -26,8 +26,8 @@ from sqlalchemy.engine import Engine, make_url
 from contacts.directory import directory_index
 from contacts.service import rebuild_index
 from govconnect import __version__
+from govconnect.clock import utcnow
 from govconnect.db import current_revision, make_engine, session_scope, upgrade
-from govconnect.models import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.settings import Settings

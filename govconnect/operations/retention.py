@@ -18,8 +18,8 @@ from sqlalchemy import Column, DateTime, MetaData, Table, delete, exists, inspec
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from govconnect.clock import utcnow
 from govconnect.jobs import job
-from govconnect.models import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.settings import RetentionSettings

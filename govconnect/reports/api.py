@@ -13,13 +13,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import select
 
+from govconnect.agencies.models import Agency
 from govconnect.api.deps import Principal, SessionDep, require_scope
 from govconnect.errors import ApiError
-from govconnect.models import Agency
 from govconnect.reports.chart import scorecard_svg
+from govconnect.reports.export import csv_bytes, xlsx_bytes
 from govconnect.reports.queries import agency_reports, scorecard
 from govconnect.reports.rollup import beijing_day
-from govconnect.spreadsheet import csv_bytes, xlsx_bytes
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Reader = Annotated[Principal, Depends(require_scope("notices:read"))]

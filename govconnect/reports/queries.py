@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.reports.models import COUNTERS, TTD_BOUNDS, TTD_COLUMNS, ReportFailure, ReportRollup
 
 R = ReportRollup.__table__  # type: ignore[attr-defined]

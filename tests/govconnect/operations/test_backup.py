@@ -21,9 +21,9 @@ from sqlmodel import Session
 from contacts import crud
 from contacts.directory import directory_index, search_directory
 from contacts.models import Contact
+from govconnect.agencies.models import Agency
 from govconnect.citizens.models import Subscriber
 from govconnect.db import make_engine
-from govconnect.models import Agency
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.settings import Settings
 from tests.factories import make_key, make_subscriber

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox

@@ -24,7 +24,7 @@ from channels.sandbox import SandboxState, create_sandbox_app
 from channels.sandbox.runner import bind_loopback, run_in_thread
 from govconnect.db import make_engine, upgrade
 from govconnect.notices.pipeline_models import Delivery
-from govconnect.provider_sandbox import gateway_env, sandbox_config
+from govconnect.providers.sandbox import gateway_env, sandbox_config
 from govconnect.settings import Settings
 from tests.conftest import _pg_admin_conninfo
 from tests.factories import make_agency, make_categories, make_key, make_subscriber

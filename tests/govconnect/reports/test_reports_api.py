@@ -10,7 +10,8 @@ import openpyxl
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.reports.models import ReportFailure, ReportRollup
 from govconnect.reports.rollup import beijing_day
 from tests.factories import make_agency, make_key

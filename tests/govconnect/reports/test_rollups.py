@@ -8,8 +8,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from channels.base import OutboundMessage, Receipt, SendResult
+from govconnect.agencies.models import Agency
 from govconnect.citizens.optout import unsubscribe_phone
-from govconnect.models import Agency, utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.notices.receipts import apply_receipts

@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
 from govconnect.api.deps import SessionDep, get_optional_principal
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
-from govconnect.models import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.notices.providers import channel_providers

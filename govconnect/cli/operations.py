@@ -8,40 +8,28 @@ from typing import Annotated
 
 import typer
 
+from govconnect.cli.common import fail, load_settings
 from govconnect.db import engine_from_settings, upgrade
 from govconnect.operations.backup import IN_FLIGHT_CODE, BackupError, create_backup, restore_backup
 from govconnect.operations.retention import purge_expired
-from govconnect.settings import Settings, get_settings
 
 backup_app = typer.Typer(
     help="Backup and restore (数据灾备): database + data dir, manifest, checksums.", no_args_is_help=True
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"错误 / error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except Exception as exc:  # noqa: BLE001 - pydantic validation of the environment
-        raise _fail(f"invalid configuration: {exc}") from exc
-
-
 def purge(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per transaction")] = None,
 ) -> None:
     """Delete deliveries, private notices and audit rows past their retention (RETENTION__* settings)."""
-    settings = _settings()
+    settings = load_settings()
     retention = settings.retention
     if batch_size is not None:
         retention = retention.model_copy(update={"batch_size": batch_size})
     try:
         upgrade(settings.effective_database_url)
     except Exception as exc:  # noqa: BLE001
-        raise _fail(f"database unavailable or migration failed: {type(exc).__name__}: {exc}") from exc
+        raise fail(f"database unavailable or migration failed: {type(exc).__name__}: {exc}") from exc
     engine = engine_from_settings(settings)
     try:
         report = purge_expired(engine, retention)
@@ -54,9 +42,9 @@ def purge(
 def backup_create(directory: Annotated[Path, typer.Argument(help="An empty or new directory")]) -> None:
     """Back up the database (SQLite online backup / pg_dump -Fc) and the data dir, with checksums."""
     try:
-        manifest = create_backup(_settings(), directory)
+        manifest = create_backup(load_settings(), directory)
     except BackupError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     size = sum(entry["size"] for entry in manifest["files"])
     typer.echo(f"backup written to {directory}: {len(manifest['files'])} files, {size} bytes, {manifest['seconds']} s")
 
@@ -71,9 +59,9 @@ def backup_restore(
 ) -> None:
     """Restore into an empty database and data dir, then rebuild the search index."""
     try:
-        result = restore_backup(_settings(), directory, resend_in_flight=resend_in_flight)
+        result = restore_backup(load_settings(), directory, resend_in_flight=resend_in_flight)
     except BackupError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     typer.echo(
         f"restored {result.notices} notices in {result.seconds} s; {result.fenced_deliveries} deliveries in flight "
         f"at backup time marked unknown ({IN_FLIGHT_CODE}), {result.stopped_fanouts} fan-outs stopped, "

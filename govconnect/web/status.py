@@ -19,7 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from govconnect.api.deps import SessionDep, get_optional_principal
 from govconnect.clock import utcnow
-from govconnect.errors import ApiError
+from govconnect.errors import Forbidden
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.notices.providers import channel_providers
@@ -40,13 +40,13 @@ def require_operator_view(request: Request, session: SessionDep) -> str:
     principal = get_optional_principal(request, session)
     if principal is not None:
         if not principal.has("admin"):
-            raise ApiError(403, "forbidden", details={"required_scope": "admin"})
+            raise Forbidden("forbidden", details={"required_scope": "admin"})
         return f"key:{principal.key.prefix}"
     staff = current_staff(request)
     if staff is None:
         raise StaffLoginRequired(request.url.path)
     if staff.role not in OPERATOR_ROLES:
-        raise ApiError(403, "forbidden", "需要操作员权限 / operator role required")
+        raise Forbidden("forbidden", "需要操作员权限 / operator role required")
     return f"staff:{staff.username}"
 
 

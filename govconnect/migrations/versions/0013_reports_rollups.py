@@ -1,7 +1,7 @@
 """report rollups: counters per agency, Beijing day, channel and provider; failures by reason
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0012"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

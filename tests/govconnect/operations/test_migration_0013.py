@@ -27,7 +27,7 @@ def test_0013_up_down_up(fresh_url: str) -> None:  # noqa: F811
             reasons = conn.exec_driver_sql("SELECT reason, count FROM report_failure").all()
         assert tuple(row) == (4, 2, 0)
         assert [tuple(r) for r in reasons] == [("isv.X", 2)]
-        command.downgrade(alembic_config(fresh_url), "0012")
+        command.downgrade(alembic_config(fresh_url), "0009")
         engine.dispose()
         assert not {"report_rollup", "report_failure"} & set(inspect(engine).get_table_names())
         upgrade(fresh_url)

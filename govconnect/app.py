@@ -15,6 +15,7 @@ from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
 from govconnect.audiences import api as audiences_api
+from govconnect.audit import api as audit_api
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.logging import configure_logging
@@ -43,6 +44,7 @@ ROUTERS.append(contacts_routes.router)
 ROUTERS.extend([audiences_api.router, suppression_api.router, templates_api.router])
 ROUTERS.append(reports_api.router)
 ROUTERS.append(status_page.router)
+ROUTERS.append(audit_api.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -9,8 +9,10 @@ def import_all_models() -> None:
     import govconnect.agencies.models  # noqa: F401
     import govconnect.agencies.sessions  # noqa: F401
     import govconnect.audiences.models  # noqa: F401
+    import govconnect.audit.models  # noqa: F401
     import govconnect.citizens.models  # noqa: F401
     import govconnect.citizens.publishing_models  # noqa: F401
+    import govconnect.governance.models  # noqa: F401
     import govconnect.message_templates.models  # noqa: F401
     import govconnect.notices.models  # noqa: F401
     import govconnect.notices.pipeline_models  # noqa: F401

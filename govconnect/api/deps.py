@@ -18,6 +18,7 @@ from sqlmodel import Session
 from govconnect.agencies.models import Agency, ApiKey, StaffUser
 from govconnect.agencies.service import lookup_api_key
 from govconnect.clock import utcnow
+from govconnect.audit.record import Actor
 from govconnect.errors import ApiError
 from govconnect.settings import Settings
 
@@ -118,6 +119,16 @@ def get_optional_principal(request: Request, session: SessionDep) -> Principal |
     if token is None:
         return None
     return _authenticate(request, session, token)
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the server saw it (the proxy in front must pass it on)."""
+    return request.client.host if request.client else ""
+
+
+def actor_for(principal: Principal, request: Request) -> Actor:
+    """The audit actor for an API call: the key's prefix, its agency, the client's address."""
+    return Actor.api_key(principal.key, client_address(request))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,1 @@
+"""The append-only audit log (电子监察): who did what, when, from where."""

@@ -9,8 +9,9 @@ from sqlmodel import Field, SQLModel
 
 from govconnect.clock import utcnow
 
-SCOPES = ("notices:send", "notices:read", "contacts:write", "subscribers:read", "admin")
-ROLES = ("staff", "operator", "admin")
+SCOPES = ("notices:send", "notices:read", "notices:approve", "contacts:write", "subscribers:read", "admin")
+# Governance roles: operator = drafter, approver = signs off (and drafts), admin = both and policy.
+ROLES = ("staff", "operator", "approver", "admin")
 
 
 class Agency(SQLModel, table=True):
@@ -55,4 +56,6 @@ class StaffUser(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     display_name: str = Field(default="", max_length=100)
     active: bool = Field(default=True)
+    # Where approvers are told that a notice waits for them (migration 0011).
+    phone: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow)

@@ -13,10 +13,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from govconnect.audiences.lists import list_pages
+from govconnect.audit.record import Actor
 from govconnect.clock import utcnow
 from govconnect.jobs import job
 from govconnect.message_templates.outbound import template_fields
 from govconnect.notices.audience import Recipient, csv_pages, staff_pages, subscriber_pages
+from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice, new_id
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, placeholders, run_fanout_db
@@ -28,6 +30,10 @@ log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
 N = Notice.__table__  # type: ignore[attr-defined]
 O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
+FANOUT = Actor.system("fanout")
+# A notice in one of these statuses is fanned out (at its send_at); one that ended is not, ever.
+READY_STATUSES = ("accepted", "scheduled", "approved", "sending")
+ENDED_STATUSES = ("cancelled", "retracted", "expired", "rejected", "completed", "failed")
 
 
 def insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -184,8 +190,9 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
     if notice is None or outbox is None or outbox.done_at is not None:
         return {"created": 0}
     moment = now(ctx)
-    if notice.status == "cancelled":
-        await run_fanout_db(_finish_outbox, engine, notice_id, outbox.cursor, None)
+    if notice.status not in READY_STATUSES:
+        if notice.status in ENDED_STATUSES:
+            await run_fanout_db(_finish_outbox, engine, notice_id, outbox.cursor, None)
         return {"created": 0}
     if notice.send_at is not None and notice.send_at > moment + timedelta(seconds=1):
         await ctx["queue"].enqueue(
@@ -291,6 +298,6 @@ def _finish_outbox(engine: Engine, notice_id: str, cursor: str, status: str | No
             update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor, done_at=moment)
         )
         if status is not None:
-            conn.execute(
-                update(N).where(N.c.id == notice_id, N.c.status.in_(("accepted", "scheduled"))).values(status=status)
+            change_status(
+                conn, notice_id, status, FANOUT, only_from=("accepted", "scheduled", "approved"), moment=moment
             )

@@ -14,7 +14,41 @@ from govconnect.clock import utcnow
 CHANNELS = ("sms", "voice", "wechat", "wecom", "weibo", "site", "tv")
 PUBLIC_CHANNELS = ("site", "tv", "weibo")
 URGENCIES = ("normal", "urgent")
-NOTICE_STATUSES = ("scheduled", "accepted", "sending", "completed", "cancelled", "failed")
+NOTICE_STATUSES = (
+    "draft",
+    "pending_approval",
+    "approved",
+    "rejected",
+    "scheduled",
+    "accepted",
+    "sending",
+    "completed",
+    "cancelled",
+    "failed",
+    "retracted",
+    "expired",
+)
+# Statuses a notice may be created in (accept decides by the agency's approval policy and send_at).
+INITIAL_STATUSES = ("draft", "pending_approval", "scheduled", "accepted")
+# Every allowed status change; `govconnect.notices.gate.change_status` refuses anything else.
+NOTICE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"pending_approval", "scheduled", "accepted", "cancelled"}),
+    # Editing a pending notice returns it to draft; not approved by send_at, it expires.
+    "pending_approval": frozenset({"approved", "rejected", "draft", "cancelled", "expired"}),
+    "rejected": frozenset({"draft", "cancelled"}),
+    # Approved notices wait for the fan-out (and their send_at); editing one needs approval again.
+    "approved": frozenset({"sending", "draft", "cancelled", "retracted"}),
+    "scheduled": frozenset({"sending", "pending_approval", "cancelled", "retracted"}),
+    "accepted": frozenset({"sending", "cancelled", "retracted"}),
+    "sending": frozenset({"completed", "failed", "cancelled", "retracted"}),
+    "completed": frozenset({"retracted"}),
+    "failed": frozenset({"retracted"}),
+    "cancelled": frozenset({"retracted"}),
+    "retracted": frozenset(),
+    "expired": frozenset(),
+}
+# Notices whose text may still change (PATCH): nothing has gone out yet.
+EDITABLE_STATUSES = ("draft", "pending_approval", "rejected", "approved", "scheduled")
 
 
 def new_id() -> str:
@@ -64,3 +98,28 @@ class Notice(SQLModel, table=True):
     published_at: datetime | None = None
     completed_at: datetime | None = None
     cancelled_at: datetime | None = None
+    # Governance (migration 0011): who drafted it, the last status change, reasons, links.
+    created_by: str = Field(default="", max_length=80)
+    status_changed_at: datetime | None = None
+    status_changed_by: str = Field(default="", max_length=80)
+    rejected_reason: str = Field(default="", max_length=500)
+    retracted_reason: str = Field(default="", max_length=500)
+    retracted_at: datetime | None = None
+    corrects_id: str | None = Field(default=None, max_length=32, index=True)
+    # Urgent notices sent at once under the agency's policy are reviewed after the fact.
+    review_due_at: datetime | None = None
+    reviewed_at: datetime | None = None
+    reviewed_by: str = Field(default="", max_length=80)
+    schedule_id: int | None = Field(default=None, index=True)
+
+
+class NoticeApproval(SQLModel, table=True):
+    """One approver's sign-off on a notice (the policy may ask for several)."""
+
+    __tablename__ = "notice_approval"
+    __table_args__ = (Index("ix_notice_approval_once", "notice_id", "approver", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: str = Field(foreign_key="notice.id", max_length=32)
+    approver: str = Field(max_length=80)
+    created_at: datetime = Field(default_factory=utcnow)

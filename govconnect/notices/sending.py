@@ -194,8 +194,8 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
     notice = await run_db(_load_notice, engine, notice_id)
     if notice is None:
         return {"claimed": 0}
-    if notice.status == "cancelled":
-        # Deliveries a fan-out wrote after the cancel are cancelled here, not sent.
+    if notice.status in ("cancelled", "retracted"):
+        # Deliveries a fan-out wrote after the cancel (or retraction) are cancelled here, not sent.
         await run_db(_cancel_queued, engine, ids, moment)
         return {"claimed": 0}
     until = quiet_until(moment, channel, notice.urgency)

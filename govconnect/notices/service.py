@@ -21,6 +21,8 @@ from contacts.like import contains
 from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
 from govconnect.errors import Conflict, Invalid, InvalidTransition, NotFound, RateLimited
+from govconnect.audit.record import Actor, record_audit
+from govconnect.governance.policy import dispose, get_policy
 from govconnect.message_templates.service import from_template
 from govconnect.notices.audience import (
     STAFF_FIELDS,
@@ -30,6 +32,7 @@ from govconnect.notices.audience import (
     count_subscribers,
     parse_csv,
 )
+from govconnect.notices.gate import change_status
 from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notice
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import CHANNEL_LIMITS, SHANGHAI, placeholders, template_length
@@ -206,13 +209,14 @@ def accept_notice(
     idempotency_key: str | None,
     settings: Settings,
     moment: datetime,
+    actor: Actor,
 ) -> tuple[Notice, bool]:
-    """Write the notice and its outbox entry in one transaction; (notice, created)."""
+    """Write the notice, its audit row and (unless it awaits sign-off) its outbox entry in one transaction."""
     if session.get_bind().dialect.name == "sqlite":
         session.rollback()  # hand the connection back while waiting for our turn
         with _SQLITE_ACCEPT_LOCK:
-            return _accept(session, agency, data, idempotency_key, settings, moment)
-    return _accept(session, agency, data, idempotency_key, settings, moment)
+            return _accept(session, agency, data, idempotency_key, settings, moment, actor)
+    return _accept(session, agency, data, idempotency_key, settings, moment, actor)
 
 
 def _accept(
@@ -222,6 +226,7 @@ def _accept(
     idempotency_key: str | None,
     settings: Settings,
     moment: datetime,
+    actor: Actor,
 ) -> tuple[Notice, bool]:
     digest = request_hash(data)
     if idempotency_key:
@@ -234,6 +239,13 @@ def _accept(
     checked = validate_notice(
         session, agency, data, settings, moment, made_from.placeholders if made_from else frozenset()
     )
+    disposition = dispose(
+        get_policy(session, agency.id or 0), checked["channels"], checked["count"], data.urgency == "urgent", moment
+    )
+    if disposition.needs_approval:
+        status = "pending_approval"
+    else:
+        status = "scheduled" if checked["send_at"] and checked["send_at"] > moment else "accepted"
     notice = Notice(
         agency_id=agency.id or 0,
         title=data.title,
@@ -243,22 +255,37 @@ def _accept(
         urgency=data.urgency,
         channels=checked["channels"],
         audience=data.audience.model_dump(exclude_none=True),
-        status="scheduled" if checked["send_at"] and checked["send_at"] > moment else "accepted",
+        status=status,
         public=bool(set(checked["channels"]) & set(PUBLIC_CHANNELS)),
         idempotency_key=idempotency_key,
         request_hash=digest,
         send_at=checked["send_at"],
         recipient_count=checked["count"],
         created_at=moment,
+        created_by=actor.label,
+        status_changed_at=moment,
+        status_changed_by=actor.label,
+        review_due_at=disposition.review_due_at,
     )
     session.add(notice)
-    session.add(NoticeOutbox(notice_id=notice.id, kind="fanout", created_at=moment, enqueued_at=moment))
+    if status != "pending_approval":
+        # A notice awaiting sign-off gets its outbox entry when it is approved.
+        session.add(NoticeOutbox(notice_id=notice.id, kind="fanout", created_at=moment, enqueued_at=moment))
     try:
+        session.flush()  # a concurrent retry with the same key fails here, before the audit row
         if made_from is not None:
-            session.flush()  # the notice row first: the template use refers to it
-            made_from.record(session, notice.id)
-        session.flush()
+            made_from.record(session, notice.id)  # the template use refers to the notice row
         count_notice(session.connection(), notice.agency_id, moment)
+        record_audit(
+            session,
+            actor,
+            "submit" if status == "pending_approval" else "send",
+            "notice",
+            notice.id,
+            {"status": status, "title": notice.title, "recipients": notice.recipient_count},
+            agency_id=agency.id,
+            moment=moment,
+        )
         session.commit()
     except IntegrityError:
         # A concurrent retry with the same key won the race.
@@ -440,26 +467,27 @@ def list_notices(
     return list(rows), int(total)
 
 
-def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: datetime) -> Notice:
+def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: datetime, actor: Actor) -> Notice:
     """Stop what has not been sent: queued deliveries become `cancelled`; sends in flight finish."""
     notice = get_notice(session, agency, notice_id)
-    if notice.status in ("completed", "cancelled"):
-        raise InvalidTransition(
-            "not_cancellable", "通知已结束，无法撤回 / The notice has already finished", {"status": notice.status}
-        )
-    notice.status = "cancelled"
-    notice.cancelled_at = moment
-    session.add(notice)
-    changed = session.execute(
+    change_status(session, notice_id, "cancelled", actor, values={"cancelled_at": moment}, moment=moment)
+    cancel_queued_deliveries(session, notice_id, moment)
+    session.commit()
+    session.refresh(notice)
+    log.info("notice %s cancelled", notice_id)
+    return notice
+
+
+def cancel_queued_deliveries(session: Session, notice_id: str, moment: datetime) -> int:
+    """Deliveries not yet handed to a provider become `cancelled` (in the caller's transaction, counted in rollups)."""
+    changed = session.connection().execute(
         update(D)
         .where(D.c.notice_id == notice_id, D.c.next_attempt_at.is_not(None), D.c.status == "queued")
         .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
         .returning(*ROLLUP_RETURNING)
     ).all()
     count_cancelled(session.connection(), changed)
-    session.commit()
-    log.info("notice %s cancelled", notice_id)
-    return notice
+    return len(changed)
 
 
 def list_deliveries(

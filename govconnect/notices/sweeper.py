@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.engine import Engine
 
+from govconnect.audit.record import Actor
 from govconnect.jobs import job
+from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import now, run_db
@@ -47,7 +49,11 @@ def _expiry_candidates(settings: Any, moment: Any, cutoff: Any) -> Any:
     )
     return select(N.c.id).where(
         func.coalesce(N.c.send_at, N.c.created_at) < cutoff,
-        or_(N.c.status == "sending", and_(N.c.status == "cancelled", N.c.cancelled_at > horizon)),
+        or_(
+            N.c.status == "sending",
+            and_(N.c.status == "cancelled", N.c.cancelled_at > horizon),
+            and_(N.c.status == "retracted", N.c.retracted_at > horizon),
+        ),
     )
 
 
@@ -79,7 +85,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
         due: Any = conn.execute(
             select(D.c.id, D.c.notice_id, D.c.channel, N.c.urgency)
             .join(N, N.c.id == D.c.notice_id)
-            .where(D.c.status == "queued", D.c.next_attempt_at <= stale, N.c.status != "cancelled")
+            .where(D.c.status == "queued", D.c.next_attempt_at <= stale, N.c.status.not_in(("cancelled", "retracted")))
             .order_by(D.c.priority, D.c.next_attempt_at)
             .limit(SWEEP_LIMIT)
         ).all()
@@ -151,12 +157,16 @@ def finish_if_done(engine: Engine, notice_id: str, moment: Any) -> bool:
         awaiting = exists().where(D.c.notice_id == notice_id, awaiting_receipt())
         if conn.execute(select(awaiting)).scalar():
             return False
-        done = conn.execute(
-            update(N)
-            .where(N.c.id == notice_id, N.c.status == "sending")
-            .values(status="completed", completed_at=moment)
-        ).rowcount
-    return bool(done)
+        left = change_status(
+            conn,
+            notice_id,
+            "completed",
+            Actor.system("sweeper"),
+            only_from=("sending",),
+            values={"completed_at": moment},
+            moment=moment,
+        )
+    return left is not None
 
 
 @job

@@ -10,7 +10,8 @@ from sqlmodel import Session, col, select
 from govconnect.clock import utcnow
 from govconnect.notices.models import Category, Notice
 
-VISIBLE_STATUSES = ("accepted", "sending", "completed")
+# Pending, rejected, retracted or expired notices never show; approved ones show once due.
+VISIBLE_STATUSES = ("approved", "accepted", "sending", "completed")
 URGENT_WINDOW = timedelta(hours=24)
 # How many recent public notices to look at when filtering by region (a JSON list column).
 SCAN_LIMIT = 500

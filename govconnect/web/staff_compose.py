@@ -13,16 +13,17 @@ from starlette.concurrency import run_in_threadpool
 
 from govconnect.agencies.models import Agency, StaffUser
 from govconnect.api.deps import SessionDep, SettingsDep
+from govconnect.audit.record import Actor
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.clock import utcnow
 from govconnect.errors import DomainError
 from govconnect.notices import service
+from govconnect.notices.intake import accept_and_enqueue
 from govconnect.notices.models import Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAudience
-from govconnect.notices.sending import URGENT_HEAD_START
 from govconnect.text_rules import MultilineText, Text
 from govconnect.web.rendering import error_page, render
-from govconnect.web.session import csrf_ok, require_role
+from govconnect.web.session import client_ip, csrf_ok, require_role
 from govconnect.web.weibo_view import agency_posts, requeue_failed_post
 
 router = APIRouter(prefix="/m/staff", include_in_schema=False)
@@ -37,12 +38,18 @@ CHANNEL_CHOICES = (
     ("weibo", "微博"),
 )
 STATUS_NAMES = {
+    "draft": "草稿",
+    "pending_approval": "待审核",
+    "approved": "已审核",
+    "rejected": "已退回",
     "scheduled": "定时",
     "accepted": "已受理",
     "sending": "发送中",
     "completed": "已完成",
-    "cancelled": "已撤回",
+    "cancelled": "已取消",
     "failed": "失败",
+    "retracted": "已撤回",
+    "expired": "已过期",
 }
 
 
@@ -111,19 +118,20 @@ async def compose_submit(
                 subscribers=SubscriberAudience(categories=[category] if category else [], regions=region)
             ),
         )
-        moment = utcnow()
-        notice, created = await run_in_threadpool(
-            service.accept_notice, session, agency, data, f"m-compose-{operator.id}-{nonce}", settings, moment
+        notice, _created = await accept_and_enqueue(
+            request.app.state.queue,
+            session,
+            agency,
+            data,
+            f"m-compose-{operator.id}-{nonce}",
+            settings,
+            utcnow(),
+            Actor.staff(operator, client_ip(request)),
         )
     except (ValidationError, DomainError) as exc:
         message = exc.message if isinstance(exc, DomainError) else "请填写标题、正文并至少选择一个渠道"
         ctx = _form_context(session, form=form, message=message, message_kind="error")
         return render(request, "compose.html", ctx, session=session, status_code=400)
-    if created:
-        delay = (notice.send_at - moment).total_seconds() if notice.send_at and notice.send_at > moment else None
-        if delay is None and notice.urgency == "urgent":
-            delay = URGENT_HEAD_START
-        await request.app.state.queue.enqueue("fanout_notice", notice_id=notice.id, defer_by=delay)
     return RedirectResponse(f"/m/staff/notices/{notice.id}", status_code=303)
 
 
@@ -134,7 +142,7 @@ def notice_progress(request: Request, session: SessionDep, operator: OperatorDep
     if notice is None or notice.agency_id != operator.agency_id:
         return error_page(request, 404, "通知不存在")
     progress = service.notice_public(session, notice)
-    done = notice.status in ("completed", "cancelled", "failed")
+    done = notice.status not in ("accepted", "scheduled", "approved", "sending")
     headers = {} if done else {"Refresh": "3"}
     return render(
         request,

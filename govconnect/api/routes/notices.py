@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from govconnect.api.deps import Principal, SessionDep, SettingsDep, require_scope
+from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, require_scope
 from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.escaping import spreadsheet_row
 from govconnect.notices import service
 from govconnect.notices.agency_callbacks import check_callback_url, signing_secret
+from govconnect.notices.intake import accept_and_enqueue
 from govconnect.notices.pipeline_models import DELIVERY_STATUSES
 from govconnect.notices.schemas import (
     CallbackInfo,
@@ -30,7 +31,6 @@ from govconnect.notices.schemas import (
     NoticePublic,
     mask_recipient,
 )
-from govconnect.notices.sending import URGENT_HEAD_START
 
 log = logging.getLogger("govconnect.notices")
 router = APIRouter(prefix="/api/v1", tags=["notices"])
@@ -50,18 +50,16 @@ async def create_notice(
 ) -> JSONResponse:
     """Accept a notice (202); the same Idempotency-Key and body return the same notice."""
     moment = utcnow()
-    # The database work runs in a thread so concurrent retries really race (and the loop stays free).
-    notice, created = await run_in_threadpool(
-        service.accept_notice, session, principal.agency, body, idempotency_key, settings, moment
+    notice, created = await accept_and_enqueue(
+        request.app.state.queue,
+        session,
+        principal.agency,
+        body,
+        idempotency_key,
+        settings,
+        moment,
+        actor_for(principal, request),
     )
-    if created:
-        delay = (notice.send_at - moment).total_seconds() if notice.send_at and notice.send_at > moment else None
-        if delay is None and notice.urgency == "urgent":
-            delay = URGENT_HEAD_START
-        try:
-            await request.app.state.queue.enqueue("fanout_notice", notice_id=notice.id, defer_by=delay)
-        except Exception:  # noqa: BLE001 - the outbox row is committed: the sweeper enqueues it later
-            log.warning("notice %s: enqueue failed, left to the sweeper", notice.id, exc_info=True)
     payload = await run_in_threadpool(service.notice_public, session, notice, not created)
     if created:
         payload.audience_report = service.csv_report(notice)
@@ -104,9 +102,9 @@ def notice_detail(notice_id: str, principal: Reader, session: SessionDep) -> Not
 
 
 @router.post("/notices/{notice_id}/cancel", response_model=NoticePublic, summary="Stop what has not been sent")
-def notice_cancel(notice_id: str, principal: Sender, session: SessionDep) -> NoticePublic:
+def notice_cancel(request: Request, notice_id: str, principal: Sender, session: SessionDep) -> NoticePublic:
     """Cancel a notice: queued deliveries are cancelled, sends in flight finish."""
-    notice = service.cancel_notice(session, principal.agency, notice_id, utcnow())
+    notice = service.cancel_notice(session, principal.agency, notice_id, utcnow(), actor_for(principal, request))
     return service.notice_public(session, notice)
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from channels.base import OutboundMessage, Receipt, SendResult
 from govconnect.agencies.models import Agency
+from govconnect.audit.record import Actor
 from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
@@ -71,7 +72,7 @@ async def test_pending_marker_is_set_exactly_while_queued_or_sending(
 
 async def test_cancel_clears_the_pending_marker(ctx: dict[str, Any], session: Session, agency: Agency) -> None:
     notice = await sms_notice_to(ctx, session, agency, [f"1350000100{i}" for i in range(3)])  # queue not started
-    cancel_notice(session, agency, notice.id, utcnow())
+    cancel_notice(session, agency, notice.id, utcnow(), Actor.cli(agency.id))
     rows = deliveries(session, notice.id)
     assert len(rows) == 3
     assert {d.status for d in rows} == {"cancelled"} and all(d.next_attempt_at is None for d in rows)
@@ -102,7 +103,7 @@ async def test_sweeper_expires_sends_in_flight_at_a_cancel(
 ) -> None:
     notice = await sms_notice_to(ctx, session, agency, ["13300000001"])
     await drain(ctx)
-    cancel_notice(session, agency, notice.id, utcnow())  # the one SMS was sent already
+    cancel_notice(session, agency, notice.id, utcnow(), Actor.cli(agency.id))  # the one SMS was sent already
     timeout = ctx["settings"].notices.receipt_timeout_seconds
     later = utcnow() + timedelta(seconds=timeout + 3600)
     ctx["clock"] = lambda: later

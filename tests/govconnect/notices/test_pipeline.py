@@ -177,13 +177,14 @@ async def test_quiet_hours_defer_normal_sms_but_not_urgent(
 async def test_cancel_stops_queued_sends(
     ctx: dict[str, Any], session: Session, agency: Agency, fake_providers: dict[str, ScriptedChannel]
 ) -> None:
+    from govconnect.audit.record import Actor
     from govconnect.notices.service import cancel_notice
 
     for i in range(5):
         make_subscriber(session, f"1330000000{i}", None, channels=["sms"])
     notice = make_notice(session, agency, channels=["sms"])
     await fanout_notice(ctx, notice.id)
-    cancel_notice(session, agency, notice.id, utcnow())
+    cancel_notice(session, agency, notice.id, utcnow(), Actor.cli(agency.id))
     await drain(ctx)
     assert {d.status for d in deliveries(session, notice.id)} == {"cancelled"}
     assert fake_providers["aliyun_sms"].sent == []

@@ -1,0 +1,1 @@
+"""Governance of what goes out: approval policy, sign-off, retraction, correction, recurring schedules."""

@@ -1,4 +1,5 @@
-"""The city's Weibo account: `2/statuses/share.json` posts linking back to the mobile site.
+"""The city's Weibo account: `2/statuses/share.json` posts linking back to the mobile site,
+`2/statuses/destroy.json` deletes one when its notice is retracted.
 
 The status is cut to the character limit with an ellipsis before the link. Weibo allows 30
 posts an hour per authorised user; over that the adapter answers retryable with `retry_after`
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from channels.base import Channel, OutboundMessage, PermanentError, SendResult
+from channels.base import Channel, OutboundMessage, PermanentError, RetryableError, SendResult
 from channels.http import json_body, parse_retry_after, request
 from channels.shared_windows import RedisPostWindow, maybe_await
 
 ELLIPSIS = "…"
 RATE_LIMITED = frozenset({10022, 10023, 10024, 20016})  # IP / user / per-API request limits, posting too fast
 TOKEN_ERRORS = frozenset({21314, 21315, 21316, 21317, 21327, 21332})
+POST_GONE = 20101  # "Target weibo does not exist!": deleted already, which is what we wanted
 DEFAULT_RATE_RETRY = 300.0
 
 
@@ -67,6 +69,17 @@ class PostWindow:
         self.posts.append(time.monotonic() if now is None else now)
 
 
+@dataclass(frozen=True)
+class DeleteOutcome:
+    """What deleting a post came to: done (deleted now or already gone), or an error to retry or not."""
+
+    done: bool
+    retryable: bool = False
+    code: str = ""
+    reason: str = ""
+    retry_after: float | None = None
+
+
 class Weibo(Channel):
     """Posts to the official account's timeline (recipient is ignored)."""
 
@@ -109,3 +122,26 @@ class Weibo(Channel):
         if code == 10001 or code == 10003:  # system error / remote service error
             return [SendResult.retryable(ref, str(code), reason, retry_after)]
         return [SendResult.permanent(ref, str(code or "unknown"), reason)]
+
+    async def delete_post(self, post_id: str) -> DeleteOutcome:
+        """Delete one of the account's posts by its id (`2/statuses/destroy.json`)."""
+        try:
+            response = await request(
+                self.client,
+                "POST",
+                self.base + "2/statuses/destroy.json",
+                data={"access_token": self.config.access_token, "id": post_id},
+            )
+            body = json_body(response)
+        except RetryableError as exc:
+            return DeleteOutcome(False, True, exc.code, exc.reason, exc.retry_after)
+        if "error_code" not in body and str(body.get("idstr") or body.get("id") or "") == post_id:
+            return DeleteOutcome(True)
+        code = int(body.get("error_code") or 0)
+        reason = str(body.get("error") or "")
+        if code == POST_GONE:
+            return DeleteOutcome(True, code=str(code), reason=reason)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if code in RATE_LIMITED or code in (10001, 10003):
+            return DeleteOutcome(False, True, str(code), reason, retry_after or DEFAULT_RATE_RETRY)
+        return DeleteOutcome(False, False, str(code or "unknown"), reason)

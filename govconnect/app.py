@@ -18,6 +18,7 @@ from govconnect.audiences import api as audiences_api
 from govconnect.audit import api as audit_api
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
+from govconnect.governance import api as governance_api
 from govconnect.logging import configure_logging
 from govconnect.message_templates import api as templates_api
 from govconnect.metrics import MetricsMiddleware
@@ -45,6 +46,7 @@ ROUTERS.extend([audiences_api.router, suppression_api.router, templates_api.rout
 ROUTERS.append(reports_api.router)
 ROUTERS.append(status_page.router)
 ROUTERS.append(audit_api.router)
+ROUTERS.append(governance_api.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -41,5 +41,6 @@ def process_state(ctx: dict[str, Any]) -> dict[str, Any]:
 def load_job_modules() -> None:
     """Import every module that registers jobs, so the registry is complete."""
     # Later capabilities add their job modules here.
+    import govconnect.governance.retraction  # noqa: F401
     import govconnect.notices.jobs  # noqa: F401
     import govconnect.operations.retention  # noqa: F401

@@ -4,7 +4,7 @@ Paths (each base URL setting points at one prefix):
   /dysmsapi/ and /dyvmsapi/ (or /)   Alibaba Cloud RPC (SendSms, SendBatchSms, SingleCallByTts)
   /wechat/cgi-bin/...                WeChat official account
   /wecom/cgi-bin/...                 WeCom
-  /weibo/2/statuses/share.json       Weibo
+  /weibo/2/statuses/share.json       Weibo (and destroy.json)
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def routes() -> list[Route]:
         Route("/wecom/cgi-bin/gettoken", wechat.wecom_token, methods=["GET"]),
         Route("/wecom/cgi-bin/message/send", wechat.wecom_send, methods=["POST"]),
         Route("/weibo/2/statuses/share.json", weibo.share, methods=["POST"]),
+        Route("/weibo/2/statuses/destroy.json", weibo.destroy, methods=["POST"]),
         Route("/_sandbox", index, methods=["GET"]),
         Route("/_sandbox/messages", control.messages, methods=["GET"]),
         Route("/_sandbox/counts", control.counts, methods=["GET"]),

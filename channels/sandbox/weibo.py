@@ -1,4 +1,5 @@
-"""Weibo `2/statuses/share.json`: token, length, safe-domain link, repeats and 30 posts an hour."""
+"""Weibo `2/statuses/share.json` (token, length, safe-domain link, repeats, 30 posts an hour) and
+`2/statuses/destroy.json` (delete one of the account's posts by id)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from channels.sandbox.faults import apply_fault
 from channels.sandbox.state import Fault, SandboxState
 
 PATH = "/2/statuses/share.json"
+DESTROY_PATH = "/2/statuses/destroy.json"
 LINK = re.compile(r"https?://[^\s]+")
 
 
-def weibo_error(code: int, message: str, status: int = 400) -> JSONResponse:
+def weibo_error(code: int, message: str, status: int = 400, path: str = PATH) -> JSONResponse:
     """Weibo's error shape."""
-    return JSONResponse({"error": message, "error_code": code, "request": PATH}, status_code=status)
+    return JSONResponse({"error": message, "error_code": code, "request": path}, status_code=status)
 
 
 def fault_error(fault: Fault, status: int) -> Response:
@@ -82,3 +84,28 @@ async def share(request: Request) -> Response:
     state.weibo_posts.append(post)
     state.record("weibo", "share", reference=None, recipient=None, text=status, provider_id=str(post_id))
     return JSONResponse({k: v for k, v in post.items() if not k.startswith("_")})
+
+
+async def destroy(request: Request) -> Response:
+    """POST /2/statuses/destroy.json (form: access_token, id): the deleted post, or 20101 when there is none."""
+    state: SandboxState = request.app.state.sandbox
+    injected = await apply_fault(state, "weibo", fault_error)
+    if injected is not None:
+        return injected
+    form = await request.form()
+    token = str(form.get("access_token") or request.query_params.get("access_token") or "")
+    post_id = str(form.get("id") or "")
+    if not token:
+        return weibo_error(21301, "auth faild!", 401, DESTROY_PATH)
+    if not secrets.compare_digest(token, state.config.weibo_access_token):
+        return weibo_error(21332, "invalid_access_token", 401, DESTROY_PATH)
+    if not post_id:
+        return weibo_error(10016, "miss required parameter (id) , see doc for more info.", path=DESTROY_PATH)
+    if not post_id.isdigit():
+        return weibo_error(10017, "parameter (id)'s value invalid,expect (int64)", path=DESTROY_PATH)
+    for post in state.weibo_posts:
+        if post["idstr"] == post_id:
+            state.weibo_posts.remove(post)
+            state.record("weibo", "destroy", reference=None, recipient=None, text=post["text"], provider_id=post_id)
+            return JSONResponse({k: v for k, v in post.items() if not k.startswith("_")})
+    return weibo_error(20101, "Target weibo does not exist!", path=DESTROY_PATH)

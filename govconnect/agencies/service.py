@@ -25,6 +25,7 @@ from govconnect.security import (
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,15 @@ def lookup_api_key(session: Session, key: str) -> ApiKey | None:
 
 
 def create_staff(
-    session: Session, username: str, agency: Agency, role: str, password: str, display_name: str = ""
+    session: Session,
+    username: str,
+    agency: Agency,
+    role: str,
+    password: str,
+    display_name: str = "",
+    phone: str | None = None,
 ) -> StaffUser:
-    """Create a staff account with an argon2-hashed password."""
+    """Create a staff account with an argon2-hashed password (and a mobile number for approval messages)."""
     assert agency.id is not None
     if not USERNAME_RE.match(username):
         raise Invalid("invalid_username", f"用户名无效 / invalid username {username!r}")
@@ -136,6 +143,8 @@ def create_staff(
         raise Invalid("invalid_role", f"角色无效 / role must be one of {', '.join(ROLES)}")
     if len(password) < 8:
         raise Invalid("weak_password", "密码至少 8 位 / password must have at least 8 characters")
+    if phone is not None and not PHONE_RE.match(phone):
+        raise Invalid("invalid_phone", f"手机号无效 / invalid mobile number {phone!r}")
     if find_staff(session, username) is not None:
         raise Conflict("staff_exists", f"用户名已存在 / username already exists: {username}")
     user = StaffUser(
@@ -144,6 +153,7 @@ def create_staff(
         role=role,
         password_hash=hash_password(password),
         display_name=display_name,
+        phone=phone,
     )
     session.add(user)
     session.flush()

@@ -17,8 +17,8 @@ from sqlmodel import Session
 
 from govconnect.agencies.models import Agency, ApiKey, StaffUser
 from govconnect.agencies.service import lookup_api_key
-from govconnect.clock import utcnow
 from govconnect.audit.record import Actor
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.settings import Settings
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 # Actions the audit log records; `record_audit` refuses any other name so filters stay reliable.
 AUDIT_ACTIONS = (

@@ -11,8 +11,9 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from govconnect.agencies.models import ApiKey, StaffUser
 from govconnect.audit.models import AUDIT_ACTIONS, AuditEntry
-from govconnect.models import ApiKey, StaffUser, utcnow
+from govconnect.clock import utcnow
 
 A = AuditEntry.__table__  # type: ignore[attr-defined]
 

@@ -18,11 +18,13 @@ from govconnect.agencies.service import (
     require_agency,
     revoke_api_key,
 )
+from govconnect.audit.record import Actor
 from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import session_scope
 from govconnect.errors import DomainError
+from govconnect.governance.policy import PolicyError, get_policy, set_policy
 
-agency_app = typer.Typer(help="Agencies (机构): create and list.", no_args_is_help=True)
+agency_app = typer.Typer(help="Agencies (机构): create, list, sign-off policy.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys: create (printed once), list (prefix only), revoke.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts for the mobile site.", no_args_is_help=True)
 
@@ -57,6 +59,49 @@ def agency_list() -> None:
     with session_scope(engine) as session:
         for agency in list_agencies(session):
             typer.echo(f"{agency.code}\t{agency.name}\t{agency.region}")
+
+
+@agency_app.command("policy")
+def agency_policy(
+    code: Annotated[str, typer.Argument(help="The agency's code")],
+    require_approval: Annotated[
+        str | None,
+        typer.Option(
+            "--require-approval", help="Which notices need sign-off: none|public|large|all", show_default=False
+        ),
+    ] = None,
+    large_audience: Annotated[
+        int | None, typer.Option("--large-audience", help="With `large`: audiences above N people", show_default=False)
+    ] = None,
+    approvers: Annotated[
+        int | None, typer.Option("--approvers", help="Approvers each notice needs", show_default=False)
+    ] = None,
+) -> None:
+    """Show or change an agency's sign-off (审核) policy."""
+    values = {
+        name: value
+        for name, value in (
+            ("require_approval", require_approval),
+            ("large_audience", large_audience),
+            ("approvers", approvers),
+        )
+        if value is not None
+    }
+    engine = migrated_engine(load_settings())
+    try:
+        with session_scope(engine) as session:
+            agency = require_agency(session, code)
+            policy = (
+                set_policy(session, agency.id or 0, Actor.cli(agency.id), **values)
+                if values
+                else get_policy(session, agency.id or 0)
+            )
+            typer.echo(
+                f"{agency.code}: require_approval={policy.require_approval} large_audience={policy.large_audience}"
+                f" approvers={policy.approvers} urgent_at_once={policy.urgent_at_once}"
+            )
+    except (DomainError, PolicyError) as exc:
+        raise fail(exc.message) from exc
 
 
 @key_app.command("create")
@@ -115,6 +160,9 @@ def staff_create(
     agency: Annotated[str, typer.Option("--agency", help="The agency's code")],
     role: Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)}")] = "staff",
     display_name: Annotated[str, typer.Option("--name", help="Display name")] = "",
+    phone: Annotated[
+        str | None, typer.Option("--phone", help="Mobile number (approvers are told by SMS)", show_default=False)
+    ] = None,
     password: Annotated[
         str | None,
         typer.Option(
@@ -135,7 +183,7 @@ def staff_create(
     engine = migrated_engine(load_settings())
     try:
         with session_scope(engine) as session:
-            user = create_staff(session, username, require_agency(session, agency), role, password, display_name)
+            user = create_staff(session, username, require_agency(session, agency), role, password, display_name, phone)
             typer.echo(f"created {user.role} {user.username}")
     except DomainError as exc:
         raise fail(exc.message) from exc

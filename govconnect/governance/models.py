@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from govconnect.models import utcnow
+from govconnect.clock import utcnow
 
 # none: nothing needs approval; public: notices on site/TV/Weibo; large: an audience above
 # `large_audience` people; all: every notice.

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from govconnect.audit.record import Actor, record_audit
+from govconnect.clock import utcnow
 from govconnect.governance.models import APPROVAL_MODES, AgencyPolicy
-from govconnect.models import utcnow
 from govconnect.notices.models import PUBLIC_CHANNELS
 
 POLICY_FIELDS = ("require_approval", "large_audience", "approvers", "urgent_at_once", "review_hours")

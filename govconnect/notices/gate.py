@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from govconnect.audit.record import Actor, record_audit
+from govconnect.clock import utcnow
 from govconnect.errors import ApiError
-from govconnect.models import utcnow
 from govconnect.notices.models import NOTICE_TRANSITIONS, Notice
 
 N = Notice.__table__  # type: ignore[attr-defined]

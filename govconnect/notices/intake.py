@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from govconnect.agencies.models import Agency
 from govconnect.audit.record import Actor
-from govconnect.models import Agency
+from govconnect.clock import utcnow
+from govconnect.governance.notify import notify_approvers
 from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.schemas import NoticeCreate
@@ -51,12 +54,35 @@ async def accept_and_enqueue(
     settings: Settings,
     moment: datetime,
     actor: Actor,
+    corrects: Notice | None = None,
 ) -> tuple[Notice, bool]:
-    """Accept the notice (validated, idempotent, audited) and queue its fan-out; (notice, created)."""
+    """Accept the notice (validated, idempotent, audited), then queue its fan-out or tell its approvers."""
     # The database work runs in a thread so concurrent retries really race (and the loop stays free).
     notice, created = await run_in_threadpool(
-        service.accept_notice, session, agency, data, idempotency_key, settings, moment, actor
+        partial(service.accept_notice, corrects=corrects),
+        session,
+        agency,
+        data,
+        idempotency_key,
+        settings,
+        moment,
+        actor,
     )
     if created:
-        await enqueue_fanout(queue, notice, moment)
+        await dispatch(queue, session, agency, notice, settings)
     return notice, created
+
+
+async def dispatch(queue: Any, session: Session, agency: Agency, notice: Notice, settings: Settings) -> None:
+    """After a commit: queue the notice's fan-out, or, when it awaits sign-off, a message to its approvers."""
+    moment = utcnow()
+    if notice.status != "pending_approval":
+        await enqueue_fanout(queue, notice, moment)
+        return
+    try:
+        message = await run_in_threadpool(notify_approvers, session, agency, notice, settings, moment)
+    except Exception:  # noqa: BLE001 - the notice is accepted; telling approvers must not undo that
+        log.warning("notice %s: telling the approvers failed", notice.id, exc_info=True)
+        return
+    if message is not None:
+        await enqueue_fanout(queue, message, moment)

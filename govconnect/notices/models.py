@@ -38,7 +38,8 @@ NOTICE_TRANSITIONS: dict[str, frozenset[str]] = {
     "rejected": frozenset({"draft", "cancelled"}),
     # Approved notices wait for the fan-out (and their send_at); editing one needs approval again.
     "approved": frozenset({"sending", "draft", "cancelled", "retracted"}),
-    "scheduled": frozenset({"sending", "pending_approval", "cancelled", "retracted"}),
+    # Edited: a new send_at now makes it go at once; a policy that now asks for sign-off holds it.
+    "scheduled": frozenset({"sending", "accepted", "pending_approval", "cancelled", "retracted"}),
     "accepted": frozenset({"sending", "cancelled", "retracted"}),
     "sending": frozenset({"completed", "failed", "cancelled", "retracted"}),
     "completed": frozenset({"retracted"}),
@@ -47,6 +48,8 @@ NOTICE_TRANSITIONS: dict[str, frozenset[str]] = {
     "retracted": frozenset(),
     "expired": frozenset(),
 }
+# Statuses the public surfaces (/m/, feeds, /tv/, Weibo) may show, once the notice is due.
+VISIBLE_STATUSES = ("approved", "accepted", "sending", "completed")
 # Notices whose text may still change (PATCH): nothing has gone out yet.
 EDITABLE_STATUSES = ("draft", "pending_approval", "rejected", "approved", "scheduled")
 

@@ -108,6 +108,15 @@ class NoticePublic(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     cancelled_at: datetime | None
+    # Governance: who drafted it (key prefix or staff id), reasons, links, the after-the-fact review.
+    created_by: str = ""
+    rejected_reason: str | None = None
+    retracted_at: datetime | None = None
+    retracted_reason: str | None = None
+    corrects_id: str | None = None
+    review_due_at: datetime | None = None
+    reviewed_at: datetime | None = None
+    schedule_id: int | None = None
     progress: dict[str, ChannelProgress] = Field(default_factory=dict)
     # When the progress was counted: for a large notice it may be up to about a second old.
     progress_as_of: datetime | None = None

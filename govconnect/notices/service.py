@@ -9,19 +9,21 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, cast, func, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from contacts.like import contains
 from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
 from govconnect.errors import Conflict, Invalid, InvalidTransition, NotFound, RateLimited
 from govconnect.audit.record import Actor, record_audit
+from govconnect.clock import utcnow
 from govconnect.governance.policy import dispose, get_policy
 from govconnect.message_templates.service import from_template
 from govconnect.notices.audience import (
@@ -210,13 +212,29 @@ def accept_notice(
     settings: Settings,
     moment: datetime,
     actor: Actor,
+    *,
+    apply_policy: bool = True,
+    corrects: Notice | None = None,
+    schedule_id: int | None = None,
 ) -> tuple[Notice, bool]:
-    """Write the notice, its audit row and (unless it awaits sign-off) its outbox entry in one transaction."""
+    """Write the notice, its audit row and (unless it awaits sign-off) its outbox entry in one transaction.
+
+    `apply_policy=False` is for the application's own messages to staff (they need no sign-off);
+    `corrects` links a correction to the notice it corrects; `schedule_id` an occurrence to its schedule.
+    """
+    origin = _Origin(apply_policy, corrects.id if corrects is not None else None, schedule_id)
     if session.get_bind().dialect.name == "sqlite":
         session.rollback()  # hand the connection back while waiting for our turn
         with _SQLITE_ACCEPT_LOCK:
-            return _accept(session, agency, data, idempotency_key, settings, moment, actor)
-    return _accept(session, agency, data, idempotency_key, settings, moment, actor)
+            return _accept(session, agency, data, idempotency_key, settings, moment, actor, origin)
+    return _accept(session, agency, data, idempotency_key, settings, moment, actor, origin)
+
+
+@dataclass(frozen=True)
+class _Origin:
+    apply_policy: bool
+    corrects_id: str | None
+    schedule_id: int | None
 
 
 def _accept(
@@ -227,6 +245,7 @@ def _accept(
     settings: Settings,
     moment: datetime,
     actor: Actor,
+    origin: _Origin,
 ) -> tuple[Notice, bool]:
     digest = request_hash(data)
     if idempotency_key:
@@ -242,7 +261,7 @@ def _accept(
     disposition = dispose(
         get_policy(session, agency.id or 0), checked["channels"], checked["count"], data.urgency == "urgent", moment
     )
-    if disposition.needs_approval:
+    if disposition.needs_approval and origin.apply_policy:
         status = "pending_approval"
     else:
         status = "scheduled" if checked["send_at"] and checked["send_at"] > moment else "accepted"
@@ -265,7 +284,9 @@ def _accept(
         created_by=actor.label,
         status_changed_at=moment,
         status_changed_by=actor.label,
-        review_due_at=disposition.review_due_at,
+        review_due_at=disposition.review_due_at if origin.apply_policy else None,
+        corrects_id=origin.corrects_id,
+        schedule_id=origin.schedule_id,
     )
     session.add(notice)
     if status != "pending_approval":
@@ -279,10 +300,16 @@ def _accept(
         record_audit(
             session,
             actor,
-            "submit" if status == "pending_approval" else "send",
+            "correct" if origin.corrects_id else "submit" if status == "pending_approval" else "send",
             "notice",
             notice.id,
-            {"status": status, "title": notice.title, "recipients": notice.recipient_count},
+            {
+                "status": status,
+                "title": notice.title,
+                "recipients": notice.recipient_count,
+                **({"corrects": origin.corrects_id} if origin.corrects_id else {}),
+                **({"schedule": origin.schedule_id} if origin.schedule_id else {}),
+            },
             agency_id=agency.id,
             moment=moment,
         )
@@ -430,6 +457,14 @@ def notice_public(session: Session, notice: Notice, with_progress: bool = True) 
         created_at=notice.created_at,
         completed_at=notice.completed_at,
         cancelled_at=notice.cancelled_at,
+        created_by=notice.created_by,
+        rejected_reason=notice.rejected_reason or None,
+        retracted_at=notice.retracted_at,
+        retracted_reason=notice.retracted_reason or None,
+        corrects_id=notice.corrects_id,
+        review_due_at=notice.review_due_at,
+        reviewed_at=notice.reviewed_at,
+        schedule_id=notice.schedule_id,
         progress=progress,
         progress_as_of=as_of,
     )
@@ -443,6 +478,15 @@ def list_notices(
     for name in ("status", "category", "urgency"):
         if filters.get(name):
             query = query.where(getattr(Notice, name) == filters[name])
+    review = filters.get("review")
+    if review:
+        query = query.where(col(Notice.review_due_at).is_not(None))
+        if review == "done":
+            query = query.where(col(Notice.reviewed_at).is_not(None))
+        else:
+            query = query.where(col(Notice.reviewed_at).is_(None))
+        if review == "overdue":
+            query = query.where(col(Notice.review_due_at) < utcnow())
     if filters.get("created_after"):
         query = query.where(Notice.created_at >= filters["created_after"])  # type: ignore[arg-type]
     if filters.get("created_before"):

@@ -16,6 +16,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from govconnect.audit.record import Actor
+from govconnect.governance.schedules import run_governance_tick
 from govconnect.jobs import job
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice
@@ -131,6 +132,8 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     finished = 0
     for notice_id in found["sending"]:
         finished += int(await run_db(finish_if_done, ctx["engine"], notice_id, now(ctx)))
+    # Governance: occurrences of recurring notices, and notices whose sign-off came too late.
+    governed = await run_governance_tick(ctx, now(ctx))
     if found["reclaimed"] or requeued:
         log.warning("sweeper: %d reclaimed from dead workers, %d re-enqueued", found["reclaimed"], requeued)
     return {
@@ -139,6 +142,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         "requeued": requeued,
         "fanouts": len(found["outboxes"]),
         "finished": finished,
+        "governance": governed,
     }
 
 

@@ -8,10 +8,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from govconnect.clock import utcnow
-from govconnect.notices.models import Category, Notice
+from govconnect.notices.models import VISIBLE_STATUSES, Category, Notice
 
-# Pending, rejected, retracted or expired notices never show; approved ones show once due.
-VISIBLE_STATUSES = ("approved", "accepted", "sending", "completed")
 URGENT_WINDOW = timedelta(hours=24)
 # How many recent public notices to look at when filtering by region (a JSON list column).
 SCAN_LIMIT = 500
@@ -74,6 +72,12 @@ def visible_notice(session: Session, notice_id: str) -> Notice | None:
     """A public notice by id, or None when it is unknown, private, cancelled or not yet due."""
     notice = session.get(Notice, notice_id) if len(notice_id) <= 32 else None
     return notice if notice is not None and is_visible(notice) else None
+
+
+def retracted_public_notice(session: Session, notice_id: str) -> Notice | None:
+    """A public notice that was retracted (its page answers 410 with the reason), else None."""
+    notice = session.get(Notice, notice_id) if len(notice_id) <= 32 else None
+    return notice if notice is not None and notice.public and notice.status == "retracted" else None
 
 
 def category_names(session: Session) -> dict[str, str]:

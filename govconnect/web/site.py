@@ -11,9 +11,10 @@ from govconnect.agencies.models import Agency
 from govconnect.agencies.service import authenticate_staff
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.subscriptions import active_categories, active_regions
+from govconnect.governance.retraction import correction_of
 from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
-from govconnect.web.queries import category_names, public_notices, visible_notice
+from govconnect.web.queries import category_names, public_notices, retracted_public_notice, visible_notice
 from govconnect.web.rendering import error_page, public_page, render
 from govconnect.web.session import csrf_ok, login_failed, login_succeeded, login_wait, sign_in, sign_out
 from govconnect.web.weibo_view import recent_posts
@@ -52,12 +53,22 @@ def notice_detail(request: Request, session: SessionDep, notice_id: str) -> Resp
     """One public notice."""
     notice = visible_notice(session, notice_id)
     if notice is None:
+        withdrawn = retracted_public_notice(session, notice_id)
+        if withdrawn is not None:
+            return error_page(
+                request, 410, "该通知已撤回", f"撤回原因：{withdrawn.retracted_reason} / This notice was retracted."
+            )
         return error_page(request, 404, "通知不存在或已撤回", "The notice does not exist or was withdrawn.")
     agency = session.get(Agency, notice.agency_id)
     return render(
         request,
         "notice.html",
-        {"notice": notice, "categories": category_names(session), "agency_name": agency.name if agency else ""},
+        {
+            "notice": notice,
+            "categories": category_names(session),
+            "agency_name": agency.name if agency else "",
+            "correction": correction_of(session, notice),
+        },
         session=session,
     )
 

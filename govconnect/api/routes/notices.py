@@ -78,10 +78,11 @@ def notices_list(
     channel: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    review: Literal["pending", "overdue", "done"] | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NoticePage:
-    """List notices, newest first, with filters."""
+    """List notices, newest first, with filters; `review` finds urgent notices sent before sign-off."""
     filters = {
         "status": status,
         "category": category,
@@ -89,6 +90,7 @@ def notices_list(
         "channel": channel,
         "created_after": created_after,
         "created_before": created_before,
+        "review": review,
     }
     rows, total = service.list_notices(session, principal.agency, filters, page, page_size)
     items = [service.notice_public(session, n, with_progress=False) for n in rows]

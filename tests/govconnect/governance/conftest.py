@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from govconnect.models import Agency, utcnow
+from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices.models import Notice
 from tests.govconnect.notices.conftest import (  # noqa: F401 - fixtures
     agency,

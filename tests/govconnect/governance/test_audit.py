@@ -13,9 +13,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from govconnect.agencies.models import Agency
 from govconnect.audit.models import AuditEntry, AuditImmutable
 from govconnect.audit.record import Actor, record_audit
-from govconnect.models import Agency, utcnow
+from govconnect.clock import utcnow
 from tests.factories import make_agency, make_key
 
 A = AuditEntry.__table__  # type: ignore[attr-defined]

@@ -7,9 +7,9 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from govconnect.agencies.models import Agency
 from govconnect.audit.models import AuditEntry
 from govconnect.audit.record import Actor
-from govconnect.models import Agency
 from govconnect.notices.gate import InvalidTransition, change_status, is_allowed
 from govconnect.notices.models import NOTICE_STATUSES, NOTICE_TRANSITIONS, Notice
 from tests.govconnect.governance.conftest import notice_in

@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from govconnect.agencies import create_staff
+from govconnect.agencies.models import Agency
+from govconnect.agencies.service import create_staff
 from govconnect.audit.models import AuditEntry
-from govconnect.models import Agency, utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import NoticeOutbox
 from govconnect.notices.sweeper import sweep

@@ -28,6 +28,8 @@ from govconnect.web.weibo_view import agency_posts, requeue_failed_post
 
 router = APIRouter(prefix="/m/staff", include_in_schema=False)
 OperatorDep = Annotated[StaffUser, Depends(require_role("operator"))]
+# Approvers follow the sign-in link in their SMS to the notice's page.
+ReaderDep = Annotated[StaffUser, Depends(require_role("operator", "approver"))]
 ListForm = Annotated[list[Text], Form()]
 CHANNEL_CHOICES = (
     ("sms", "短信"),
@@ -136,7 +138,7 @@ async def compose_submit(
 
 
 @router.get("/notices/{notice_id}", response_class=HTMLResponse)
-def notice_progress(request: Request, session: SessionDep, operator: OperatorDep, notice_id: str) -> Response:
+def notice_progress(request: Request, session: SessionDep, operator: ReaderDep, notice_id: str) -> Response:
     """A notice of the operator's agency with per-channel progress (refreshes itself while sending)."""
     notice = session.get(Notice, notice_id) if len(notice_id) <= 32 else None
     if notice is None or notice.agency_id != operator.agency_id:

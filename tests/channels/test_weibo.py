@@ -75,3 +75,30 @@ async def test_repeat_content_and_faults(sandbox: Sandbox, client: httpx.AsyncCl
     await sandbox.fault("weibo", "rate_limit", retry_after=9, count=1)
     [limited] = await weibo.send([post("d4", "限流时")])
     assert (limited.outcome, limited.retry_after) == (Outcome.RETRYABLE, 9.0)
+
+
+async def test_destroy_removes_the_post_and_a_second_delete_finds_it_gone(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    weibo = Weibo(weibo_config(sandbox), client, PostWindow(1000))
+    [kept] = await weibo.send([post("d1", "留下的通知")])
+    [gone] = await weibo.send([post("d2", "撤回的通知")])
+    outcome = await weibo.delete_post(str(gone.provider_id))
+    assert outcome.done and outcome.code == ""
+    timeline = await sandbox.get("/_sandbox/weibo/timeline")
+    assert [s["idstr"] for s in timeline["statuses"]] == [kept.provider_id]
+    again = await weibo.delete_post(str(gone.provider_id))  # 20101: already gone is what we wanted
+    assert again.done and again.code == "20101"
+
+
+async def test_destroy_errors(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
+    bad_token = await Weibo(weibo_config(sandbox, access_token="bad"), client).delete_post("123")
+    assert (bad_token.done, bad_token.retryable, bad_token.code) == (False, False, "21332")
+    not_a_number = await Weibo(weibo_config(sandbox), client).delete_post("abc")
+    assert (not_a_number.done, not_a_number.code) == (False, "10017")
+    await sandbox.fault("weibo", "error", code=10001, count=1)
+    busy = await Weibo(weibo_config(sandbox), client).delete_post("123")
+    assert (busy.done, busy.retryable, busy.code) == (False, True, "10001")
+    await sandbox.fault("weibo", "http_5xx", count=1)
+    down = await Weibo(weibo_config(sandbox), client).delete_post("123")
+    assert down.retryable and not down.done

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from govconnect.api.deps import Principal, SessionDep, require_scope
 from govconnect.audit.models import AUDIT_ACTIONS
 from govconnect.audit.queries import AuditFilter, audit_page, iter_audit
-from govconnect.csv_cells import spreadsheet_safe
 from govconnect.errors import ApiError
+from govconnect.escaping import spreadsheet_row
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 Admin = Annotated[Principal, Depends(require_scope("admin"))]
@@ -98,5 +98,5 @@ def _csv_lines(items: Iterable[AuditPublic]) -> Iterator[str]:
         buffer.truncate()
         data = item.model_dump(mode="json")
         data["changes"] = json.dumps(data["changes"], ensure_ascii=False, sort_keys=True)
-        writer.writerow([spreadsheet_safe(data[name]) for name in CSV_FIELDS])
+        writer.writerow(spreadsheet_row(data[name] for name in CSV_FIELDS))
         yield buffer.getvalue()

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate
+from govconnect.text_rules import MultilineText, Text, TitleText
 
 ApprovalMode = Literal["none", "public", "large", "all"]
 
@@ -39,7 +40,7 @@ class Reason(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 class NoticeUpdate(BaseModel):
@@ -47,12 +48,12 @@ class NoticeUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    body: str | None = Field(default=None, min_length=1, max_length=5000)
-    category: str | None = Field(default=None, max_length=64)
-    regions: list[str] | None = Field(default=None, max_length=200)
+    title: TitleText | None = Field(default=None, min_length=1, max_length=200)
+    body: MultilineText | None = Field(default=None, min_length=1, max_length=5000)
+    category: Text | None = Field(default=None, max_length=64)
+    regions: list[Text] | None = Field(default=None, max_length=200)
     urgency: Literal["normal", "urgent"] | None = None
-    channels: list[str] | None = Field(default=None, min_length=1, max_length=7)
+    channels: list[Text] | None = Field(default=None, min_length=1, max_length=7)
     audience: AudienceSpec | None = None
     send_at: datetime | None = None
 

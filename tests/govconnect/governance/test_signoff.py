@@ -221,7 +221,7 @@ def test_approvers_are_told_with_a_sign_in_link(app_client: TestClient, session:
     notice_id = app_client.post("/api/v1/notices", json=_notice(), headers=_key(session, agency, DRAFTER)).json()["id"]
     session.expire_all()
     message = session.exec(select(Notice).where(Notice.title == "待审核通知")).one()
-    assert message.audience == {"csv": "phone\n13900000009"} and message.status in ("accepted", "sending")
+    assert message.audience["csv"] == "phone\n13900000009" and message.status in ("accepted", "sending")
     assert f"/m/staff/notices/{notice_id}" in message.body
     wait_for(lambda: [d.recipient for d in _deliveries(session, message.id)] == ["13900000009"])
     page = app_client.get(f"/m/staff/notices/{notice_id}", follow_redirects=False)
@@ -256,7 +256,7 @@ def test_a_scheduled_notice_not_approved_in_time_expires_and_its_drafter_is_told
     session.expire_all()
     assert session.get(Notice, notice.id).status == "expired"  # type: ignore[union-attr]
     [told] = queued
-    assert told.audience == {"csv": "phone\n13900000001"} and "周末停水" in told.body
+    assert told.audience["csv"] == "phone\n13900000001" and "周末停水" in told.body
     assert _deliveries(session, notice.id) == []
     expiry = session.exec(select(AuditEntry).where(AuditEntry.target_id == notice.id)).one()
     assert expiry.actor == "system:approvals" and expiry.changes["to"] == "expired"

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.agencies import create_agency
+from govconnect.agencies.service import create_agency
 from govconnect.settings import Settings
 from tests.factories import make_key
 from tests.govconnect.publishing.live import LiveServer

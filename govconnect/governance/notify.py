@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from govconnect.agencies.models import Agency, StaffUser
 from govconnect.audit.record import Actor
-from govconnect.errors import ApiError
+from govconnect.errors import DomainError
 from govconnect.notices import service
 from govconnect.notices.models import Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate
@@ -54,7 +54,7 @@ def _staff_notice(
         notice, created = service.accept_notice(
             session, agency, data, key, settings, moment, NOTIFIER, apply_policy=False
         )
-    except ApiError as exc:  # e.g. the agency's daily limit: the audit log still has the event
+    except DomainError as exc:  # e.g. the agency's daily limit: the audit log still has the event
         log.warning("staff message %s not sent: %s", key, exc.code)
         return None
     return notice if created else None

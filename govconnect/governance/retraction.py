@@ -20,7 +20,7 @@ from sqlmodel import select as orm_select
 from channels.weibo import Weibo
 from govconnect.agencies.models import Agency
 from govconnect.audit.record import Actor, record_audit
-from govconnect.errors import ApiError
+from govconnect.errors import Conflict
 from govconnect.jobs import job
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import VISIBLE_STATUSES, Notice
@@ -128,8 +128,7 @@ def check_correctable(session: Session, agency: Agency, notice_id: str) -> Notic
     """The agency's notice to correct: it must have gone out (a draft is edited, not corrected)."""
     original = get_notice(session, agency, notice_id)
     if original.status not in ("sending", "completed", "failed", "retracted", "accepted", "approved"):
-        raise ApiError(
-            409,
+        raise Conflict(
             "not_correctable",
             "只能更正已发出的通知；未发出的请直接修改 / Only a notice that went out can be corrected; edit it instead",
             {"status": original.status},

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from govconnect.agencies.models import Agency
 from govconnect.audit.record import Actor, record_audit
-from govconnect.errors import ApiError
+from govconnect.errors import DomainError, Invalid, NotFound
 from govconnect.governance.models import NoticeSchedule
 from govconnect.governance.notify import notify_approvers, notify_drafter_expired
 from govconnect.notices import service
@@ -59,11 +59,11 @@ def create_schedule(
 ) -> NoticeSchedule:
     """Check the notice as if sent now, and keep the recurring schedule (the caller commits)."""
     if notice.send_at is None:
-        raise ApiError(422, "send_at_required", "循环通知需要首次发送时间 send_at / A recurring notice needs send_at")
+        raise Invalid("send_at_required", "循环通知需要首次发送时间 send_at / A recurring notice needs send_at")
     checked = service.validate_notice(session, agency, notice, settings, moment)
     first_at = checked["send_at"]
     if first_at.astimezone(SHANGHAI).date() > ends_on:
-        raise ApiError(422, "ends_before_start", "结束日期早于首次发送 / ends_on is before the first occurrence")
+        raise Invalid("ends_before_start", "结束日期早于首次发送 / ends_on is before the first occurrence")
     schedule = NoticeSchedule(
         agency_id=agency.id or 0,
         created_by=actor.label,
@@ -107,7 +107,7 @@ def get_schedule(session: Session, agency: Agency, schedule_id: int) -> NoticeSc
     """The agency's schedule, or 404."""
     schedule = session.get(NoticeSchedule, schedule_id)
     if schedule is None or schedule.agency_id != agency.id:
-        raise ApiError(404, "not_found")
+        raise NotFound()
     return schedule
 
 
@@ -139,7 +139,7 @@ def _materialise_one(session: Session, schedule: NoticeSchedule, settings: Setti
             )
             if created:
                 made.append(notice)
-        except ApiError as exc:  # an occurrence the audience or limits refuse is skipped, and said so
+        except DomainError as exc:  # an occurrence the audience or limits refuse is skipped, and said so
             session.rollback()
             record_audit(
                 session,

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from govconnect.agencies.models import Agency
 from govconnect.audit.record import Actor, record_audit
-from govconnect.errors import ApiError
+from govconnect.errors import Conflict, Forbidden
 from govconnect.governance.policy import dispose, get_policy
 from govconnect.notices.gate import InvalidTransition, change_status
 from govconnect.notices.models import EDITABLE_STATUSES, PUBLIC_CHANNELS, Notice, NoticeApproval
@@ -37,8 +37,7 @@ def _drafters(notice: Notice) -> set[str]:
 def _refuse_self(notice: Notice, actor: Actor, what: str) -> None:
     if actor.label in _drafters(notice):
         english = "approve" if what == "审核" else "review"
-        raise ApiError(
-            403,
+        raise Forbidden(
             "self_approval",
             f"起草人不能{what}自己的通知 / The drafter cannot {english} their own notice",
             {"drafter": notice.created_by},
@@ -91,8 +90,7 @@ def approve(session: Session, agency: Agency, notice_id: str, actor: Actor, mome
         session.flush()
     except IntegrityError as exc:
         session.rollback()
-        raise ApiError(
-            409,
+        raise Conflict(
             "already_approved",
             "您已审核过该通知 / You have already approved this notice",
             {"approver": actor.label},
@@ -126,8 +124,8 @@ def review(session: Session, agency: Agency, notice_id: str, actor: Actor, momen
     """Record the after-the-fact review of an urgent notice that went without sign-off."""
     notice = get_notice(session, agency, notice_id)
     if notice.review_due_at is None or notice.reviewed_at is not None:
-        raise ApiError(
-            409, "no_review_due", "该通知无待办的事后审核 / The notice has no review due", {"status": notice.status}
+        raise Conflict(
+            "no_review_due", "该通知无待办的事后审核 / The notice has no review due", {"status": notice.status}
         )
     _refuse_self(notice, actor, "复核")
     session.connection().execute(
@@ -157,16 +155,13 @@ def edit(
     """Change a notice that has not started: a pending, approved or rejected one goes back to draft."""
     notice = get_notice(session, agency, notice_id)
     if notice.status not in EDITABLE_STATUSES:
-        raise ApiError(
-            409,
+        raise Conflict(
             "not_editable",
             "通知已开始发送，不能修改 / The notice has started and cannot change",
             {"status": notice.status},
         )
     if notice.status == "scheduled" and (notice.send_at is None or notice.send_at <= moment):
-        raise ApiError(
-            409, "not_editable", "定时通知已开始 / The scheduled notice has started", {"status": "scheduled"}
-        )
+        raise Conflict("not_editable", "定时通知已开始 / The scheduled notice has started", {"status": "scheduled"})
     current = {name: getattr(notice, name) for name in EDITABLE_FIELDS}
     merged = NoticeCreate.model_validate({**current, **changes})
     checked = validate_notice(session, agency, merged, settings, moment)

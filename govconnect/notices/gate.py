@@ -19,7 +19,8 @@ from sqlmodel import Session
 
 from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
-from govconnect.errors import ApiError
+from govconnect.errors import InvalidTransition as ErrorsInvalidTransition
+from govconnect.errors import NotFound
 from govconnect.notices.models import NOTICE_TRANSITIONS, Notice
 
 N = Notice.__table__  # type: ignore[attr-defined]
@@ -35,12 +36,11 @@ ACTIONS = {
 }
 
 
-class InvalidTransition(ApiError):
+class InvalidTransition(ErrorsInvalidTransition):
     """The table does not allow this change, or the notice changed status meanwhile (409)."""
 
     def __init__(self, current: str, target: str) -> None:
         super().__init__(
-            409,
             "invalid_transition",
             f"通知状态为 {current}，不能变为 {target} / A {current} notice cannot become {target}",
             {"status": current, "requested": target},
@@ -75,7 +75,7 @@ def change_status(
     moment = moment or utcnow()
     row = conn.execute(select(N.c.status, N.c.agency_id).where(N.c.id == notice_id)).first()
     if row is None:
-        raise ApiError(404, "not_found")
+        raise NotFound()
     current: str = row[0]
     agency_id: int | None = row[1]
     if only_from is not None and current not in only_from:

@@ -21,9 +21,9 @@ from sqlmodel import Session, col
 from contacts.like import contains
 from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
-from govconnect.errors import Conflict, Invalid, InvalidTransition, NotFound, RateLimited
 from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
+from govconnect.errors import Conflict, Invalid, NotFound, RateLimited
 from govconnect.governance.policy import dispose, get_policy
 from govconnect.message_templates.service import from_template
 from govconnect.notices.audience import (

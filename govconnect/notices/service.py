@@ -524,12 +524,16 @@ def cancel_notice(session: Session, agency: Agency, notice_id: str, moment: date
 
 def cancel_queued_deliveries(session: Session, notice_id: str, moment: datetime) -> int:
     """Deliveries not yet handed to a provider become `cancelled` (in the caller's transaction, counted in rollups)."""
-    changed = session.connection().execute(
-        update(D)
-        .where(D.c.notice_id == notice_id, D.c.next_attempt_at.is_not(None), D.c.status == "queued")
-        .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
-        .returning(*ROLLUP_RETURNING)
-    ).all()
+    changed = (
+        session.connection()
+        .execute(
+            update(D)
+            .where(D.c.notice_id == notice_id, D.c.next_attempt_at.is_not(None), D.c.status == "queued")
+            .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
+            .returning(*ROLLUP_RETURNING)
+        )
+        .all()
+    )
     count_cancelled(session.connection(), changed)
     return len(changed)
 

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from channels.base import OutboundMessage, Receipt, SendResult
 from govconnect.agencies.models import Agency
+from govconnect.audit.record import Actor
 from govconnect.citizens.optout import unsubscribe_phone
 from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
@@ -37,7 +38,7 @@ def send_notice(session: Session, agency: Agency, settings: Any, channels: list[
             "audience": {"subscribers": {"categories": ["yjyj"]}},
         }
     )
-    notice, created = accept_notice(session, agency, data, None, settings, utcnow())
+    notice, created = accept_notice(session, agency, data, None, settings, utcnow(), Actor.cli(agency.id))
     assert created
     return notice.id
 
@@ -115,7 +116,7 @@ async def test_no_receipt_channels_count_as_delivered_and_cancel_counts_cancelle
         make_subscriber(session, f"1370000000{i}", None, channels=["sms"])
     notice_id = send_notice(session, agency, ctx["settings"], ["sms", "weibo"])
     await fanout_notice(ctx, notice_id)  # deliveries written, sends queued but not run
-    cancel_notice(session, agency, notice_id, utcnow())
+    cancel_notice(session, agency, notice_id, utcnow(), Actor.cli(agency.id))
     await drain(ctx)
     totals = report_for(ctx, agency)["totals"]
     assert totals["deliveries"] == 4

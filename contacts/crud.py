@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from contacts.like import starts_with
 from contacts.models import Contact, Department
+from contacts.phones import normalise_mobile
 from contacts.service import (
     DirectoryError,
     Tree,
@@ -40,10 +41,10 @@ def _apply(session: Session, contact: Contact, values: dict[str, Any]) -> None:
     for name in CONTACT_FIELDS:
         if name in values and values[name] is not None:
             value = values[name]
-            if name in ("office_phone", "mobile"):
+            if name == "office_phone":
                 value = clean_phone(value)
-                if name == "mobile":
-                    value = value.replace("-", "")
+            elif name == "mobile":
+                value = normalise_mobile(value) or ""  # checked before: only an empty value has no number
             setattr(contact, name, value.strip() if isinstance(value, str) else value)
     if "region" in values and values["region"] is not None:
         region = get_or_create_region(session, values["region"])

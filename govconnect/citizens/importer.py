@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, select
 
+from contacts.phones import normalise_mobile
 from contacts.tabular import iter_records
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.optout import normalise_phone
@@ -47,9 +48,10 @@ def import_subscribers(session: Session, source: Path | bytes | str) -> ImportRe
         return report
     known = set(session.exec(select(Category.code)).all())
     for line, row in records:
-        phone = normalise_phone(row.get("phone") or "") or None
+        raw_phone = (row.get("phone") or "").strip()
+        phone = normalise_mobile(raw_phone)
         openid = (row.get("openid") or "").strip() or None
-        if phone is not None and (len(phone) != 11 or not phone.startswith("1")):
+        if raw_phone and phone is None:
             report.errors.append(f"line {line}: invalid phone / 手机号无效")
             continue
         if phone is None and openid is None:

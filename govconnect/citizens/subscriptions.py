@@ -20,8 +20,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from contacts.phones import normalise_mobile
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
-from govconnect.citizens.optout import normalise_phone
 from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
 from govconnect.clock import utcnow
 from govconnect.errors import Invalid, RateLimited
@@ -46,8 +46,6 @@ CODE_MAX_ATTEMPTS = 5
 CODE_MIN_INTERVAL = timedelta(minutes=1)
 CODE_DAILY_LIMIT = 10
 CODE_TEXT = "您的订阅验证码为{code}，5分钟内有效，请勿告诉他人。"
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-PHONE_INPUT_RE = re.compile(r"^\+?[\d\s-]{11,20}$")
 PHONE_CHANNELS = ("sms", "voice")
 
 
@@ -85,8 +83,8 @@ def active_regions(session: Session) -> list[PublicRegion]:
 
 def valid_mobile(phone: str) -> str:
     """The normalised mainland mobile number, or Invalid."""
-    number = normalise_phone(phone)
-    if not PHONE_INPUT_RE.match(phone.strip()) or not MOBILE_RE.match(number):
+    number = normalise_mobile(phone)
+    if number is None:
         raise Invalid("invalid_phone", "请输入有效的 11 位手机号码 / invalid mobile number")
     return number
 
@@ -234,7 +232,10 @@ def subscribe_phone(session: Session, phone: str, prefs: Preferences, source: st
 
 def subscriber_by_phone(session: Session, phone: str) -> Subscriber | None:
     """The subscriber with this number, if any."""
-    return session.exec(select(Subscriber).where(Subscriber.phone == normalise_phone(phone))).first()
+    number = normalise_mobile(phone)
+    if number is None:
+        return None
+    return session.exec(select(Subscriber).where(Subscriber.phone == number)).first()
 
 
 def allowed_channels(subscriber: Subscriber) -> list[str]:

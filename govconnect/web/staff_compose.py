@@ -113,7 +113,14 @@ async def compose_submit(
         )
         moment = utcnow()
         notice, created = await run_in_threadpool(
-            service.accept_notice, session, agency, data, f"m-compose-{operator.id}-{nonce}", settings, moment
+            service.accept_notice,
+            session,
+            agency,
+            data,
+            f"m-compose-{operator.id}-{nonce}",
+            settings,
+            moment,
+            True,  # a signed-in operator sees the whole directory
         )
     except (ValidationError, DomainError) as exc:
         message = exc.message if isinstance(exc, DomainError) else "请填写标题、正文并至少选择一个渠道"

@@ -54,7 +54,7 @@ def list_subscribers(
     offset: Offset = 0,
 ) -> SubscriberPage:
     """Masked subscribers, oldest first."""
-    rows = list(masked_rows(session))[offset : offset + limit]
+    rows = list(masked_rows(session, offset, limit))
     total = session.exec(select(func.count()).select_from(Subscriber)).one()
     active = session.exec(select(func.count()).select_from(Subscriber).where(col(Subscriber.status) == "active")).one()
     items = [

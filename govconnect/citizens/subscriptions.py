@@ -367,14 +367,16 @@ def _choices_of(session: Session, ids: list[int]) -> tuple[dict[int, list[str]],
     """Categories and regions of these subscribers, by subscriber id."""
     categories: dict[int, list[str]] = {}
     for subscriber_id, category in session.exec(
-        select(SubscriberCategory.subscriber_id, SubscriberCategory.category)
-        .where(col(SubscriberCategory.subscriber_id).in_(ids))
+        select(SubscriberCategory.subscriber_id, SubscriberCategory.category).where(
+            col(SubscriberCategory.subscriber_id).in_(ids)
+        )
     ).all():
         categories.setdefault(subscriber_id, []).append(category)
     regions: dict[int, list[str]] = {}
     for subscriber_id, region in session.exec(
-        select(SubscriberRegion.subscriber_id, SubscriberRegion.region)
-        .where(col(SubscriberRegion.subscriber_id).in_(ids))
+        select(SubscriberRegion.subscriber_id, SubscriberRegion.region).where(
+            col(SubscriberRegion.subscriber_id).in_(ids)
+        )
     ).all():
         regions.setdefault(subscriber_id, []).append(region)
     return categories, regions

@@ -1,12 +1,13 @@
 """Admission control: under overload, answer 503 with Retry-After within about a second, and keep
 one caller's burst from starving everyone else.
 
-Each caller (an agency, once one of its keys has authenticated; until then the client address)
-may have `per_caller` requests in progress; more wait up to `queue_seconds` for a turn, then get
-503. All callers together may have `total` in progress (below the worker threads and database
-connections the requests need), beyond which the answer is 503 at once. A key's token is
-recognised by its hash after its first successful authentication, so a forged token naming
-another agency's key prefix lands in the sender's own address bucket, not in that agency's.
+Each caller may have `per_caller` requests in progress; more wait up to `queue_seconds` for a
+turn, then get 503. A caller is an agency once one of its keys has authenticated (the token is
+recognised by its hash, so a forged token naming another agency's key prefix is not counted as
+that agency), else the client address for a request with an unknown token. Requests without a
+token (pages, feeds, public search) share one gate of half the total, so they can never take
+all of it. All callers together may have `total` in progress (below the worker threads and
+database connections the requests need), beyond which the answer is 503 at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from govconnect.errors import error_response
 RETRY_AFTER_SECONDS = 1
 UNMETERED_PATHS = ("/healthz", "/readyz", "/metrics")
 KNOWN_TOKENS = 10_000
+ANONYMOUS = "anonymous"
 
 
 class _Gate:
@@ -87,24 +89,32 @@ class KnownTokens:
             self.agencies.popitem(last=False)
 
     def caller_of(self, scope: Scope) -> str:
-        """The caller a request is counted against: its agency when the token is known, else its address."""
+        """The caller a request is counted against: its token's agency, its address, or `anonymous`."""
         for name, value in scope.get("headers") or ():
             if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and token.strip():
-                    agency_id = self.agencies.get(_token_digest(token.strip()))
-                    if agency_id is not None:
-                        return f"agency:{agency_id}"
-                break
-        client = scope.get("client")
-        return f"address:{client[0] if client else '-'}"
+                _scheme, _, token = value.decode("latin-1").partition(" ")
+                agency_id = self.agencies.get(_token_digest(token.strip()))
+                if agency_id is not None:
+                    return f"agency:{agency_id}"
+                client = scope.get("client")
+                return f"address:{client[0] if client else '-'}"
+        return ANONYMOUS
 
 
 class AdmissionControl:
     """ASGI middleware applying per-caller and total limits on requests in progress."""
 
-    def __init__(self, app: ASGIApp, tokens: KnownTokens, per_caller: int, total: int, queue_seconds: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: KnownTokens,
+        per_caller: int,
+        total: int,
+        queue_seconds: float,
+        unmetered: tuple[str, ...] = UNMETERED_PATHS,
+    ) -> None:
         self.app = app
+        self.unmetered = unmetered
         self.tokens = tokens
         self.per_caller = per_caller
         self.total = total
@@ -113,13 +123,14 @@ class AdmissionControl:
         self.gates: dict[str, _Gate] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNMETERED_PATHS):
+        if scope["type"] != "http" or scope["path"].startswith(self.unmetered):
             await self.app(scope, receive, send)
             return
         caller = self.tokens.caller_of(scope)
         gate = self.gates.get(caller)
         if gate is None:
-            gate = self.gates[caller] = _Gate(self.per_caller, max_waiting=self.per_caller * 8)
+            limit = max(1, self.total // 2) if caller == ANONYMOUS else self.per_caller
+            gate = self.gates[caller] = _Gate(limit, max_waiting=limit * 8)
         if not await gate.enter(self.queue_seconds):
             self._forget_if_idle(caller, gate)
             await _overloaded(scope, receive, send)

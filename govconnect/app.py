@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from govconnect import __version__
-from govconnect.admission import AdmissionControl, KnownTokens
+from govconnect.admission import UNMETERED_PATHS, AdmissionControl, KnownTokens
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
@@ -116,6 +116,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         per_caller=settings.api_concurrency_per_caller,
         total=settings.api_concurrency_total,
         queue_seconds=settings.api_queue_seconds,
+        # The in-process provider sandbox (demo, tests) stands for providers outside: not our load.
+        unmetered=(*UNMETERED_PATHS, settings.sandbox.mount_path) if settings.sandbox.in_process else UNMETERED_PATHS,
     )
     # Outermost: provider callbacks skip the session, staff and routing layers (receipts.py).
     app.add_middleware(receipts.ProviderCallbacks, max_bytes=settings.max_body_bytes)

@@ -284,12 +284,17 @@ async def _enqueue_inserted(ctx: dict[str, Any], notice_id: str, inserted: list[
             await enqueue_send(ctx, notice_id, channel, ids[i : i + chunk], urgent)
 
 
+HELD_BACK = ("suppressed", "capped")
+
+
 def people_addressed(notice_ids: Any, statuses: tuple[str, ...] | None = None) -> Any:
     """A query of distinct (notice, person) pairs among deliveries: a subscriber once whatever the channel,
     anyone else once per address. `statuses` restricts the deliveries counted."""
     person = func.coalesce("s" + cast(D.c.subscriber_id, String), D.c.recipient)
     query = select(D.c.notice_id, person.label("person")).where(
-        D.c.notice_id.in_(notice_ids), D.c.channel.in_(PEOPLE_CHANNELS)
+        D.c.notice_id.in_(notice_ids),
+        D.c.channel.in_(PEOPLE_CHANNELS),
+        D.c.status.not_in(HELD_BACK),  # suppressed or over the cap: never sent
     )
     if statuses is not None:
         query = query.where(D.c.status.in_(statuses))

@@ -12,7 +12,6 @@ from sqlmodel import Session, select
 from contacts.phones import normalise_mobile
 from contacts.tabular import iter_records
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
-from govconnect.citizens.optout import normalise_phone
 from govconnect.clock import utcnow
 from govconnect.notices.models import Category
 

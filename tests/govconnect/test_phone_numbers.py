@@ -10,10 +10,11 @@ from sqlmodel import Session, select
 
 from contacts.models import Contact, Department
 from contacts.phones import normalise_mobile
+from govconnect.agencies.models import Agency
 from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.subscriptions import SubscriptionError, request_code
-from govconnect.models import Agency, utcnow
+from govconnect.clock import utcnow
 from govconnect.notices.pipeline_models import Delivery
 from tests.factories import make_categories, make_subscriber
 from tests.govconnect.notices.conftest import (  # noqa: F401 - fixtures

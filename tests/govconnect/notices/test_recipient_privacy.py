@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from contacts.models import Contact, Department
-from govconnect.models import Agency
+from govconnect.agencies.models import Agency
 from govconnect.notices.pipeline_models import Delivery
 from tests.factories import make_key, make_subscriber
 from tests.govconnect.notices.conftest import wait_for

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from govconnect import __version__
-from govconnect.admission import UNMETERED_PATHS, AdmissionControl, KnownTokens
+from govconnect.api.admission import UNMETERED_PATHS, AdmissionControl, KnownTokens
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_web(app, settings)
     install_api_docs(app)
     # Outside the session (which loads the staff user) and every route: overload is answered before any
-    # database work (admission.py).
+    # database work (api/admission.py).
     app.state.known_tokens = KnownTokens()
     app.add_middleware(
         AdmissionControl,

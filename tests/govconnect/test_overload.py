@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from govconnect.admission import AdmissionControl, KnownTokens, _Gate
+from govconnect.api.admission import AdmissionControl, KnownTokens, _Gate
 from govconnect.app import create_app
 from govconnect.settings import Settings
 from tests.factories import make_agency, make_key

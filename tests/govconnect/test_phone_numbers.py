@@ -13,8 +13,9 @@ from contacts.phones import normalise_mobile
 from govconnect.agencies.models import Agency
 from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.models import Subscriber
-from govconnect.citizens.subscriptions import SubscriptionError, request_code
+from govconnect.citizens.subscriptions import request_code
 from govconnect.clock import utcnow
+from govconnect.errors import RateLimited
 from govconnect.notices.pipeline_models import Delivery
 from tests.factories import make_categories, make_subscriber
 from tests.govconnect.notices.conftest import (  # noqa: F401 - fixtures
@@ -56,7 +57,7 @@ def test_verification_code_cooldown_holds_for_every_spelling(session: Session) -
     number, _code = request_code(session, "secret", SAME_NUMBER[0], "10.0.0.1", now=start)
     assert number == "13800001111"
     for step, written in enumerate(SAME_NUMBER[1:], start=2):
-        with pytest.raises(SubscriptionError) as caught:
+        with pytest.raises(RateLimited) as caught:
             request_code(session, "secret", written, f"10.0.0.{step}", now=start + timedelta(seconds=step))
         assert caught.value.code == "code_too_soon", written
 

@@ -43,7 +43,7 @@ class AudienceSpec(BaseModel):
     csv: MultilineText | None = Field(
         default=None, description="CSV text with a 手机号/phone column and personalisation columns"
     )
-    lists: list[int] = Field(
+    lists: list[RowId] = Field(
         default_factory=list, max_length=20, description="Saved audience lists (POST /api/v1/audiences) by id"
     )
 

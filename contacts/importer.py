@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from contacts.crud import _apply
+from contacts.index_sync import record_changes
 from contacts.models import Contact, Department, Region
 from contacts.service import (
     DirectoryError,
@@ -119,6 +120,15 @@ def import_file(
         regions={},
     )
     touched: list[Contact] = []
+    unrecorded = 0  # touched[unrecorded:] still need their change rows
+
+    def commit() -> None:
+        nonlocal unrecorded
+        session.flush()
+        record_changes(session, (int(c.id or 0) for c in touched[unrecorded:]), departments=True)
+        unrecorded = len(touched)
+        session.commit()  # the contacts and their change rows land together
+
     for done, (line, values) in enumerate(rows, start=1):
         visibility = VISIBILITY_WORDS.get(values.get("visibility", "").lower())
         problems = check_fields({**values, "visibility": visibility or "public"})
@@ -138,10 +148,10 @@ def import_file(
                 report.created += created
                 report.updated += not created
         if done % COMMIT_EVERY == 0:
-            session.commit()
+            commit()
         if progress is not None:
             progress(1)
-    session.commit()
+    commit()
     ids = {int(c.id or 0) for c in touched}
     if ix is not None and len(ids) >= REBUILD_FROM and len(ids) * 2 >= len(existing):
         rebuild_index(session, ix)  # most of the directory changed: one fresh build beats updates

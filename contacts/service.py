@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from contacts.index_sync import latest_change_id
 from contacts.models import VISIBILITIES, Contact, Department, Region
 from contacts.phones import normalise_mobile
 from search.index import DirectoryIndex
@@ -255,12 +256,18 @@ def iter_contacts(session: Session, batch: int = 2000) -> Iterator[Contact]:
 
 
 def rebuild_index(session: Session, ix: DirectoryIndex) -> int:
-    """Rebuild the whole index from the database; returns the number of contacts indexed."""
+    """Rebuild the whole index from the database; returns the number of contacts indexed.
+
+    The index then reflects the change log up to the last change committed before it read the
+    contacts (later changes are applied again by the node's follower: applying is idempotent)."""
+    applied = latest_change_id(session)
     tree = Tree.load(session)
     ix.set_departments(tree.infos())
     count = session.exec(select(func.count()).select_from(Contact)).one()
     procs = 2 if count >= PARALLEL_REBUILD_FROM else 1
-    return ix.rebuild((tree.record(c) for c in iter_contacts(session)), procs=procs)
+    indexed = ix.rebuild((tree.record(c) for c in iter_contacts(session)), procs=procs)
+    ix.set_applied_change(applied)
+    return indexed
 
 
 def sync_departments(session: Session, ix: DirectoryIndex | None) -> None:

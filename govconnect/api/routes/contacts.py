@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from contacts import crud
 from contacts.directory import directory_index, search_directory
+from contacts.index_sync import follower_for
 from contacts.models import Contact, Department
 from contacts.service import DirectoryError, Tree
 from govconnect.api.deps import Principal, SessionDep, ViewerDep, require_scope
@@ -27,18 +28,25 @@ WriterDep = Annotated[Principal, Depends(require_scope("contacts:write"))]
 
 
 async def warm_directory(app: Any) -> None:
-    """Startup hook: open the index and load jieba in the background, so the first search is fast."""
+    """Startup hook: open the index and load jieba in the background, so the first search is fast;
+    then follow the database's change log, so changes made through other nodes reach this one."""
+    ix = directory_index(app.state.settings.data_dir)
+    follower = follower_for(app.state.engine, ix)
 
     def warm() -> None:
         try:
-            ix = directory_index(app.state.settings.data_dir)
             with ix.snapshots.use():
                 pass
             ix.segmenter.cut("衢州")
         except Exception:  # noqa: BLE001 - warming is best effort; a search reports real problems
             log.warning("directory index warm-up failed", exc_info=True)
 
+    async def stop_following(_app: Any) -> None:
+        follower.stop()
+
+    app.state.shutdown_hooks.append(stop_following)
     threading.Thread(target=warm, name="directory-warmup", daemon=True).start()
+    follower.start()
 
 
 def _index(request: Request) -> DirectoryIndex:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from whoosh.reading import TermNotFound
 
 from search.abbreviations import department_words as abbreviation_words
 from search.abbreviations import is_abbreviation, split_unit
@@ -109,7 +110,7 @@ def _read_postings(reader: Any, fieldname: str, term: str) -> np.ndarray:
         if (fieldname, btext) not in terms:
             return EMPTY
         matcher = terms.matcher(fieldname, btext, reader.schema[fieldname].format)
-    except KeyError:
+    except (KeyError, TermNotFound):  # an empty index's reader raises TermNotFound for every term
         return EMPTY
     if not hasattr(matcher, "_read_ids"):
         return np.fromiter(matcher.all_ids(), dtype=np.int32)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -62,6 +62,7 @@ MAX_NUMBER_DIGITS = 18  # 10**18 < 2**63: numbers are kept in int64 columns
 # 2 fewer terms (nothing matched them all), 3 directory words sounding like the query's.
 BAND_EXACT, BAND_SOUND, BAND_FEWER, BAND_HOMOPHONE = range(4)
 SCORE_BITS = 5
+Fallback = Literal["fewer_terms", "homophones"]
 
 
 @dataclass
@@ -72,7 +73,7 @@ class SearchResult:
     items: list[dict[str, Any]]
     took_ms: float
     tokens: list[str] = field(default_factory=list)
-    fallback: str | None = None  # None (exact), "fewer_terms" or "homophones"
+    fallback: Fallback | None = None  # None: exact hits
 
 
 # --- query execution ---
@@ -245,7 +246,7 @@ def search(
 
 def _fall_back(
     view: _View, raw: str, tokens: list[QueryToken], offset: int, want: int
-) -> tuple[int, list[dict[str, Any]], list[QueryToken], str | None]:
+) -> tuple[int, list[dict[str, Any]], list[QueryToken], Fallback | None]:
     """Nothing matched every token: fewer tokens, then homophones of the directory's words (planner)."""
     counts = [view.run([token], 0, 0)[0] for token in tokens]
     for fewer in fewer_terms(tokens, counts):

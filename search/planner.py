@@ -40,7 +40,7 @@ def known(snap: Snapshot, text: str, sound: bool = False) -> bool:
         return True
     h = stable_hash(text)
     for leaf in snap.leaves:
-        if h in leaf.data.name_hashes() or any(leaf.lookup(f, text).size for f in ("name_part", *VOCABULARY_FIELDS)):
+        if leaf.data.has_name_hash(h) or any(leaf.lookup(f, text).size for f in ("name_part", *VOCABULARY_FIELDS)):
             return True
     if sound and 2 <= len(text) <= 4:
         return _pinyin_known(snap, pinyin_full(text))
@@ -96,12 +96,13 @@ def plan(ix: DirectoryIndex, snap: Snapshot, raw: str) -> list[QueryToken]:
 
 
 def fewer_terms(tokens: list[QueryToken], counts: list[int]) -> list[list[QueryToken]]:
-    """Ever shorter token lists, each dropping the least selective token left (most matches first).
+    """Ever shorter token lists, each dropping the least selective token left (most matches first;
+    of equally selective ones the later, as people type the main word first).
 
     A token that matches nobody on its own is never the least selective, so it goes last; the
     caller moves on to homophones when even one token finds nothing.
     """
-    order = sorted(range(len(tokens)), key=lambda i: (-counts[i], i))
+    order = sorted(range(len(tokens)), key=lambda i: (-counts[i], -i))
     kept = set(range(len(tokens)))
     out = []
     for index in order[:-1]:

@@ -46,7 +46,7 @@ class SegmentData:
         self.staff_only = self.columns["staff_only"].astype(bool)
         self.postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._surname_forms: list[str] | None = None
-        self._name_hashes: set[int] | None = None
+        self._name_hashes: np.ndarray | None = None
         self._position_sounds: dict[str, list[str]] | None = None
         self.lock = threading.Lock()
 
@@ -55,15 +55,15 @@ class SegmentData:
             return np.zeros(self.size, dtype=np.int64)
         return np.fromiter(iter(reader.column_reader(name)), dtype=np.int64, count=self.size)
 
-    def name_hashes(self) -> set[int]:
-        """Hashes of every whole name and 1-3 character prefix in the segment (for query planning)."""
+    def has_name_hash(self, value: int) -> bool:
+        """Whether some whole name or 1-3 character name prefix in the segment hashes so (query planning).
+
+        A sorted array rather than a set: 4 hashes a contact are 32 MB a million, a set of them 300 MB."""
         if self._name_hashes is None:
-            found: set[int] = set()
-            for name in NAME_COLUMNS:
-                found.update(self.columns[name].tolist())
-            found.discard(0)
-            self._name_hashes = found
-        return self._name_hashes
+            found = np.unique(np.concatenate([self.columns[name] for name in NAME_COLUMNS]))
+            self._name_hashes = found[found != 0]
+        at = int(np.searchsorted(self._name_hashes, value))
+        return at < self._name_hashes.size and int(self._name_hashes[at]) == value
 
     def surname_forms(self, reader: Any) -> list[str]:
         """The surname pinyin forms present in this segment (a few hundred)."""

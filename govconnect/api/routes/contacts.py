@@ -20,6 +20,7 @@ from govconnect.api.params import Offset, RowId
 from govconnect.errors import ApiError
 from govconnect.text_rules import Text, TitleText
 from search.analyzer import QueryError
+from search.engine import Fallback
 from search.index import DirectoryIndex
 
 log = logging.getLogger("govconnect.directory")
@@ -131,6 +132,9 @@ class SearchResponse(BaseModel):
     total: int
     items: list[dict[str, Any]]
     took_ms: float
+    fallback: Fallback | None = Field(
+        default=None, description="null: exact hits; else nothing matched every word and this fallback answered"
+    )
 
 
 def _contact_out(record: dict[str, Any], privileged: bool) -> dict[str, Any]:
@@ -177,7 +181,7 @@ def contacts_search(
         )
     except QueryError as exc:
         raise ApiError(400, exc.code, exc.message) from exc
-    return SearchResponse(total=result.total, items=result.items, took_ms=result.took_ms)
+    return SearchResponse(total=result.total, items=result.items, took_ms=result.took_ms, fallback=result.fallback)
 
 
 @router.get("/contacts", summary="List contacts (optionally of a department and its sub-departments)")

@@ -121,7 +121,9 @@ def test_privileged_viewers_see_mobile_short_and_staff_contacts(
     ],
 )
 @pytest.mark.parametrize("who", ["public", "staff"])
-def test_bad_queries_are_4xx_or_empty(client: TestClient, params: dict[str, str], who: str) -> None:
+def test_bad_queries_are_4xx_or_empty(
+    client: TestClient, keys: dict[str, str], params: dict[str, str], who: str
+) -> None:
     headers = {"x-test-staff": "clerk"} if who == "staff" else {}
     r = client.get("/api/v1/contacts/search", params=params, headers=headers)
     assert r.status_code in (200, 400, 422), r.text

@@ -117,7 +117,9 @@ class IndexFollower:
             fresh = [r for r in rows if int(r.id or 0) not in self._applied_above]
             self._apply(session, fresh)
             self._applied_above.update(int(r.id or 0) for r in fresh)
-            self.ix.set_applied_change(self._advance(cursor, latest))
+            # A full batch may end before `latest`: ids beyond it are unread, not missing.
+            reach = latest if len(rows) < BATCH else int(rows[-1].id or 0)
+            self.ix.set_applied_change(self._advance(cursor, reach))
             self._maybe_prune(session)
             self.ready.set()
             return len(fresh)

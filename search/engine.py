@@ -8,8 +8,12 @@ store (segments, locking, atomic commits) and evaluate queries ourselves:
   precomputed tie-break key (leadership, department order, sort order, id);
 * posting lists are decoded once per segment and term, block by block, into numpy arrays and kept
   (segments are immutable; a write adds a segment, deletions only change a mask);
+* name hashes, the whole position, department and phone columns are sorted once per segment
+  (`search/sorted_columns.py`), so a token finds its documents by binary search and touches only
+  them (a phone tail is one range of the numbers read backwards);
 * a query is a few vectorised min/and operations over arrays of the segment size, then a partial
-  sort for the top k: `total` is exact and costs no more than the top k.
+  sort for the top k: `total` is exact and costs no more than the top k. The fallbacks reuse
+  each token's tiers computed for the exact pass.
 """
 
 from __future__ import annotations
@@ -107,26 +111,27 @@ def _single_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privileg
             best[ids_or_mask] = np.minimum(best[ids_or_mask], np.uint8(tier))
 
     t = token.text
-    cols = leaf.data.columns
+    data = leaf.data
     if token.kind == "han":
-        take(cols["name_h0"] == stable_hash(t), TIER_EXACT)
+        h = stable_hash(t)
+        take(data.sorted_column("name_h0").equal(h), TIER_EXACT)
         if len(t) <= 3:
-            take(cols[f"name_h{len(t)}"] == stable_hash(t), TIER_PREFIX)
+            take(data.sorted_column(f"name_h{len(t)}").equal(h), TIER_PREFIX)
         take(leaf.lookup("name_part", t), TIER_PART)
         take(leaf.lookup("area", t), TIER_DEPT)
-        lut = table.word_lut(t)
-        if lut is not None:
-            take(lut[np.clip(leaf.data.dept_id, 0, table.size - 1)], TIER_DEPT)
+        depts = table.word_departments(t)
+        if depts is not None:
+            take(data.sorted_column("dept_id").any_of(depts), TIER_DEPT)
         positions = leaf.lookup("pos", t)
         if positions.size:
             take(positions, TIER_POSITION)
-            take(cols["pos_h"] == stable_hash(t), TIER_POSITION_EXACT)
+            take(data.sorted_column("pos_h").equal(h), TIER_POSITION_EXACT)
         if sounds and 2 <= len(t) <= 4:
             # Homophones (张威 finds 张伟); a same-surname homophone ranks first.
             groups = pinyin_match(leaf, pinyin_full(t))
             surname = stable_hash(t[:1])
             for sound in (*groups[0], *groups[2]):
-                same = cols["name_h1"][sound] == surname
+                same = data.columns["name_h1"][sound] == surname
                 take(sound[same], TIER_SOUND)
                 take(sound[~same], TIER_SOUND_OTHER)
             for sound in (*groups[1], *groups[3]):
@@ -138,11 +143,8 @@ def _single_best(leaf: Leaf, table: DepartmentTable, token: QueryToken, privileg
     elif token.kind == "mixed":
         _mixed(leaf, t, take)
     elif 3 <= len(t) <= MAX_NUMBER_DIGITS:  # a longer digit run matches no stored (int64) number
-        modulus, value = 10 ** len(t), int(t)
-        columns = ("office", "mobile", "short") if privileged else ("office",)
-        for name in columns:
-            col = cols[name]
-            take((col >= 0) & (col % modulus == value), TIER_PINYIN)
+        for name in ("office", "mobile", "short") if privileged else ("office",):
+            take(data.phone_tails(name).ending_with(t), TIER_PINYIN)
     return best
 
 
@@ -152,13 +154,11 @@ GIVEN_FIELDS = (("given_py", TIER_PINYIN, TIER_PINYIN_PREFIX), ("given_alt", TIE
 
 def _mixed(leaf: Leaf, t: str, take: Any) -> None:
     """张w, 张xiaom: the Chinese head starts the name, the Latin tail spells the rest."""
-    cols = leaf.data.columns
     head = "".join(ch for ch in t if not ch.isascii())
     tail = t[len(head) :]
+    head_mask = np.zeros(leaf.data.size, dtype=bool)
     if len(head) <= 3:
-        head_mask = cols[f"name_h{len(head)}"] == stable_hash(head)
-    else:
-        head_mask = np.zeros(leaf.data.size, dtype=bool)
+        head_mask[leaf.data.sorted_column(f"name_h{len(head)}").equal(stable_hash(head))] = True
     heads = np.flatnonzero(head_mask)
     if len(head) == surname_length(head + "名"):
         for fieldname, complete_tier, prefix_tier in GIVEN_FIELDS:
@@ -272,12 +272,21 @@ class _View:
     def __init__(self, snap: Snapshot, privileged: bool, department: int | str | None, region: str | None) -> None:
         self.snap = snap
         self.privileged = privileged
+        self._bests: dict[tuple[int, QueryToken], np.ndarray] = {}
         self._alive: list[np.ndarray] = []
         for leaf in snap.leaves:
             alive = _filter_mask(leaf, snap.table, department, region)
             if not privileged:
                 alive &= ~leaf.data.staff_only
             self._alive.append(alive)
+
+    def _best(self, li: int, leaf: Leaf, token: QueryToken) -> np.ndarray:
+        """A token's tiers in a leaf, computed once per search (the fallbacks reuse them)."""
+        key = (li, token)
+        found = self._bests.get(key)
+        if found is None:
+            found = self._bests[key] = _token_best(leaf, self.snap.table, token, self.privileged)
+        return found
 
     def run(
         self, tokens: list[QueryToken], offset: int, want: int, band: int = BAND_EXACT
@@ -290,22 +299,25 @@ class _View:
             if leaf.data.size == 0:
                 continue
             alive = self._alive[li].copy()
-            score = np.zeros(leaf.data.size, dtype=np.int64)
-            sounded = np.zeros(leaf.data.size, dtype=bool)
+            score = np.zeros(leaf.data.size, dtype=np.int16)
+            han_bests = []
             for token in tokens:
-                best = _token_best(leaf, snap.table, token, self.privileged)
+                best = self._best(li, leaf, token)
                 alive &= best != MISS
                 score += best
                 if band == BAND_EXACT and token.kind == "han":
-                    sounded |= (best >= TIER_SOUND) & (best != MISS)
+                    han_bests.append(best)
             hits = np.flatnonzero(alive)
             total += int(hits.size)
             if not hits.size or not want:
                 continue
-            bands = np.where(sounded[hits], BAND_SOUND, band).astype(np.int64)
+            sounded = np.zeros(hits.size, dtype=bool)
+            for best in han_bests:
+                sounded |= best[hits] >= TIER_SOUND
+            bands = np.where(sounded, BAND_SOUND, band).astype(np.int64)
             keys = (
                 (bands << (SCORE_BITS + BASE_BITS))
-                | (np.minimum(score[hits], (1 << SCORE_BITS) - 1) << BASE_BITS)
+                | (np.minimum(score[hits].astype(np.int64), (1 << SCORE_BITS) - 1) << BASE_BITS)
                 | leaf.base_key[hits]
             )
             if hits.size > want:

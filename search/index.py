@@ -100,8 +100,17 @@ class DirectoryIndex:
     # --- departments: a small table beside the index (names, aliases, tree, order) ---
 
     def set_departments(self, departments: Iterable[DepartmentInfo]) -> None:
-        """Store the department table; searches pick it up (and its words for jieba) on their next call."""
-        _atomic_write_json(self.path / DEPARTMENTS_FILE, [asdict(d) for d in departments])
+        """Store the department table; searches pick it up (and its words for jieba) on their next call.
+
+        Unchanged tables are not rewritten: a new file makes every search process rebuild its table."""
+        value = [asdict(d) for d in departments]
+        path = self.path / DEPARTMENTS_FILE
+        try:
+            if json.loads(path.read_text(encoding="utf-8")) == value:
+                return
+        except (FileNotFoundError, ValueError):
+            pass
+        _atomic_write_json(path, value)
 
     def departments(self) -> tuple[float, list[DepartmentInfo]]:
         """(mtime, departments) as last stored."""

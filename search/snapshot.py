@@ -22,6 +22,7 @@ from search.abbreviations import is_abbreviation, split_unit
 from search.analyzer import CITY, Segmenter, derived_aliases, normalize, pinyin_full, region_short
 from search.index import NAME_COLUMNS, NUMERIC_COLUMNS
 from search.records import DepartmentInfo, department_words
+from search.sorted_columns import PhoneTails, SortedColumn
 
 if TYPE_CHECKING:
     from search.index import DirectoryIndex
@@ -48,7 +49,23 @@ class SegmentData:
         self._surname_forms: list[str] | None = None
         self._name_hashes: np.ndarray | None = None
         self._position_sounds: dict[str, list[str]] | None = None
+        self._sorted: dict[str, SortedColumn] = {}
+        self._tails: dict[str, PhoneTails] = {}
         self.lock = threading.Lock()
+
+    def sorted_column(self, name: str) -> SortedColumn:
+        """The column sorted (built on first use, kept with the segment)."""
+        found = self._sorted.get(name)
+        if found is None:
+            found = self._sorted[name] = SortedColumn(self.columns[name])
+        return found
+
+    def phone_tails(self, name: str) -> PhoneTails:
+        """A phone column by reversed digits (built on first use, kept with the segment)."""
+        found = self._tails.get(name)
+        if found is None:
+            found = self._tails[name] = PhoneTails(self.columns[name])
+        return found
 
     def _column(self, reader: Any, name: str) -> np.ndarray:
         if not reader.has_column(name):
@@ -181,6 +198,7 @@ class DepartmentTable:
             for name in (d.name, *d.aliases, *derived_aliases(d.name, d.region)):
                 self.names.setdefault(normalize(name), set()).add(d.id)
         self._luts: dict[str, np.ndarray] = {}
+        self._word_ids: dict[str, np.ndarray] = {}
         self._init_abbreviations(departments, segmenter)
         self.sounds: dict[str, set[str]] = {}
         for word in self.words:
@@ -261,6 +279,16 @@ class DepartmentTable:
         if not roots:
             return None
         found = self._luts[word] = self.lut(self.subtree(set(roots)))
+        return found
+
+    def word_departments(self, word: str) -> np.ndarray | None:
+        """Ids of the departments (with subtrees) a word or short name finds, or None."""
+        found = self._word_ids.get(word)
+        if found is None:
+            lut = self.word_lut(word)
+            if lut is None:
+                return None
+            found = self._word_ids[word] = np.flatnonzero(lut)
         return found
 
     def resolve(self, key: str) -> set[int]:

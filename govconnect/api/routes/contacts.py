@@ -43,11 +43,14 @@ async def warm_directory(app: Any) -> None:
             log.warning("directory index warm-up failed", exc_info=True)
 
     async def stop_following(_app: Any) -> None:
-        follower.stop()
+        follower.stop(timeout=2.0)
 
-    app.state.shutdown_hooks.append(stop_following)
     threading.Thread(target=warm, name="directory-warmup", daemon=True).start()
-    follower.start()
+    # In-process test apps share one database whose tables the tests empty between them: they do not
+    # follow it (the follower is tested directly, and with real `serve` processes in test_index_nodes).
+    if not app.state.settings.test_mode:
+        app.state.shutdown_hooks.append(stop_following)
+        follower.start()
 
 
 def _index(request: Request) -> DirectoryIndex:

@@ -1,7 +1,7 @@
 """directory change log: every node's search index follows the database
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0013
 
 Each `serve` node keeps its own search index; writes append a row here in the same transaction
 as the change, and every node applies the rows after its cursor (contacts/index_sync.py).
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0009"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

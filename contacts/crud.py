@@ -7,8 +7,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from contacts.index_sync import record_changes
 from contacts.like import starts_with
 from contacts.models import Contact, Department
+from contacts.phones import normalise_mobile
 from contacts.service import (
     DirectoryError,
     Tree,
@@ -40,10 +42,10 @@ def _apply(session: Session, contact: Contact, values: dict[str, Any]) -> None:
     for name in CONTACT_FIELDS:
         if name in values and values[name] is not None:
             value = values[name]
-            if name in ("office_phone", "mobile"):
+            if name == "office_phone":
                 value = clean_phone(value)
-                if name == "mobile":
-                    value = value.replace("-", "")
+            elif name == "mobile":
+                value = normalise_mobile(value) or ""  # checked before: only an empty value has no number
             setattr(contact, name, value.strip() if isinstance(value, str) else value)
     if "region" in values and values["region"] is not None:
         region = get_or_create_region(session, values["region"])
@@ -67,6 +69,8 @@ def create_contact(session: Session, ix: DirectoryIndex | None, values: dict[str
     contact = Contact(name="", department_id=int(dept.id or 0))
     _apply(session, contact, values)
     session.add(contact)
+    session.flush()
+    record_changes(session, [int(contact.id or 0)], departments=True)  # its department may be new
     session.commit()
     reindex(session, ix, [int(contact.id or 0)])
     return contact
@@ -92,6 +96,7 @@ def update_contact(session: Session, ix: DirectoryIndex | None, contact: Contact
         contact.department_id = int(_resolve_department(session, merged, values.get("region") or "").id or 0)
     _apply(session, contact, values)
     session.add(contact)
+    record_changes(session, [int(contact.id or 0)], departments=True)
     session.commit()
     reindex(session, ix, [int(contact.id or 0)])
     return contact
@@ -101,6 +106,7 @@ def delete_contact(session: Session, ix: DirectoryIndex | None, contact: Contact
     """Delete a contact and drop it from the index."""
     cid = int(contact.id or 0)
     session.delete(contact)
+    record_changes(session, [cid])
     session.commit()
     reindex(session, ix, [cid])
 
@@ -129,6 +135,7 @@ def create_department(
     if sort_order is not None:
         dept.sort_order = sort_order
     session.add(dept)
+    record_changes(session, departments=True)
     session.commit()
     sync_departments(session, ix)
     return dept
@@ -150,14 +157,17 @@ def update_department(
         session.rollback()  # the object was changed in memory only: forget it
         raise
     try:
+        session.flush()
+        subtree = Tree.load(session).descendants(int(dept.id or 0))
+        found = session.exec(select(Contact.id).where(col(Contact.department_id).in_(subtree))).all()
+        ids = [int(i) for i in found if i is not None]
+        record_changes(session, ids, departments=True)  # other nodes re-read the subtree's people
         session.commit()
     except IntegrityError as exc:  # a concurrent change took the name first
         session.rollback()
         raise DirectoryError(409, "conflict", "部门已存在 / department already exists") from exc
-    subtree = Tree.load(session).descendants(int(dept.id or 0))
-    ids = session.exec(select(Contact.id).where(col(Contact.department_id).in_(subtree))).all()
     sync_departments(session, ix)
-    reindex(session, ix, [int(i) for i in ids if i is not None])
+    reindex(session, ix, ids)
     return dept
 
 
@@ -199,6 +209,7 @@ def delete_department(session: Session, ix: DirectoryIndex | None, dept: Departm
     if has_child or has_contact:
         raise DirectoryError(409, "department_not_empty", "部门下仍有下级部门或联系人 / department is not empty")
     session.delete(dept)
+    record_changes(session, departments=True)
     session.commit()
     sync_departments(session, ix)
 

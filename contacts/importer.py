@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import Session
 
 from contacts.crud import _apply
+from contacts.index_sync import record_changes
 from contacts.models import Contact, Department, Region
 from contacts.service import (
     DirectoryError,
@@ -24,6 +22,7 @@ from contacts.service import (
     reindex,
     split_path,
 )
+from contacts.tabular import TabularError, iter_records
 from search.index import DirectoryIndex
 
 FIELDS = (
@@ -52,8 +51,8 @@ COMMIT_EVERY = 1000
 REBUILD_FROM = 2000  # changed contacts from which an import rebuilds the index instead of updating it
 
 
-class ImportFileError(Exception):
-    """The file as a whole cannot be read (encoding, format, headers)."""
+# The file as a whole cannot be read (encoding, format, headers, limits): one error type for every importer.
+ImportFileError = TabularError
 
 
 @dataclass
@@ -70,72 +69,21 @@ class ImportReport:
         return self.created + self.updated + len(self.failed)
 
 
-def decode_csv(raw: bytes) -> str:
-    """UTF-8 (BOM or not), else GB18030 (which covers GBK and GB2312)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError("无法识别文件编码（支持 UTF-8、GB18030）/ unknown encoding (UTF-8 or GB18030)") from exc
+def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """(field names found, stream of (line number, values)) from a CSV or XLSX file, within the table limits."""
+    fields, rows = iter_records(path, HEADER_MAP)
+    if "name" not in fields or "department" not in fields:
+        raise ImportFileError(
+            "header_invalid",
+            "表头需包含 姓名、部门（或 name、department）/ the header must name at least name and department",
+        )
+    return fields, rows
 
 
-def _rows_csv(raw: bytes) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(decode_csv(raw), newline=""))
-    for row in reader:
-        yield reader.line_num, row
-
-
-def _rows_xlsx(path: Path) -> Iterator[tuple[int, list[str]]]:
-    import openpyxl
-
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable workbook is a file error
-        raise ImportFileError(f"无法读取 XLSX 文件 / cannot read XLSX: {type(exc).__name__}") from exc
-    try:
-        sheet = book.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, ["" if v is None else _cell(v) for v in row]
-    finally:
-        book.close()
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # Excel stores phone-looking numbers as floats
-    return str(value)
-
-
-def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """(field names found, [(line number, values)]) from a CSV or XLSX file."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        rows = _rows_xlsx(path)
-    else:
-        rows = _rows_csv(path.read_bytes())
-    header: list[str] | None = None
-    out: list[tuple[int, dict[str, str]]] = []
-    for line, row in rows:
-        if header is None:
-            if not any(cell.strip() for cell in row):
-                continue
-            header = [HEADER_MAP.get(cell.strip().lstrip("\ufeff"), "") for cell in row]
-            if "name" not in header or "department" not in header:
-                raise ImportFileError(
-                    "表头需包含 姓名、部门（或 name、department）/ the header must name at least name and department"
-                )
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        values = {name: row[i].strip() for i, name in enumerate(header) if name and i < len(row)}
-        out.append((line, values))
-    if header is None:
-        raise ImportFileError("文件为空 / the file is empty")
-    return [h for h in header if h], out
+def count_rows(path: Path) -> int:
+    """Rows of data in the file, reading it once through every limit (so a bad file fails before any change)."""
+    _fields, rows = read_rows(path)
+    return sum(1 for _ in rows)
 
 
 @dataclass
@@ -153,8 +101,15 @@ def import_file(
     ix: DirectoryIndex | None,
     path: Path,
     progress: Callable[[int], None] | None = None,
+    checked: bool = False,
 ) -> ImportReport:
-    """Import contacts; bad rows are reported and skipped, good rows are created or updated."""
+    """Import contacts; bad rows are reported and skipped, good rows are created or updated.
+
+    The file is read through once before anything changes (unless the caller did, `checked`),
+    so a file breaking a limit changes nothing.
+    """
+    if not checked:
+        count_rows(path)
     _fields, rows = read_rows(path)
     report = ImportReport()
     existing = list(iter_contacts(session))
@@ -165,6 +120,15 @@ def import_file(
         regions={},
     )
     touched: list[Contact] = []
+    unrecorded = 0  # touched[unrecorded:] still need their change rows
+
+    def commit() -> None:
+        nonlocal unrecorded
+        session.flush()
+        record_changes(session, (int(c.id or 0) for c in touched[unrecorded:]), departments=True)
+        unrecorded = len(touched)
+        session.commit()  # the contacts and their change rows land together
+
     for done, (line, values) in enumerate(rows, start=1):
         visibility = VISIBILITY_WORDS.get(values.get("visibility", "").lower())
         problems = check_fields({**values, "visibility": visibility or "public"})
@@ -184,10 +148,10 @@ def import_file(
                 report.created += created
                 report.updated += not created
         if done % COMMIT_EVERY == 0:
-            session.commit()
+            commit()
         if progress is not None:
             progress(1)
-    session.commit()
+    commit()
     ids = {int(c.id or 0) for c in touched}
     if ix is not None and len(ids) >= REBUILD_FROM and len(ids) * 2 >= len(existing):
         rebuild_index(session, ix)  # most of the directory changed: one fresh build beats updates

@@ -59,3 +59,19 @@ class Contact(SQLModel, table=True):
     external_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
+
+
+class DirectoryChange(SQLModel, table=True):
+    """One change to the directory, in commit order: every node's search index follows this log.
+
+    `kind` is "contact" (re-read `contact_id`: created, changed or deleted) or "departments" (re-read
+    the department table).
+    """
+
+    __tablename__ = "dir_change"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    contact_id: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=_now, index=True)

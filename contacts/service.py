@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from contacts.index_sync import latest_change_id
 from contacts.models import VISIBILITIES, Contact, Department, Region
+from contacts.phones import normalise_mobile
 from search.index import DirectoryIndex
 from search.records import DepartmentInfo, DirectoryRecord
 
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE_RE = re.compile(r"^0\d{2,3}-\d{7,8}(-\d{1,6})?$|^\d{7,8}$")
 SHORT_RE = re.compile(r"^\d{3,8}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -46,9 +47,9 @@ def check_fields(values: dict[str, Any]) -> list[str]:
         problems.append("缺少姓名 / name is missing")
     if not (values.get("department") or values.get("department_id")):
         problems.append("缺少部门 / department is missing")
-    mobile = clean_phone(values.get("mobile")).replace("-", "")
-    if mobile and not MOBILE_RE.match(mobile):
-        problems.append(f"手机号码无效 / invalid mobile number (expected 1[3-9] + 9 digits): {mobile[:3]}…")
+    mobile = (values.get("mobile") or "").strip()
+    if mobile and normalise_mobile(mobile) is None:
+        problems.append("手机号码无效 / invalid mobile number (expected 1[3-9] + 9 digits)")
     office = clean_phone(values.get("office_phone"))
     if office and not LANDLINE_RE.match(office):
         problems.append("办公电话无效 / invalid office phone (expected e.g. 0570-1234567)")
@@ -255,12 +256,18 @@ def iter_contacts(session: Session, batch: int = 2000) -> Iterator[Contact]:
 
 
 def rebuild_index(session: Session, ix: DirectoryIndex) -> int:
-    """Rebuild the whole index from the database; returns the number of contacts indexed."""
+    """Rebuild the whole index from the database; returns the number of contacts indexed.
+
+    The index then reflects the change log up to the last change committed before it read the
+    contacts (later changes are applied again by the node's follower: applying is idempotent)."""
+    applied = latest_change_id(session)
     tree = Tree.load(session)
     ix.set_departments(tree.infos())
     count = session.exec(select(func.count()).select_from(Contact)).one()
     procs = 2 if count >= PARALLEL_REBUILD_FROM else 1
-    return ix.rebuild((tree.record(c) for c in iter_contacts(session)), procs=procs)
+    indexed = ix.rebuild((tree.record(c) for c in iter_contacts(session)), procs=procs)
+    ix.set_applied_change(applied)
+    return indexed
 
 
 def sync_departments(session: Session, ix: DirectoryIndex | None) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from govconnect import __version__
+from govconnect.api.admission import UNMETERED_PATHS, AdmissionControl, KnownTokens
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_engine = engine is None
-        app.state.engine = engine or engine_from_settings(settings)
+        app.state.engine = engine or engine_from_settings(settings, pool_timeout=settings.api_pool_timeout_seconds)
         ctx: dict[str, Any] = {"settings": settings, "engine": app.state.engine}
         inproc: InProcessQueue | None = None
         if settings.redis_url:
@@ -110,6 +111,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
     install_api_docs(app)
+    # Outside the session (which loads the staff user) and every route: overload is answered before any
+    # database work (api/admission.py).
+    app.state.known_tokens = KnownTokens()
+    app.add_middleware(
+        AdmissionControl,
+        tokens=app.state.known_tokens,
+        per_caller=settings.api_concurrency_per_caller,
+        total=settings.api_concurrency_total,
+        queue_seconds=settings.api_queue_seconds,
+        # The in-process provider sandbox (demo, tests) stands for providers outside: not our load.
+        unmetered=(*UNMETERED_PATHS, settings.sandbox.mount_path) if settings.sandbox.in_process else UNMETERED_PATHS,
+    )
     # Outermost: provider callbacks skip the session, staff and routing layers (receipts.py).
     app.add_middleware(receipts.ProviderCallbacks, max_bytes=settings.max_body_bytes)
     app.add_middleware(ControlCharacterGuard)

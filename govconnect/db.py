@@ -93,9 +93,9 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
             raise DisconnectionError("connection lost while idle in the pool") from exc
 
 
-def engine_from_settings(settings: Settings) -> Engine:
-    """The engine for the configured database."""
-    return make_engine(settings.effective_database_url)
+def engine_from_settings(settings: Settings, **kwargs: Any) -> Engine:
+    """The engine for the configured database (`pool_timeout=` and other engine options may be given)."""
+    return make_engine(settings.effective_database_url, **kwargs)
 
 
 def alembic_config(url: str) -> Config:

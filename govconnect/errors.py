@@ -32,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("govconnect.errors")
@@ -52,6 +53,7 @@ MESSAGES: dict[str, str] = {
     "internal_error": "服务器内部错误 / Internal server error",
     "unavailable": "服务暂不可用 / Service unavailable",
     "invalid_transition": "当前状态下不允许此操作 / Not allowed in the current state",
+    "overloaded": "服务繁忙，请稍后重试 / Too busy, retry shortly",
 }
 
 STATUS_CODES: dict[int, str] = {
@@ -235,6 +237,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", details=details)
 
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(request: Request, _exc: Exception) -> JSONResponse:
+        # No database connection came within the pool timeout: busy, not broken.
+        log.warning("no database connection for %s %s within the pool timeout", request.method, request.url.path)
+        return error_response(503, "overloaded", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

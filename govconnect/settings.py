@@ -155,6 +155,14 @@ class Settings(BaseSettings):
     anonymous_rate_limit: str = Field(
         default="600/minute", description="Per client address limit on anonymous pages, feeds and directory search"
     )
+    api_concurrency_per_caller: int = Field(
+        default=4, ge=1, description="Requests in progress per agency (or client address); more wait, then 503"
+    )
+    api_concurrency_total: int = Field(default=24, ge=1, description="Requests in progress in all; more get 503")
+    api_queue_seconds: float = Field(default=1.0, ge=0, description="How long a request waits for its turn")
+    api_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a database connection before 503"
+    )
     queue_name: str = Field(default="govconnect:queue", description="arq queue name")
     log_level: str = "INFO"
     callback_allowed_networks: str = Field(

@@ -14,7 +14,9 @@ from functools import lru_cache
 
 import jieba
 import opencc
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style, lazy_pinyin, pinyin
+
+from search.abbreviations import COMMON_ALIASES, DictionaryWords
 
 jieba.setLogLevel(logging.WARNING)
 _T2S = opencc.OpenCC("t2s")
@@ -74,21 +76,37 @@ def has_han(text: str) -> bool:
     return bool(_HAN.search(text))
 
 
+MAX_READINGS = 3
+
+
 @lru_cache(maxsize=200_000)
 def name_syllables(name: str, surname: bool = True) -> tuple[tuple[str, ...], ...]:
-    """Per character, its possible readings (surname readings first for the surname)."""
+    """Per character, its possible readings, the usual one first (surname readings first for the surname).
+
+    Given-name characters keep every toneless reading pypinyin knows (曾 zeng/ceng, 乐 le/yue), at
+    most MAX_READINGS, so a caller who reads a polyphonic character either way finds the person.
+    """
     if not name:
         return ()
-    # Names are not phrases: each character's common reading, then surname readings for the first one.
     out: list[tuple[str, ...]] = []
     for index, ch in enumerate(name):
-        reading = _char_reading(ch)
         readings = SURNAME_READINGS.get(ch) if index == 0 and surname else None
         if readings:
-            out.append(tuple(dict.fromkeys((*readings, reading.lower()))))
+            out.append(tuple(dict.fromkeys((*readings, _char_reading(ch)))))
         else:
-            out.append((reading.lower(),))
+            out.append(char_readings(ch))
     return tuple(out)
+
+
+@lru_cache(maxsize=65_536)
+def char_readings(ch: str) -> tuple[str, ...]:
+    """Toneless readings of one character, the common one first (乐 → le, yue)."""
+    common = _char_reading(ch)
+    if not _HAN.match(ch):
+        return (common,)
+    found = pinyin(ch, style=Style.NORMAL, heteronym=True, errors=lambda x: [x])  # type: ignore[arg-type, return-value]
+    others = [r.lower() for r in (found[0] if found else []) if r and r.isascii() and r.isalpha()]
+    return tuple(dict.fromkeys((common, *others)))[:MAX_READINGS]
 
 
 @lru_cache(maxsize=65_536)
@@ -153,25 +171,46 @@ def _is_partial(surname: str, key: str) -> bool:
 COMPLETE = "$"
 
 
-@lru_cache(maxsize=200_000)
-def given_name_keys(name: str) -> frozenset[str]:
-    """Pinyin keys of the given name (after the surname) with every prefix: 伟 → w, we, wei, w$, wei$."""
-    given = name[surname_length(name) :]
-    sylls = name_syllables(given, False)
-    if not given or not sylls or len(given) > 5:
-        return frozenset()
+def _given_keys(sylls: tuple[tuple[str, ...], ...]) -> set[str]:
     choices = []
     for readings in sylls:
         forms = {f for r in readings if r and r.isascii() and r.isalpha() for f in (r, r[0])}
         if not forms:
-            return frozenset()
+            return set()
         choices.append(sorted(forms))
     keys: set[str] = set()
     for combo in itertools.product(*choices):
         full = "".join(combo)
         keys.update(full[:end] for end in range(1, len(full) + 1))
         keys.add(full + COMPLETE)  # marks a key that spells the whole given name (ranks above a prefix)
-    return frozenset(keys)
+    return keys
+
+
+MAX_POLYPHONIC_GIVEN = 3  # longer given names are indexed by their usual readings only
+
+
+@lru_cache(maxsize=200_000)
+def given_name_key_sets(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Pinyin keys of the given name (after the surname) with every prefix: 伟 → w, we, wei, w$, wei$.
+
+    Returns (keys of the usual readings, keys only another reading gives): 乐 → ({le, l, ...}, {yue, y, ...}),
+    so a search ranks the usual reading above the rarer one.
+    """
+    given = name[surname_length(name) :]
+    sylls = name_syllables(given, False)
+    if not given or not sylls or len(given) > 5:
+        return frozenset(), frozenset()
+    usual = _given_keys(tuple(readings[:1] for readings in sylls))
+    if len(given) > MAX_POLYPHONIC_GIVEN or all(len(r) == 1 for r in sylls):
+        return frozenset(usual), frozenset()
+    every = _given_keys(sylls)
+    return frozenset(usual), frozenset(every - usual)
+
+
+def given_name_keys(name: str) -> frozenset[str]:
+    """Every pinyin key of the given name, whatever the reading (see given_name_key_sets)."""
+    usual, other = given_name_key_sets(name)
+    return usual | other
 
 
 def stable_hash(text: str) -> int:
@@ -219,8 +258,7 @@ def derived_aliases(name: str, region: str = "") -> set[str]:
         shorts.add(core[:-3] + "局")
     if core.endswith("委员会") and len(core) > 4:
         shorts.add(core[:-3] + "委")
-    if core == "人民政府办公室":
-        shorts.update({"政府办", "府办"})
+    shorts.update(COMMON_ALIASES.get(core, ()))
     for short in shorts:
         if short != "府办":
             out.add(short)
@@ -233,6 +271,9 @@ def derived_aliases(name: str, region: str = "") -> set[str]:
 
 _TOKENIZER: jieba.Tokenizer | None = None
 _TOKENIZER_LOCK = threading.Lock()
+# Directory words added to the shared tokenizer (by any index) → jieba's own frequency before.
+_ORIGINAL_FREQ: dict[str, int] = {}
+_BASE_TOTAL: list[int] = []
 
 
 def _shared_tokenizer() -> jieba.Tokenizer:
@@ -243,6 +284,7 @@ def _shared_tokenizer() -> jieba.Tokenizer:
         if _TOKENIZER is None:
             tokenizer = jieba.Tokenizer()
             tokenizer.initialize()
+            _BASE_TOTAL.append(int(tokenizer.total))
             _TOKENIZER = tokenizer
         return _TOKENIZER
 
@@ -266,6 +308,7 @@ class Segmenter:
             word = normalize(word)
             if len(word) >= 2 and word not in self._words and not any(c.isspace() for c in word):
                 self._words.add(word)
+                _ORIGINAL_FREQ.setdefault(word, int(self._tokenizer.FREQ.get(word) or 0))
                 # A high frequency keeps the whole name together against dictionary words.
                 self._tokenizer.add_word(word, freq=200_000)
 
@@ -280,6 +323,12 @@ class Segmenter:
         assert self._tokenizer is not None
         return [w for w in self._tokenizer.cut(text, HMM=False) if w.strip()]
 
+    def dictionary_cut(self, text: str) -> list[str]:
+        """Words of a text by jieba's own dictionary only, the same on every node whatever it learnt."""
+        self._ensure()
+        assert self._tokenizer is not None
+        return DictionaryWords(self._tokenizer.FREQ, _BASE_TOTAL[0], _ORIGINAL_FREQ).cut(text)
+
     @lru_cache(maxsize=50_000)  # noqa: B019 - one Segmenter per index, kept for the process
     def search_words(self, text: str) -> tuple[str, ...]:
         """Search-mode segmentation (indexing): whole words plus the dictionary words inside them."""
@@ -292,10 +341,17 @@ class Segmenter:
 
 @dataclass(frozen=True)
 class QueryToken:
-    """One unit of a query; every token must match (AND)."""
+    """One unit of a query; every token must match (AND).
+
+    `parts`: another reading of a Chinese token as several pieces that must all match (秘书科科长
+    as 秘书科 + 科长). `sounds_like`: in the homophone fallback, the directory's words that sound
+    like the token, any of which may match in its place.
+    """
 
     text: str
     kind: str  # "han", "latin", "digits", "mixed"
+    parts: tuple[str, ...] = ()
+    sounds_like: tuple[str, ...] = ()
 
 
 class QueryError(ValueError):

@@ -18,16 +18,36 @@ from whoosh.analysis import SpaceSeparatedTokenizer
 from whoosh.formats import Existence
 from whoosh.index import LockError
 
-from search.analyzer import Segmenter, normalize
-from search.records import PUBLIC_VISIBILITY, DepartmentInfo, DirectoryRecord, name_hashes, phone_number, record_terms
+from search.analyzer import Segmenter, normalize, stable_hash
+from search.records import (
+    PUBLIC_VISIBILITY,
+    DepartmentInfo,
+    DirectoryRecord,
+    leadership_rank,
+    name_hashes,
+    phone_number,
+    record_terms,
+)
 
 log = logging.getLogger("search.index")
 
 INDEX_NAME = "directory"
-TERM_FIELDS = ("name_part", "sur_py", "given_py", "pos", "area")
+TERM_FIELDS = ("name_part", "sur_py", "given_py", "given_alt", "pos", "area")
 NAME_COLUMNS = ("name_h0", "name_h1", "name_h2", "name_h3")
-NUMERIC_COLUMNS = ("dept_id", "sort_order", "cid", "staff_only", "office", "mobile", "short", *NAME_COLUMNS)
+NUMERIC_COLUMNS = (
+    "dept_id",
+    "sort_order",
+    "cid",
+    "staff_only",
+    "office",
+    "mobile",
+    "short",
+    "lead",
+    "pos_h",
+    *NAME_COLUMNS,
+)
 DEPARTMENTS_FILE = "departments.json"
+APPLIED_FILE = "applied_change.json"
 WRITE_TIMEOUT_S = 60.0
 
 
@@ -80,8 +100,17 @@ class DirectoryIndex:
     # --- departments: a small table beside the index (names, aliases, tree, order) ---
 
     def set_departments(self, departments: Iterable[DepartmentInfo]) -> None:
-        """Store the department table; searches pick it up (and its words for jieba) on their next call."""
-        _atomic_write_json(self.path / DEPARTMENTS_FILE, [asdict(d) for d in departments])
+        """Store the department table; searches pick it up (and its words for jieba) on their next call.
+
+        Unchanged tables are not rewritten: a new file makes every search process rebuild its table."""
+        value = [asdict(d) for d in departments]
+        path = self.path / DEPARTMENTS_FILE
+        try:
+            if json.loads(path.read_text(encoding="utf-8")) == value:
+                return
+        except (FileNotFoundError, ValueError):
+            pass
+        _atomic_write_json(path, value)
 
     def departments(self) -> tuple[float, list[DepartmentInfo]]:
         """(mtime, departments) as last stored."""
@@ -98,6 +127,20 @@ class DirectoryIndex:
             return (self.path / DEPARTMENTS_FILE).stat().st_mtime_ns
         except FileNotFoundError:
             return 0
+
+    # --- which change of the database's log this index reflects (kept by contacts.index_sync) ---
+
+    def applied_change(self) -> int | None:
+        """The last change id applied to this index, None when never recorded (a fresh folder)."""
+        try:
+            return int(json.loads((self.path / APPLIED_FILE).read_text(encoding="utf-8"))["applied"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def set_applied_change(self, change_id: int) -> None:
+        """Record the last change id applied (written atomically; only changes are written)."""
+        if self.applied_change() != change_id:
+            _atomic_write_json(self.path / APPLIED_FILE, {"applied": int(change_id)})
 
     # --- writing ---
 
@@ -137,6 +180,8 @@ class DirectoryIndex:
         doc["office"] = phone_number(record.office_phone)
         doc["mobile"] = phone_number(record.mobile)
         doc["short"] = phone_number(record.short_number)
+        doc["lead"] = leadership_rank(record.position)
+        doc["pos_h"] = stable_hash(normalize(record.position).replace(" ", ""))
         doc.update(name_hashes(record.name))
         return doc
 

@@ -8,7 +8,7 @@ from typing import Any
 from search.analyzer import (
     Segmenter,
     derived_aliases,
-    given_name_keys,
+    given_name_key_sets,
     has_han,
     name_substrings,
     normalize,
@@ -82,13 +82,40 @@ def record_terms(record: DirectoryRecord, segmenter: Segmenter) -> dict[str, lis
     name = normalize(record.name).replace(" ", "")
     region = normalize(record.region)
     position = normalize(record.position)
+    usual, other = given_name_key_sets(name) if len(name) >= 2 else (frozenset(), frozenset())
     return {
         "name_part": sorted(name_substrings(name)) if len(name) <= 8 else [],
         "sur_py": sorted(surname_keys(name)) if name else [],
-        "given_py": sorted(given_name_keys(name)) if len(name) >= 2 else [],
+        "given_py": sorted(usual),
+        "given_alt": sorted(other),
         "pos": [t for t in segmenter.search_words(position) if " " not in t] if position else [],
         "area": sorted({region, region_short(region)}) if region else [],
     }
+
+
+# How senior a position is, for ordering people of equal relevance (0 = heads an agency).
+HEAD_TITLES = ("局长", "书记", "主任", "市长", "区长", "县长", "厅长", "院长", "主席", "部长", "委员长", "秘书长")
+SENIOR_TITLES = ("党组成员", "总工程师", "总经济师", "总会计师", "总师")
+STAFF_ENDINGS = ("科员", "办事员", "调研员", "值班员", "秘书", "文书", "干部", "工作人员")
+LEAD_STAFF, LEAD_NONE = 4, 5
+
+
+def leadership_rank(position: str) -> int:
+    """0 agency head (局长, 主任), 1 deputy head or senior (副局长, 党组成员), 2 head of a section
+    (科长, 办公室主任), 3 its deputy (副科长), 4 staff (科员), 5 no position given."""
+    title = normalize(position).replace(" ", "")
+    if not title:
+        return LEAD_NONE
+    if title.endswith(STAFF_ENDINGS):
+        return LEAD_STAFF
+    deputy = "副" in title
+    if title in HEAD_TITLES or title in ("党组书记", "党委书记"):
+        return 0
+    if title.replace("副", "", 1) in HEAD_TITLES or title in SENIOR_TITLES:
+        return 1
+    if title.endswith(("长", "主任", "书记")):
+        return 3 if deputy else 2
+    return LEAD_STAFF
 
 
 def name_hashes(name: str) -> dict[str, int]:

@@ -15,16 +15,24 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from whoosh.reading import TermNotFound
 
-from search.analyzer import Segmenter, derived_aliases, normalize
+from search.abbreviations import department_words as abbreviation_words
+from search.abbreviations import is_abbreviation, split_unit
+from search.analyzer import CITY, Segmenter, derived_aliases, normalize, pinyin_full, region_short
 from search.index import NAME_COLUMNS, NUMERIC_COLUMNS
 from search.records import DepartmentInfo, department_words
+from search.sorted_columns import PhoneTails, SortedColumn
 
 if TYPE_CHECKING:
     from search.index import DirectoryIndex
 
 POSTINGS_CACHE_TERMS = 20_000
-ID_BITS, SORT_BITS, DEPT_BITS = 30, 12, 16
+# A result's sort key, most significant first: band 2 bits, score 5, leadership 3, department order
+# 12, sort order 11, contact id 30 (63 bits, so it stays a positive int64).
+ID_BITS, SORT_BITS, DEPT_BITS, LEAD_BITS = 30, 11, 12, 3
+BASE_BITS = ID_BITS + SORT_BITS + DEPT_BITS + LEAD_BITS
+ABBREVIATION_CACHE = 20_000
 
 
 class SegmentData:
@@ -39,29 +47,56 @@ class SegmentData:
         self.staff_only = self.columns["staff_only"].astype(bool)
         self.postings: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._surname_forms: list[str] | None = None
-        self._name_hashes: set[int] | None = None
+        self._name_hashes: np.ndarray | None = None
+        self._position_sounds: dict[str, list[str]] | None = None
+        self._sorted: dict[str, SortedColumn] = {}
+        self._tails: dict[str, PhoneTails] = {}
         self.lock = threading.Lock()
+
+    def sorted_column(self, name: str) -> SortedColumn:
+        """The column sorted (built on first use, kept with the segment)."""
+        found = self._sorted.get(name)
+        if found is None:
+            found = self._sorted[name] = SortedColumn(self.columns[name])
+        return found
+
+    def phone_tails(self, name: str) -> PhoneTails:
+        """A phone column by reversed digits (built on first use, kept with the segment)."""
+        found = self._tails.get(name)
+        if found is None:
+            found = self._tails[name] = PhoneTails(self.columns[name])
+        return found
 
     def _column(self, reader: Any, name: str) -> np.ndarray:
         if not reader.has_column(name):
             return np.zeros(self.size, dtype=np.int64)
         return np.fromiter(iter(reader.column_reader(name)), dtype=np.int64, count=self.size)
 
-    def name_hashes(self) -> set[int]:
-        """Hashes of every whole name and 1-3 character prefix in the segment (for query planning)."""
+    def has_name_hash(self, value: int) -> bool:
+        """Whether some whole name or 1-3 character name prefix in the segment hashes so (query planning).
+
+        A sorted array rather than a set: 4 hashes a contact are 32 MB a million, a set of them 300 MB."""
         if self._name_hashes is None:
-            found: set[int] = set()
-            for name in NAME_COLUMNS:
-                found.update(self.columns[name].tolist())
-            found.discard(0)
-            self._name_hashes = found
-        return self._name_hashes
+            found = np.unique(np.concatenate([self.columns[name] for name in NAME_COLUMNS]))
+            self._name_hashes = found[found != 0]
+        at = int(np.searchsorted(self._name_hashes, value))
+        return at < self._name_hashes.size and int(self._name_hashes[at]) == value
 
     def surname_forms(self, reader: Any) -> list[str]:
         """The surname pinyin forms present in this segment (a few hundred)."""
         if self._surname_forms is None:
             self._surname_forms = [t.decode("utf-8") if isinstance(t, bytes) else t for t in reader.lexicon("sur_py")]
         return self._surname_forms
+
+    def position_sounds(self, reader: Any) -> dict[str, list[str]]:
+        """Pinyin → the position words of this segment that sound so (for the homophone fallback)."""
+        if self._position_sounds is None:
+            sounds: dict[str, list[str]] = {}
+            for raw in reader.lexicon("pos"):
+                word = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                sounds.setdefault(pinyin_full(word), []).append(word)
+            self._position_sounds = sounds
+        return self._position_sounds
 
     def lookup(self, reader: Any, fieldname: str, term: str) -> np.ndarray:
         """Doc numbers in this segment containing the term (deleted ones included; masked later)."""
@@ -92,7 +127,7 @@ def _read_postings(reader: Any, fieldname: str, term: str) -> np.ndarray:
         if (fieldname, btext) not in terms:
             return EMPTY
         matcher = terms.matcher(fieldname, btext, reader.schema[fieldname].format)
-    except KeyError:
+    except (KeyError, TermNotFound):  # an empty index's reader raises TermNotFound for every term
         return EMPTY
     if not hasattr(matcher, "_read_ids"):
         return np.fromiter(matcher.all_ids(), dtype=np.int32)
@@ -120,8 +155,10 @@ class Leaf:
             self.live[np.fromiter(deleted, dtype=np.int64)] = False
         ranks = table.rank_of(data.dept_id)
         ranks = np.clip(ranks, 0, (1 << DEPT_BITS) - 1)
+        lead = np.clip(data.columns["lead"], 0, (1 << LEAD_BITS) - 1)
         self.base_key = (
-            (ranks << (SORT_BITS + ID_BITS))
+            (lead << (DEPT_BITS + SORT_BITS + ID_BITS))
+            | (ranks << (SORT_BITS + ID_BITS))
             | (np.clip(data.sort_order, 0, (1 << SORT_BITS) - 1) << ID_BITS)
             | (data.cid & ((1 << ID_BITS) - 1))
         )
@@ -161,6 +198,59 @@ class DepartmentTable:
             for name in (d.name, *d.aliases, *derived_aliases(d.name, d.region)):
                 self.names.setdefault(normalize(name), set()).add(d.id)
         self._luts: dict[str, np.ndarray] = {}
+        self._word_ids: dict[str, np.ndarray] = {}
+        self._init_abbreviations(departments, segmenter)
+        self.sounds: dict[str, set[str]] = {}
+        for word in self.words:
+            if len(word) >= 2:
+                self.sounds.setdefault(pinyin_full(word), set()).add(word)
+
+    def _init_abbreviations(self, departments: list[DepartmentInfo], segmenter: Segmenter) -> None:
+        """Per department, the words a short name is built from (see search.abbreviations), and
+        which departments a query's first and last characters can point at."""
+        self._abbreviation_words: dict[int, tuple[str, ...]] = {}
+        self._heads: dict[int, tuple[str, ...]] = {}
+        self._by_char: dict[str, set[int]] = {}
+        self._abbreviations: OrderedDict[str, frozenset[int]] = OrderedDict()
+        for d in departments:
+            name, region = normalize(d.name), normalize(d.region)
+            heads = [""]
+            core = name
+            for prefix, short in ((CITY, ("市", region_short(CITY))), (region, (region_short(region),))):
+                if prefix and prefix != "市级" and name.startswith(prefix) and len(name) > len(prefix) + 1:
+                    core = name[len(prefix) :]
+                    heads += [*short, prefix]
+                    break
+            stem, unit = split_unit(core)
+            if not unit or not stem:
+                continue
+            words = abbreviation_words(segmenter.dictionary_cut(stem), unit)
+            self._abbreviation_words[d.id] = words
+            self._heads[d.id] = tuple(dict.fromkeys(heads))
+            for word in words:
+                self._by_char.setdefault(word[:1], set()).add(d.id)
+            for head in heads:
+                if head:
+                    self._by_char.setdefault(head[:1], set()).add(d.id)
+
+    def abbreviation_of(self, query: str) -> frozenset[int]:
+        """Departments the query is a derived short name of (江山经信局 → 江山市经济和信息化局)."""
+        found = self._abbreviations.get(query)
+        if found is not None:
+            return found
+        ids: set[int] = set()
+        if 2 <= len(query) <= 12:
+            for dept_id in self._by_char.get(query[:1], ()):
+                words = self._abbreviation_words[dept_id]
+                for head in self._heads[dept_id]:
+                    if query.startswith(head) and is_abbreviation(query[len(head) :], words):
+                        ids.add(dept_id)
+                        break
+        found = frozenset(ids)
+        self._abbreviations[query] = found
+        if len(self._abbreviations) > ABBREVIATION_CACHE:
+            self._abbreviations.popitem(last=False)
+        return found
 
     def subtree(self, roots: set[int]) -> set[int]:
         """The departments and everything below them."""
@@ -181,12 +271,24 @@ class DepartmentTable:
         return mask
 
     def word_lut(self, word: str) -> np.ndarray | None:
-        """Departments (with subtrees) a word finds, or None when no department has it."""
-        if word not in self.words:
-            return None
+        """Departments (with subtrees) a word or derived short name finds, or None when none has it."""
         found = self._luts.get(word)
+        if found is not None:
+            return found
+        roots = self.words.get(word) or self.abbreviation_of(word)
+        if not roots:
+            return None
+        found = self._luts[word] = self.lut(self.subtree(set(roots)))
+        return found
+
+    def word_departments(self, word: str) -> np.ndarray | None:
+        """Ids of the departments (with subtrees) a word or short name finds, or None."""
+        found = self._word_ids.get(word)
         if found is None:
-            found = self._luts[word] = self.lut(self.subtree(self.words[word]))
+            lut = self.word_lut(word)
+            if lut is None:
+                return None
+            found = self._word_ids[word] = np.flatnonzero(lut)
         return found
 
     def resolve(self, key: str) -> set[int]:
@@ -306,7 +408,7 @@ class SnapshotCache:
         seen: dict[str, SegmentData] = {}
         for sub, _offset in searcher.leaf_searchers():
             reader = sub.reader()
-            segment = reader.segment()
+            segment = reader.segment() if hasattr(reader, "segment") else None
             segid = segment.segment_id() if segment is not None else f"anon-{id(reader)}"
             data = self._segments.get(segid) or SegmentData(reader)
             seen[segid] = data

@@ -102,6 +102,9 @@ def _authenticate(request: Request, session: Session, token: str) -> Principal:
         session.add(record)
         session.commit()
     request.state.agency_id = agency.id
+    known_tokens = getattr(request.app.state, "known_tokens", None)
+    if known_tokens is not None:
+        known_tokens.learn(token, agency.id or 0)
     return Principal(agency=agency, key=record, scopes=frozenset(record.scopes))
 
 

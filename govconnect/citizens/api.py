@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from govconnect.api.deps import Principal, SessionDep, require_scope
+from govconnect.api.params import Offset
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.subscriptions import masked_rows
 from govconnect.escaping import spreadsheet_record
@@ -50,10 +51,10 @@ def list_subscribers(
     _principal: ReaderDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SubscriberPage:
     """Masked subscribers, oldest first."""
-    rows = list(masked_rows(session))[offset : offset + limit]
+    rows = list(masked_rows(session, offset, limit))
     total = session.exec(select(func.count()).select_from(Subscriber)).one()
     active = session.exec(select(func.count()).select_from(Subscriber).where(col(Subscriber.status) == "active")).one()
     items = [

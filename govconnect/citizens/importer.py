@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import delete
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, select
 
+from contacts.phones import normalise_mobile
+from contacts.tabular import iter_records
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
-from govconnect.citizens.optout import normalise_phone
 from govconnect.clock import utcnow
 from govconnect.notices.models import Category
 
@@ -33,19 +33,24 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in text.split(";") if part.strip()]
 
 
-def import_subscribers(session: Session, text: str) -> ImportReport:
-    """Create or update subscribers from CSV text; an unsubscribed person is never re-subscribed."""
+def import_subscribers(session: Session, source: Path | bytes | str) -> ImportReport:
+    """Create or update subscribers from a CSV/XLSX file (or CSV text); an unsubscribed person is never re-subscribed.
+
+    The table is read through `contacts.tabular` (limits, encodings); a file breaking a limit
+    raises `TabularError` mid-way, and the caller's transaction is rolled back.
+    """
     report = ImportReport()
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = {"phone", "openid"} - set(reader.fieldnames or [])
+    columns, records = iter_records(source)
+    missing = {"phone", "openid"} - set(columns)
     if len(missing) == 2:
         report.errors.append("header: need a phone or openid column / 需要 phone 或 openid 列")
         return report
     known = set(session.exec(select(Category.code)).all())
-    for line, row in enumerate(reader, start=2):
-        phone = normalise_phone(row.get("phone") or "") or None
+    for line, row in records:
+        raw_phone = (row.get("phone") or "").strip()
+        phone = normalise_mobile(raw_phone)
         openid = (row.get("openid") or "").strip() or None
-        if phone is not None and (len(phone) != 11 or not phone.startswith("1")):
+        if raw_phone and phone is None:
             report.errors.append(f"line {line}: invalid phone / 手机号无效")
             continue
         if phone is None and openid is None:

@@ -11,6 +11,7 @@ import logging
 from sqlmodel import Session, select
 
 from channels.sms_text import is_unsubscribe
+from contacts.phones import normalise_mobile
 from govconnect.citizens.models import Subscriber, SubscriberCategory
 from govconnect.clock import utcnow
 from govconnect.notices.models import Category
@@ -20,17 +21,16 @@ log = logging.getLogger("govconnect.citizens")
 
 
 def normalise_phone(phone: str) -> str:
-    """Mainland mobile number without +86/0086 prefixes or separators."""
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix) :]
-    return digits
+    """The mainland mobile as 11 ASCII digits, or '' (a thin wrapper over `contacts.phones.normalise_mobile`)."""
+    return normalise_mobile(phone) or ""
 
 
 def unsubscribe_phone(session: Session, phone: str, source: str) -> Subscriber | None:
     """Mark the subscriber with this number as unsubscribed; None when nobody has it."""
-    subscriber = session.exec(select(Subscriber).where(Subscriber.phone == normalise_phone(phone))).first()
+    number = normalise_mobile(phone)
+    if number is None:
+        return None
+    subscriber = session.exec(select(Subscriber).where(Subscriber.phone == number)).first()
     if subscriber is None:
         return None
     return leave(session, subscriber, source)

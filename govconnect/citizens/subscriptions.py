@@ -20,8 +20,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from contacts.phones import normalise_mobile
 from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
-from govconnect.citizens.optout import normalise_phone
 from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
 from govconnect.clock import utcnow
 from govconnect.errors import Invalid, RateLimited
@@ -46,8 +46,6 @@ CODE_MAX_ATTEMPTS = 5
 CODE_MIN_INTERVAL = timedelta(minutes=1)
 CODE_DAILY_LIMIT = 10
 CODE_TEXT = "您的订阅验证码为{code}，5分钟内有效，请勿告诉他人。"
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-PHONE_INPUT_RE = re.compile(r"^\+?[\d\s-]{11,20}$")
 PHONE_CHANNELS = ("sms", "voice")
 
 
@@ -85,8 +83,8 @@ def active_regions(session: Session) -> list[PublicRegion]:
 
 def valid_mobile(phone: str) -> str:
     """The normalised mainland mobile number, or Invalid."""
-    number = normalise_phone(phone)
-    if not PHONE_INPUT_RE.match(phone.strip()) or not MOBILE_RE.match(number):
+    number = normalise_mobile(phone)
+    if number is None:
         raise Invalid("invalid_phone", "请输入有效的 11 位手机号码 / invalid mobile number")
     return number
 
@@ -234,7 +232,10 @@ def subscribe_phone(session: Session, phone: str, prefs: Preferences, source: st
 
 def subscriber_by_phone(session: Session, phone: str) -> Subscriber | None:
     """The subscriber with this number, if any."""
-    return session.exec(select(Subscriber).where(Subscriber.phone == normalise_phone(phone))).first()
+    number = normalise_mobile(phone)
+    if number is None:
+        return None
+    return session.exec(select(Subscriber).where(Subscriber.phone == number)).first()
 
 
 def allowed_channels(subscriber: Subscriber) -> list[str]:
@@ -332,23 +333,68 @@ def mask_openid(openid: str | None) -> str:
     return openid[:3] + "****" + openid[-3:] if len(openid) > 6 else "****"
 
 
-def masked_rows(session: Session) -> Iterator[dict[str, str]]:
-    """Every subscriber as a masked export row (no full number or openid)."""
-    subscribers = session.exec(select(Subscriber).order_by(col(Subscriber.id))).all()
-    for sub in subscribers:
-        prefs = preferences_of(session, sub)
-        yield {
-            "id": str(sub.id),
-            "phone": mask_phone(sub.phone) if sub.phone else "",
-            "wechat_openid": mask_openid(sub.wechat_openid),
-            "status": sub.status,
-            "channels": ",".join(sub.channels),
-            "categories": ",".join(prefs.categories),
-            "regions": ",".join(prefs.regions),
-            "source": sub.source,
-            "created_at": sub.created_at.isoformat(),
-            "unsubscribed_at": sub.unsubscribed_at.isoformat() if sub.unsubscribed_at else "",
-        }
+def masked_rows(
+    session: Session, offset: int = 0, limit: int | None = None, page: int = 1000
+) -> Iterator[dict[str, str]]:
+    """Subscribers in id order as masked export rows (no full number or openid), from `offset`, at most `limit`.
+
+    Read a page at a time with the page's categories and regions in two more queries: three
+    statements per page whatever its size (one query per subscriber took 5 s for `limit=1` at 20,000).
+    """
+    after: int | None = None
+    left = limit
+    while left is None or left > 0:
+        size = page if left is None else min(page, left)
+        query = select(Subscriber).order_by(col(Subscriber.id)).limit(size)
+        if after is None:
+            query = query.offset(offset)
+        else:
+            query = query.where(col(Subscriber.id) > after)
+        subscribers = session.exec(query).all()
+        if not subscribers:
+            return
+        categories, regions = _choices_of(session, [s.id or 0 for s in subscribers])
+        for sub in subscribers:
+            yield _masked_row(sub, sorted(categories.get(sub.id or 0, [])), sorted(regions.get(sub.id or 0, [])))
+        after = subscribers[-1].id
+        if left is not None:
+            left -= len(subscribers)
+        if len(subscribers) < size:
+            return
+
+
+def _choices_of(session: Session, ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Categories and regions of these subscribers, by subscriber id."""
+    categories: dict[int, list[str]] = {}
+    for subscriber_id, category in session.exec(
+        select(SubscriberCategory.subscriber_id, SubscriberCategory.category).where(
+            col(SubscriberCategory.subscriber_id).in_(ids)
+        )
+    ).all():
+        categories.setdefault(subscriber_id, []).append(category)
+    regions: dict[int, list[str]] = {}
+    for subscriber_id, region in session.exec(
+        select(SubscriberRegion.subscriber_id, SubscriberRegion.region).where(
+            col(SubscriberRegion.subscriber_id).in_(ids)
+        )
+    ).all():
+        regions.setdefault(subscriber_id, []).append(region)
+    return categories, regions
+
+
+def _masked_row(sub: Subscriber, categories: list[str], regions: list[str]) -> dict[str, str]:
+    return {
+        "id": str(sub.id),
+        "phone": mask_phone(sub.phone) if sub.phone else "",
+        "wechat_openid": mask_openid(sub.wechat_openid),
+        "status": sub.status,
+        "channels": ",".join(sub.channels),
+        "categories": ",".join(categories),
+        "regions": ",".join(regions),
+        "source": sub.source,
+        "created_at": sub.created_at.isoformat(),
+        "unsubscribed_at": sub.unsubscribed_at.isoformat() if sub.unsubscribed_at else "",
+    }
 
 
 def unsubscribe_url(base_url: str, secret: str, subscriber_id: int) -> str:

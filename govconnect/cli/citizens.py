@@ -11,6 +11,7 @@ import typer
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from contacts.tabular import TabularError
 from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.publishing_models import PublicRegion
 from govconnect.citizens.subscriptions import ensure_defaults, masked_rows, purge_inactive
@@ -40,16 +41,19 @@ def _engine() -> Engine:
 
 @subscribers_app.command("import")
 def subscribers_import(
-    file: Annotated[Path, typer.Argument(help="CSV with columns phone, openid, name, categories, regions, channels")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV (UTF-8 / GB18030) or XLSX: phone, openid, name, categories, regions, channels")
+    ],
 ) -> None:
-    """Create or update subscribers from a CSV (lists separated by ';'); exit 1 if any row was refused."""
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read {file}: {exc}") from exc
+    """Create or update subscribers from a CSV or XLSX file (lists separated by ';'); exit 1 if any row was refused."""
+    if not file.is_file():
+        raise fail(f"文件不存在 / no such file: {file}")
     engine = _engine()
-    with session_scope(engine) as session:
-        report = import_subscribers(session, text)
+    try:
+        with session_scope(engine) as session:
+            report = import_subscribers(session, file)
+    except (TabularError, OSError) as exc:
+        raise fail(str(exc)) from exc
     for error in report.errors[:50]:
         typer.secho(error, err=True, fg=typer.colors.YELLOW)
     typer.echo(

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from contacts.demo_data import write_csv
 from contacts.directory import directory_index
-from contacts.importer import ImportFileError, export_rows, import_file, read_rows
+from contacts.importer import ImportFileError, count_rows, export_rows, import_file
 from contacts.service import rebuild_index
 from govconnect.cli.common import fail, load_settings, migrated_engine
 from govconnect.db import session_scope
@@ -46,16 +46,16 @@ def contacts_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8 / GB18
     settings, engine = _engine()
     started = time.monotonic()
     try:
-        _fields, rows = read_rows(file)
+        rows = count_rows(file)
+        ix = directory_index(settings.data_dir)
+        with session_scope(engine) as session:
+            if rows >= PROGRESS_FROM_ROWS and sys.stderr.isatty():
+                with typer.progressbar(length=rows, label="导入 / importing", file=sys.stderr) as bar:
+                    report = import_file(session, ix, file, progress=bar.update, checked=True)
+            else:
+                report = import_file(session, ix, file, checked=True)
     except ImportFileError as exc:
         raise fail(str(exc)) from exc
-    ix = directory_index(settings.data_dir)
-    with session_scope(engine) as session:
-        if len(rows) >= PROGRESS_FROM_ROWS and sys.stderr.isatty():
-            with typer.progressbar(length=len(rows), label="导入 / importing", file=sys.stderr) as bar:
-                report = import_file(session, ix, file, progress=bar.update)
-        else:
-            report = import_file(session, ix, file)
     for line, reason in report.failed:
         typer.secho(f"第 {line} 行 / line {line}: {reason}", err=True, fg=typer.colors.RED)
     typer.echo(

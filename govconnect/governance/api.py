@@ -173,6 +173,7 @@ async def notice_correct(
         utcnow(),
         actor_for(principal, request),
         corrects=original,
+        sees_staff_contacts=principal.has("contacts:write"),
     )
     return _answer(session, notice, 202)
 

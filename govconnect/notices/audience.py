@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy import String, and_, cast, exists, false, func, not_, or_, select
 from sqlalchemy.engine import Connection
 
-from contacts.like import starts_with
+from contacts.like import contains, starts_with
+from contacts.phones import normalise_mobile
 from govconnect.audiences.reader import FileRefused, read_table
 from govconnect.audiences.rows import RowReport, check_row, read_header
 from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
-from govconnect.citizens.optout import normalise_phone
 from govconnect.errors import Invalid
 
 S = Subscriber.__table__  # type: ignore[attr-defined]
@@ -60,11 +60,24 @@ def _subscriber_filter(spec: dict[str, Any], default_category: str) -> Any:
     return and_(*clauses)
 
 
-def count_subscribers(conn: Connection, spec: dict[str, Any], default_category: str) -> int:
-    """How many active subscribers the spec reaches (each person once)."""
-    return int(
-        conn.execute(select(func.count()).select_from(S).where(_subscriber_filter(spec, default_category))).scalar_one()
-    )
+def _subscriber_reachable(channels: list[str]) -> Any:
+    """Subscribers with an address on one of the notice's channels that they accept (as `subscriber_pages`)."""
+    # `channels` is a JSON list of fixed names: matching the quoted name works on both databases.
+    accepts = {name: contains(cast(S.c.channels, String), f'"{name}"') for name in ("sms", "voice", "wechat")}
+    clauses = [and_(S.c.phone.is_not(None), S.c.phone != "", accepts[c]) for c in ("sms", "voice") if c in channels]
+    if "wechat" in channels:
+        clauses.append(and_(S.c.wechat_openid.is_not(None), S.c.wechat_openid != "", accepts["wechat"]))
+    return or_(*clauses) if clauses else false()
+
+
+def count_subscribers(
+    conn: Connection, spec: dict[str, Any], default_category: str, channels: list[str] | None = None
+) -> int:
+    """How many active subscribers the spec reaches (each person once), on `channels` when given."""
+    where = _subscriber_filter(spec, default_category)
+    if channels is not None:
+        where = and_(where, _subscriber_reachable(channels))
+    return int(conn.execute(select(func.count()).select_from(S).where(where)).scalar_one())
 
 
 def subscriber_pages(
@@ -164,14 +177,21 @@ def _staff_filter(conn: Connection, spec: dict[str, Any]) -> Any:
     return or_(*clauses)
 
 
-def count_staff(conn: Connection, spec: dict[str, Any]) -> int:
-    """How many directory contacts the staff spec reaches."""
+def count_staff(conn: Connection, spec: dict[str, Any], channels: list[str] | None = None) -> int:
+    """How many directory contacts the staff spec reaches, on `channels` when given (as `staff_pages`)."""
     from contacts.models import Contact
 
     where = _staff_filter(conn, spec)
     if where is None:
         return 0
     c = Contact.__table__  # type: ignore[attr-defined]
+    if channels is not None:
+        reachable = []
+        if "sms" in channels or "voice" in channels:
+            reachable.append(and_(c.c.mobile.is_not(None), c.c.mobile != ""))
+        if "wecom" in channels:
+            reachable.append(and_(c.c.external_id.is_not(None), c.c.external_id != ""))
+        where = and_(where, or_(*reachable) if reachable else false())
     return int(conn.execute(select(func.count()).select_from(c).where(where)).scalar_one())
 
 
@@ -199,8 +219,8 @@ def staff_pages(
         out = []
         for _cid, name, mobile, external_id, department in rows:
             addresses: dict[str, str] = {}
-            phone = normalise_phone(mobile or "")
-            if len(phone) == 11:
+            phone = normalise_mobile(mobile)
+            if phone is not None:
                 addresses["sms"] = addresses["voice"] = phone
             if external_id:
                 addresses["wecom"] = external_id

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import String, cast, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -291,6 +291,23 @@ async def _enqueue_inserted(ctx: dict[str, Any], notice_id: str, inserted: list[
             await enqueue_send(ctx, notice_id, channel, ids[i : i + chunk], urgent)
 
 
+HELD_BACK = ("suppressed", "capped")
+
+
+def people_addressed(notice_ids: Any, statuses: tuple[str, ...] | None = None) -> Any:
+    """A query of distinct (notice, person) pairs among deliveries: a subscriber once whatever the channel,
+    anyone else once per address. `statuses` restricts the deliveries counted."""
+    person = func.coalesce("s" + cast(D.c.subscriber_id, String), D.c.recipient)
+    query = select(D.c.notice_id, person.label("person")).where(
+        D.c.notice_id.in_(notice_ids),
+        D.c.channel.in_(PEOPLE_CHANNELS),
+        D.c.status.not_in(HELD_BACK),  # suppressed or over the cap: never sent
+    )
+    if statuses is not None:
+        query = query.where(D.c.status.in_(statuses))
+    return query.distinct()
+
+
 def _finish_outbox(engine: Engine, notice_id: str, cursor: str, status: str | None) -> None:
     moment = utcnow()
     with engine.begin() as conn:
@@ -298,6 +315,15 @@ def _finish_outbox(engine: Engine, notice_id: str, cursor: str, status: str | No
             update(O).where(O.c.notice_id == notice_id, O.c.kind == "fanout").values(cursor=cursor, done_at=moment)
         )
         if status is not None:
+            # Now that every delivery is written, the count is what is sent: sources overlapping, a
+            # number twice in a CSV, or people without an address for a channel no longer count.
+            reached = select(func.count()).select_from(people_addressed([notice_id]).subquery()).scalar_subquery()
             change_status(
-                conn, notice_id, status, FANOUT, only_from=("accepted", "scheduled", "approved"), moment=moment
+                conn,
+                notice_id,
+                status,
+                FANOUT,
+                only_from=("accepted", "scheduled", "approved"),
+                moment=moment,
+                values={"recipient_count": reached},
             )

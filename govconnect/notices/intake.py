@@ -55,11 +55,13 @@ async def accept_and_enqueue(
     moment: datetime,
     actor: Actor,
     corrects: Notice | None = None,
+    *,
+    sees_staff_contacts: bool = False,
 ) -> tuple[Notice, bool]:
     """Accept the notice (validated, idempotent, audited), then queue its fan-out or tell its approvers."""
     # The database work runs in a thread so concurrent retries really race (and the loop stays free).
     notice, created = await run_in_threadpool(
-        partial(service.accept_notice, corrects=corrects),
+        partial(service.accept_notice, corrects=corrects, sees_staff_contacts=sees_staff_contacts),
         session,
         agency,
         data,

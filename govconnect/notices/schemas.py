@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from govconnect.api.params import RowId
 from govconnect.text_rules import MultilineText, Text, TitleText
 
 Channel = Literal["sms", "voice", "wechat", "wecom", "weibo", "site", "tv"]
@@ -26,9 +28,9 @@ class StaffAudience(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    departments: list[int] = Field(default_factory=list, max_length=200)
+    departments: list[RowId] = Field(default_factory=list, max_length=200)
     regions: list[Text] = Field(default_factory=list, max_length=200)
-    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    ids: list[RowId] = Field(default_factory=list, max_length=10_000)
 
 
 class AudienceSpec(BaseModel):
@@ -41,7 +43,7 @@ class AudienceSpec(BaseModel):
     csv: MultilineText | None = Field(
         default=None, description="CSV text with a 手机号/phone column and personalisation columns"
     )
-    lists: list[int] = Field(
+    lists: list[RowId] = Field(
         default_factory=list, max_length=20, description="Saved audience lists (POST /api/v1/audiences) by id"
     )
 
@@ -134,7 +136,7 @@ class NoticePage(BaseModel):
 
 
 class DeliveryPublic(BaseModel):
-    """One delivery; the recipient is masked unless the key may read subscribers."""
+    """One delivery; the recipient is masked unless the caller may see that person (`RecipientVisibility`)."""
 
     id: str
     channel: str
@@ -172,6 +174,26 @@ class CallbackInfo(BaseModel):
     url: str | None
     signing_secret: str | None
     signature_header: str = "X-GovConnect-Signature"
+
+
+@dataclass(frozen=True)
+class RecipientVisibility:
+    """Which delivery recipients a caller may see unmasked, by the directory's rules.
+
+    A delivery to a staff contact (its params carry `_staff`) is shown to callers who may see staff
+    contacts (`contacts:write` or a staff session); any other person (subscriber, uploaded CSV) to
+    callers with `subscribers:read`.
+    """
+
+    staff: bool
+    others: bool
+
+    def shown(self, recipient: str, params: dict[str, Any] | None) -> str:
+        """The recipient as this caller may see it."""
+        if recipient == "public":  # a Weibo post reaches no person
+            return recipient
+        is_staff = bool((params or {}).get("_staff"))
+        return recipient if (self.staff if is_staff else self.others) else mask_recipient(recipient)
 
 
 def mask_recipient(recipient: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, func, select, tuple_, update
+from sqlalchemy import String, and_, cast, func, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
@@ -34,6 +34,7 @@ from govconnect.notices.audience import (
     count_subscribers,
     parse_csv,
 )
+from govconnect.notices.fanout import people_addressed
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notice
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
@@ -45,6 +46,8 @@ from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
+# Delivery statuses meaning the message went to a provider (or is on its way there right now).
+HANDED_STATUSES = ("sending", "sent", "delivered", "failed", "unknown")
 N = Notice.__table__  # type: ignore[attr-defined]
 C = Category.__table__  # type: ignore[attr-defined]
 
@@ -95,7 +98,7 @@ def _normalise_send_at(send_at: datetime | None, moment: datetime) -> datetime |
 
 
 def _audience_size(
-    session: Session, agency: Agency, data: NoticeCreate
+    session: Session, agency: Agency, data: NoticeCreate, channels: list[str]
 ) -> tuple[int, set[str] | None, dict[str, Any] | None]:
     """People the audience reaches, the placeholders every source can fill (None: no source), the CSV's row report."""
     spec = data.audience
@@ -103,19 +106,20 @@ def _audience_size(
     fields: set[str] | None = None
     report: dict[str, Any] | None = None
     if spec.staff is not None:
-        total += count_staff(session.connection(), spec.staff.model_dump())
+        total += count_staff(session.connection(), spec.staff.model_dump(), channels)
         fields = set(STAFF_FIELDS)
     if spec.subscribers is not None:
         categories = spec.subscribers.categories or ([data.category] if data.category else [])
         _check_categories(session, categories)
-        total += count_subscribers(session.connection(), spec.subscribers.model_dump(), data.category)
+        total += count_subscribers(session.connection(), spec.subscribers.model_dump(), data.category, channels)
         fields = set(SUBSCRIBER_FIELDS) if fields is None else fields & SUBSCRIBER_FIELDS
     if spec.csv is not None:
         try:
             parsed = parse_csv(spec.csv)
         except AudienceError as exc:
             raise _invalid(exc.code, exc.message) from exc
-        total += len(parsed.rows)
+        if "sms" in channels or "voice" in channels:
+            total += len(parsed.rows)
         report = parsed.report.as_dict()
         csv_fields = set(parsed.columns)
         fields = csv_fields if fields is None else fields & csv_fields
@@ -149,11 +153,15 @@ def _check_categories(session: Session, categories: list[str]) -> None:
 def _check_daily_limit(session: Session, agency: Agency, requested: int, moment: datetime) -> None:
     local = moment.astimezone(SHANGHAI)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    used = session.exec(  # type: ignore[call-overload]
-        select(func.coalesce(func.sum(N.c.recipient_count), 0)).where(
-            N.c.agency_id == agency.id, N.c.created_at >= day_start, N.c.status != "cancelled"
-        )
+    today = and_(N.c.agency_id == agency.id, N.c.created_at >= day_start)
+    live = session.exec(  # type: ignore[call-overload]
+        select(func.coalesce(func.sum(N.c.recipient_count), 0)).where(today, N.c.status != "cancelled")
     ).scalar_one()
+    # A cancelled notice keeps using quota for what was handed to a provider (sent, in flight or
+    # final); only deliveries it never handed over (queued, then cancelled) are given back.
+    cancelled_today = select(N.c.id).where(today, N.c.status == "cancelled")
+    handed = people_addressed(cancelled_today, HANDED_STATUSES).subquery()
+    used = int(live) + int(session.exec(select(func.count()).select_from(handed)).scalar_one())  # type: ignore[call-overload]
     if used + requested > agency.daily_limit:
         next_day = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         raise RateLimited(
@@ -164,6 +172,32 @@ def _check_daily_limit(session: Session, agency: Agency, requested: int, moment:
         )
 
 
+def _check_staff_ids(session: Session, data: NoticeCreate, sees_staff_contacts: bool) -> None:
+    """Contacts addressed by id must be ones the caller may see in the directory.
+
+    Without `contacts:write` (or a staff session) only public contacts can be named; a staff-only
+    contact and a missing id get the same answer, so the answer reveals nothing either.
+    Departments and regions stay open to every sender: they address a unit, not a person.
+    """
+    from contacts.models import Contact
+
+    ids = sorted(set(data.audience.staff.ids)) if data.audience.staff is not None else []
+    if not ids:
+        return
+    contact = Contact.__table__  # type: ignore[attr-defined]
+    query = select(contact.c.id).where(contact.c.id.in_(ids))
+    if not sees_staff_contacts:
+        query = query.where(contact.c.visibility == "public")
+    visible = set(session.exec(query).scalars())  # type: ignore[call-overload]
+    hidden = [i for i in ids if i not in visible]
+    if hidden:
+        raise _invalid(
+            "unknown_contact",
+            "联系人不存在或无权查看 / Unknown contact, or not visible to this key",
+            {"ids": hidden[:100]},
+        )
+
+
 def validate_notice(
     session: Session,
     agency: Agency,
@@ -171,15 +205,17 @@ def validate_notice(
     settings: Settings,
     moment: datetime,
     extra_placeholders: frozenset[str] = frozenset(),
+    sees_staff_contacts: bool = False,
 ) -> dict[str, Any]:
     """Check a notice request; the normalised fields, or an Invalid error."""
     channels = _check_channels(data.channels)
+    _check_staff_ids(session, data, sees_staff_contacts)
     if data.category:
         _check_categories(session, [data.category])
     send_at = _normalise_send_at(data.send_at, moment)
     _check_lengths(data, channels, settings)
     people = [c for c in channels if c in PEOPLE_CHANNELS]
-    count, fields, report = _audience_size(session, agency, data)
+    count, fields, report = _audience_size(session, agency, data, channels)
     if "wecom" in people and data.audience.staff is None:
         raise _invalid("empty_audience", "企业微信只能发给工作人员 / WeCom reaches staff only", {"channel": "wecom"})
     if people and count == 0:
@@ -213,12 +249,14 @@ def accept_notice(
     moment: datetime,
     actor: Actor,
     *,
+    sees_staff_contacts: bool = False,
     apply_policy: bool = True,
     corrects: Notice | None = None,
     schedule_id: int | None = None,
 ) -> tuple[Notice, bool]:
     """Write the notice, its audit row and (unless it awaits sign-off) its outbox entry in one transaction.
 
+    `sees_staff_contacts`: the caller may see staff-only contacts (`contacts:write` or a staff session);
     `apply_policy=False` is for the application's own messages to staff (they need no sign-off);
     `corrects` links a correction to the notice it corrects; `schedule_id` an occurrence to its schedule.
     """
@@ -226,8 +264,8 @@ def accept_notice(
     if session.get_bind().dialect.name == "sqlite":
         session.rollback()  # hand the connection back while waiting for our turn
         with _SQLITE_ACCEPT_LOCK:
-            return _accept(session, agency, data, idempotency_key, settings, moment, actor, origin)
-    return _accept(session, agency, data, idempotency_key, settings, moment, actor, origin)
+            return _accept(session, agency, data, idempotency_key, settings, moment, actor, origin, sees_staff_contacts)
+    return _accept(session, agency, data, idempotency_key, settings, moment, actor, origin, sees_staff_contacts)
 
 
 @dataclass(frozen=True)
@@ -246,6 +284,7 @@ def _accept(
     moment: datetime,
     actor: Actor,
     origin: _Origin,
+    sees_staff_contacts: bool,
 ) -> tuple[Notice, bool]:
     digest = request_hash(data)
     if idempotency_key:
@@ -256,7 +295,13 @@ def _accept(
     if made_from is not None:
         data = made_from.notice
     checked = validate_notice(
-        session, agency, data, settings, moment, made_from.placeholders if made_from else frozenset()
+        session,
+        agency,
+        data,
+        settings,
+        moment,
+        made_from.placeholders if made_from else frozenset(),
+        sees_staff_contacts,
     )
     disposition = dispose(
         get_policy(session, agency.id or 0), checked["channels"], checked["count"], data.urgency == "urgent", moment

@@ -129,6 +129,7 @@ async def compose_submit(
             settings,
             utcnow(),
             Actor.staff(operator, client_ip(request)),
+            sees_staff_contacts=True,  # a signed-in operator sees the whole directory
         )
     except (ValidationError, DomainError) as exc:
         message = exc.message if isinstance(exc, DomainError) else "请填写标题、正文并至少选择一个渠道"

@@ -12,6 +12,7 @@ from contacts.directory import search_directory
 from contacts.models import Contact, Department
 from contacts.service import Tree
 from govconnect.api.deps import SessionDep, SettingsDep
+from govconnect.api.params import RowId
 from govconnect.web.rendering import TEMPLATES, error_page, render
 from govconnect.web.session import StaffDep
 from search.analyzer import QueryError
@@ -55,7 +56,7 @@ def staff_search_fragment(request: Request, settings: SettingsDep, staff: StaffD
 
 
 @router.get("/contacts/{contact_id}", response_class=HTMLResponse)
-def contact_card(request: Request, session: SessionDep, staff: StaffDep, contact_id: int) -> Response:
+def contact_card(request: Request, session: SessionDep, staff: StaffDep, contact_id: RowId) -> Response:
     """One contact with tel: and sms: links for office, mobile and short numbers."""
     contact = session.get(Contact, contact_id)
     if contact is None:
@@ -72,7 +73,7 @@ def department_tree(request: Request, session: SessionDep, staff: StaffDep) -> R
 
 
 @router.get("/departments/{department_id}", response_class=HTMLResponse)
-def department_page(request: Request, session: SessionDep, staff: StaffDep, department_id: int) -> Response:
+def department_page(request: Request, session: SessionDep, staff: StaffDep, department_id: RowId) -> Response:
     """A department's sub-departments and people."""
     dept = session.get(Department, department_id)
     if dept is None:

@@ -52,7 +52,7 @@ RELEVANCE = [
     ("值班员", "李强", "李强"),
     ("2345", "张伟", "张伟"),  # office phone tail
     ("0570-4011111", "曾小明", "曾小明"),  # whole office number
-    ("6688", "赵敏", "张伟"),  # 张伟's mobile ends in 6688 too: only privileged callers match it
+    ("6688", "赵敏", "赵敏"),  # 张伟's mobile ends in 6688 too (privileged only); the 局长 ranks first
     ("667788", None, "李强"),  # short number: staff only
     ("13700005555", None, "李强"),  # mobile: staff only
 ]

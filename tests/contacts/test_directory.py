@@ -67,6 +67,7 @@ def test_privacy_public_never_sees_private_numbers(loaded: Path) -> None:
             assert not {"mobile", "short_number", "email"} & set(item), item
             assert item["visibility"] == "public"
             assert "13912346688" not in str(item) and "661234" not in str(item)
+    assert [i["name"] for i in search_directory(loaded, "6688", privileged=True).items] == ["赵敏", "张伟"]
     # The mobile tail matches only for staff, and the highlight shows where.
     assert search_directory(loaded, "13912346688", privileged=False).total == 0
     staff = search_directory(loaded, "13912346688", privileged=True)

@@ -64,7 +64,7 @@ def test_search_shape_and_ranking(client: TestClient) -> None:
     r = client.get("/api/v1/contacts/search", params={"q": "张伟"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"total", "items", "took_ms"}
+    assert set(body) == {"total", "items", "took_ms", "fallback"} and body["fallback"] is None
     assert body["total"] == 3 and isinstance(body["took_ms"], float)
     assert [i["name"] for i in body["items"]] == ["张伟", "张伟明", "章薇"]  # exact, prefix, homophone
     first = body["items"][0]
@@ -116,15 +116,28 @@ def test_privileged_viewers_see_mobile_short_and_staff_contacts(
         {"q": "！！"},
         {"limit": "0", "q": "a"},
         {"q": "x", "offset": "-1"},
+        {"q": "应机局" * 33},
+        {"q": "\u202e经信局"},
     ],
 )
-def test_bad_queries_are_4xx_or_empty(client: TestClient, params: dict[str, str]) -> None:
-    r = client.get("/api/v1/contacts/search", params=params)
+@pytest.mark.parametrize("who", ["public", "staff"])
+def test_bad_queries_are_4xx_or_empty(
+    client: TestClient, keys: dict[str, str], params: dict[str, str], who: str
+) -> None:
+    headers = {"x-test-staff": "clerk"} if who == "staff" else {}
+    r = client.get("/api/v1/contacts/search", params=params, headers=headers)
     assert r.status_code in (200, 400, 422), r.text
     if r.status_code == 200:
         assert r.json()["total"] == 0
     else:
         assert r.json()["error"]["code"] in ("query_empty", "query_too_long", "validation_error")
+
+
+def test_a_fallback_answer_says_so(client: TestClient) -> None:
+    body = client.get("/api/v1/contacts/search", params={"q": "赵敏 值班员"}).json()
+    assert body["fallback"] == "fewer_terms" and [i["name"] for i in body["items"]] == ["赵敏"]
+    body = client.get("/api/v1/contacts/search", params={"q": "应机指挥中心"}).json()
+    assert body["fallback"] == "homophones" and [i["name"] for i in body["items"]] == ["张伟明"]
 
 
 def test_department_filter(client: TestClient) -> None:

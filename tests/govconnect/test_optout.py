@@ -1,7 +1,8 @@
 from sqlmodel import Session, select
 
+from contacts.phones import normalise_mobile
 from govconnect.citizens.models import Subscriber
-from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow, normalise_phone
+from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
 
 
 def test_sms_reply_unsubscribes(session: Session) -> None:
@@ -27,6 +28,6 @@ def test_wechat_unfollow_and_refollow(session: Session) -> None:
     assert handle_wechat_follow(session, "nobody", followed=False) is None
 
 
-def test_normalise_phone() -> None:
-    assert normalise_phone("+86 138-0000-1111") == "13800001111"
-    assert normalise_phone("008613800001111") == "13800001111"
+def test_normalise_mobile() -> None:
+    assert normalise_mobile("+86 138-0000-1111") == "13800001111"
+    assert normalise_mobile("008613800001111") == "13800001111"

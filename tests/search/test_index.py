@@ -118,3 +118,11 @@ def test_parallel_rebuild_gives_the_same_answers(tmp_path: Path) -> None:
     assert ix.search("科长").total == 150 and ix.search("张").total == 100
     ix.upsert([person(1, "赵一")])  # incremental writes still work on a multi-segment index
     assert ix.search("赵一").total == 1 and ix.search("李").total == 99  # id 1 was 李1
+
+
+def test_an_index_that_was_never_written_answers_empty(tmp_path: Path) -> None:
+    """A new node's fresh data dir: every kind of query finds nothing, none fails."""
+    ix = DirectoryIndex(tmp_path / "new")
+    for query in ("张伟", "zw", "张w", "6688", "经信局", "秘书科科长", "规化科"):
+        assert ix.search(query).total == 0
+    assert ix.search("", department="办公室").total == 0

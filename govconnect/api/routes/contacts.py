@@ -12,12 +12,15 @@ from sqlmodel import Session, col, select
 
 from contacts import crud
 from contacts.directory import directory_index, search_directory
+from contacts.index_sync import follower_for
 from contacts.models import Contact, Department
 from contacts.service import DirectoryError, Tree
 from govconnect.api.deps import Principal, SessionDep, ViewerDep, require_scope
+from govconnect.api.params import Offset, RowId
 from govconnect.errors import ApiError
 from govconnect.text_rules import Text, TitleText
 from search.analyzer import QueryError
+from search.engine import Fallback
 from search.index import DirectoryIndex
 
 log = logging.getLogger("govconnect.directory")
@@ -26,18 +29,28 @@ WriterDep = Annotated[Principal, Depends(require_scope("contacts:write"))]
 
 
 async def warm_directory(app: Any) -> None:
-    """Startup hook: open the index and load jieba in the background, so the first search is fast."""
+    """Startup hook: open the index and load jieba in the background, so the first search is fast;
+    then follow the database's change log, so changes made through other nodes reach this one."""
+    ix = directory_index(app.state.settings.data_dir)
+    follower = follower_for(app.state.engine, ix)
 
     def warm() -> None:
         try:
-            ix = directory_index(app.state.settings.data_dir)
             with ix.snapshots.use():
                 pass
             ix.segmenter.cut("衢州")
         except Exception:  # noqa: BLE001 - warming is best effort; a search reports real problems
             log.warning("directory index warm-up failed", exc_info=True)
 
+    async def stop_following(_app: Any) -> None:
+        follower.stop(timeout=2.0)
+
     threading.Thread(target=warm, name="directory-warmup", daemon=True).start()
+    # In-process test apps share one database whose tables the tests empty between them: they do not
+    # follow it (the follower is tested directly, and with real `serve` processes in test_index_nodes).
+    if not app.state.settings.test_mode:
+        app.state.shutdown_hooks.append(stop_following)
+        follower.start()
 
 
 def _index(request: Request) -> DirectoryIndex:
@@ -51,7 +64,7 @@ class ContactCreate(BaseModel):
 
     name: TitleText = Field(min_length=1, max_length=50)
     department: Text | None = Field(default=None, max_length=500)
-    department_id: int | None = None
+    department_id: RowId | None = None
     position: Text = Field(default="", max_length=100)
     office_phone: Text = Field(default="", max_length=40)
     mobile: Text = Field(default="", max_length=20)
@@ -70,7 +83,7 @@ class ContactUpdate(BaseModel):
 
     name: TitleText | None = Field(default=None, min_length=1, max_length=50)
     department: Text | None = Field(default=None, max_length=500)
-    department_id: int | None = None
+    department_id: RowId | None = None
     position: Text | None = Field(default=None, max_length=100)
     office_phone: Text | None = Field(default=None, max_length=40)
     mobile: Text | None = Field(default=None, max_length=20)
@@ -88,7 +101,7 @@ class DepartmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: TitleText = Field(min_length=1, max_length=100)
-    parent_id: int | None = None
+    parent_id: RowId | None = None
     aliases: list[Text] = Field(default_factory=list, max_length=20)
     sort_order: int | None = Field(default=None, ge=0, le=100_000)
     region: Text | None = Field(default=None, max_length=50)
@@ -100,7 +113,7 @@ class DepartmentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: TitleText | None = Field(default=None, min_length=1, max_length=100)
-    parent_id: int | None = None
+    parent_id: RowId | None = None
     aliases: list[Text] | None = Field(default=None, max_length=20)
     sort_order: int | None = Field(default=None, ge=0, le=100_000)
 
@@ -122,6 +135,9 @@ class SearchResponse(BaseModel):
     total: int
     items: list[dict[str, Any]]
     took_ms: float
+    fallback: Fallback | None = Field(
+        default=None, description="null: exact hits; else nothing matched every word and this fallback answered"
+    )
 
 
 def _contact_out(record: dict[str, Any], privileged: bool) -> dict[str, Any]:
@@ -168,16 +184,16 @@ def contacts_search(
         )
     except QueryError as exc:
         raise ApiError(400, exc.code, exc.message) from exc
-    return SearchResponse(total=result.total, items=result.items, took_ms=result.took_ms)
+    return SearchResponse(total=result.total, items=result.items, took_ms=result.took_ms, fallback=result.fallback)
 
 
 @router.get("/contacts", summary="List contacts (optionally of a department and its sub-departments)")
 def contacts_list(
     session: SessionDep,
     viewer: ViewerDep,
-    department_id: int | None = None,
+    department_id: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """A page of contacts in id order."""
     tree = Tree.load(session)
@@ -191,7 +207,7 @@ def contacts_list(
 
 
 @router.get("/contacts/{contact_id}", summary="One contact")
-def contacts_get(contact_id: int, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
+def contacts_get(contact_id: RowId, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
     """A contact; a staff-only contact is 404 to public callers."""
     contact = _visible_contact(session, contact_id, viewer.privileged)
     return _contact_out(Tree.load(session).record(contact).display(), viewer.privileged)
@@ -211,7 +227,7 @@ def contacts_create(body: ContactCreate, request: Request, session: SessionDep, 
 
 @router.patch("/contacts/{contact_id}", summary="Change a contact (contacts:write)")
 def contacts_update(
-    contact_id: int, body: ContactUpdate, request: Request, session: SessionDep, _w: WriterDep
+    contact_id: RowId, body: ContactUpdate, request: Request, session: SessionDep, _w: WriterDep
 ) -> dict[str, Any]:
     """Change and re-index a contact."""
     contact = _visible_contact(session, contact_id, True)
@@ -223,7 +239,7 @@ def contacts_update(
 
 
 @router.delete("/contacts/{contact_id}", status_code=204, summary="Delete a contact (contacts:write)")
-def contacts_delete(contact_id: int, request: Request, session: SessionDep, _w: WriterDep) -> Response:
+def contacts_delete(contact_id: RowId, request: Request, session: SessionDep, _w: WriterDep) -> Response:
     """Delete a contact and drop it from the index."""
     crud.delete_contact(session, _index(request), _visible_contact(session, contact_id, True))
     return Response(status_code=204)
@@ -249,7 +265,7 @@ def departments_list(session: SessionDep, _viewer: ViewerDep) -> list[Department
 
 
 @router.get("/departments/{department_id}", response_model=DepartmentPublic, summary="One department")
-def departments_get(department_id: int, session: SessionDep, _viewer: ViewerDep) -> DepartmentPublic:
+def departments_get(department_id: RowId, session: SessionDep, _viewer: ViewerDep) -> DepartmentPublic:
     """A department."""
     dept = session.get(Department, department_id)
     if dept is None:
@@ -273,7 +289,7 @@ def departments_create(
 
 @router.patch("/departments/{department_id}", response_model=DepartmentPublic, summary="Change a department")
 def departments_update(
-    department_id: int, body: DepartmentUpdate, request: Request, session: SessionDep, _w: WriterDep
+    department_id: RowId, body: DepartmentUpdate, request: Request, session: SessionDep, _w: WriterDep
 ) -> DepartmentPublic:
     """Rename, move, re-alias or re-order (contacts:write); contacts below are re-indexed."""
     dept = session.get(Department, department_id)
@@ -287,7 +303,7 @@ def departments_update(
 
 
 @router.delete("/departments/{department_id}", status_code=204, summary="Delete an empty department")
-def departments_delete(department_id: int, request: Request, session: SessionDep, _w: WriterDep) -> Response:
+def departments_delete(department_id: RowId, request: Request, session: SessionDep, _w: WriterDep) -> Response:
     """Delete a department without sub-departments or contacts (contacts:write)."""
     dept = session.get(Department, department_id)
     if dept is None:

@@ -29,7 +29,7 @@ from govconnect.notices.schemas import (
     NoticeCreate,
     NoticePage,
     NoticePublic,
-    mask_recipient,
+    RecipientVisibility,
 )
 
 log = logging.getLogger("govconnect.notices")
@@ -59,6 +59,7 @@ async def create_notice(
         settings,
         moment,
         actor_for(principal, request),
+        sees_staff_contacts=principal.has("contacts:write"),
     )
     payload = await run_in_threadpool(service.notice_public, session, notice, not created)
     if created:
@@ -122,11 +123,15 @@ def notice_deliveries(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveryPage | StreamingResponse:
-    """Deliveries of a notice; recipients are masked unless the key has `subscribers:read`."""
+    """Deliveries of a notice; each recipient is shown only to keys that may see that person.
+
+    Subscribers (and uploaded CSV numbers) need `subscribers:read`; staff contacts need
+    `contacts:write`, as in the directory. Everyone else sees them masked.
+    """
     if status is not None and status not in DELIVERY_STATUSES:
         raise ApiError(422, "validation_error", details={"status": status, "allowed": list(DELIVERY_STATUSES)})
     notice = service.get_notice(session, principal.agency, notice_id)
-    reveal = principal.has("subscribers:read")
+    reveal = RecipientVisibility(staff=principal.has("contacts:write"), others=principal.has("subscribers:read"))
     if format == "csv":
         every = service.iter_deliveries(request.app.state.engine, notice.id, status, channel)
         return StreamingResponse(
@@ -139,12 +144,12 @@ def notice_deliveries(
     return DeliveryPage(items=items, total=total, page=page, page_size=page_size)
 
 
-def _delivery_public(r: Any, reveal: bool) -> DeliveryPublic:
+def _delivery_public(r: Any, reveal: RecipientVisibility) -> DeliveryPublic:
     return DeliveryPublic(
         id=r.id,
         channel=r.channel,
         provider=r.provider,
-        recipient=r.recipient if reveal else mask_recipient(r.recipient),
+        recipient=reveal.shown(r.recipient, r.params),
         status=r.status,
         attempts=r.attempts,
         parts=r.parts,

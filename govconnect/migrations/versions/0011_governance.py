@@ -1,7 +1,7 @@
 """governance: notice sign-off and retraction columns, approvals, agency policy, schedules, the audit log
 
 Revision ID: 0011
-Revises: 0013
+Revises: 0014
 
 The audit table is append-only: the application refuses UPDATE and DELETE on it (see
 `govconnect/audit/models.py`), and the database refuses them too — on PostgreSQL a row trigger
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

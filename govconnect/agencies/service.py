@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from govconnect.agencies.models import ROLES, SCOPES, Agency, ApiKey, StaffUser
+from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
 from govconnect.errors import Conflict, Invalid, NotFound
 from govconnect.security import (
@@ -90,13 +91,18 @@ def normalise_scopes(scopes: Sequence[str]) -> list[str]:
     return sorted(result)
 
 
-def create_api_key(session: Session, agency: Agency, scopes: Sequence[str], name: str = "") -> IssuedKey:
-    """Issue a new key for an agency; only its hash is stored."""
+def create_api_key(
+    session: Session, agency: Agency, scopes: Sequence[str], name: str = "", actor: Actor | None = None
+) -> IssuedKey:
+    """Issue a new key for an agency (audited; the command line unless `actor` says who); only its hash is stored."""
     assert agency.id is not None
     key, prefix, key_hash = generate_api_key()
     record = ApiKey(agency_id=agency.id, prefix=prefix, key_hash=key_hash, scopes=normalise_scopes(scopes), name=name)
     session.add(record)
     session.flush()
+    record_audit(
+        session, actor or Actor.cli(agency.id), "key_create", "api_key", prefix, {"scopes": record.scopes}, agency.id
+    )
     return IssuedKey(key=key, record=record)
 
 
@@ -107,8 +113,8 @@ def list_api_keys(session: Session, agency: Agency) -> Sequence[ApiKey]:
     ).all()
 
 
-def revoke_api_key(session: Session, prefix: str) -> ApiKey:
-    """Revoke the key with this display prefix."""
+def revoke_api_key(session: Session, prefix: str, actor: Actor | None = None) -> ApiKey:
+    """Revoke the key with this display prefix (audited; the command line unless `actor` says who)."""
     record = session.exec(select(ApiKey).where(ApiKey.prefix == prefix.strip())).first()
     if record is None:
         raise NotFound("key_not_found", f"密钥不存在 / no key with prefix {prefix!r}")
@@ -116,6 +122,9 @@ def revoke_api_key(session: Session, prefix: str) -> ApiKey:
         record.revoked_at = utcnow()
         session.add(record)
         session.flush()
+        record_audit(
+            session, actor or Actor.cli(record.agency_id), "key_revoke", "api_key", record.prefix, {}, record.agency_id
+        )
     return record
 
 

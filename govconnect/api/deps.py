@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from govconnect.agencies.models import Agency, ApiKey, StaffUser
 from govconnect.agencies.service import lookup_api_key
-from govconnect.audit.record import Actor
+from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.settings import Settings
@@ -132,6 +132,14 @@ def client_address(request: Request) -> str:
 def actor_for(principal: Principal, request: Request) -> Actor:
     """The audit actor for an API call: the key's prefix, its agency, the client's address."""
     return Actor.api_key(principal.key, client_address(request))
+
+
+def audit_call(
+    session: Session, principal: Principal, request: Request, action: str, target: str, changes: dict[str, Any]
+) -> None:
+    """Audit an API call's change in its transaction; `target` is "type:id" (e.g. "template:7")."""
+    target_type, _, target_id = target.partition(":")
+    record_audit(session, actor_for(principal, request), action, target_type, target_id, changes)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

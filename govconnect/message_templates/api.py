@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from govconnect.api.deps import Principal, SessionDep, SettingsDep, require_scope
+from govconnect.api.deps import Principal, SessionDep, SettingsDep, audit_call, require_scope
 from govconnect.message_templates import senders, service
 from govconnect.message_templates.schemas import (
     PreviewRequest,
@@ -28,16 +28,18 @@ Admin = Annotated[Principal, Depends(require_scope("admin"))]
 TemplateId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def audit(principal: Principal, action: str, target: str, changes: dict[str, Any]) -> None:
-    """Record who changed a template or sender (the shared audit log takes over this call once available)."""
-    log.info("audit %s %s by key %s of agency %s", action, target, principal.key.prefix, principal.agency.id)
-
-
 @router.post("/templates", status_code=201, response_model=TemplatePublic, summary="Create a template")
-def template_create(body: TemplateCreate, principal: Writer, session: SessionDep) -> TemplatePublic:
+def template_create(request: Request, body: TemplateCreate, principal: Writer, session: SessionDep) -> TemplatePublic:
     """A new template at version 1."""
     template, version = service.create_template(session, principal.agency.id or 0, body)
-    audit(principal, "template.create", f"template:{template.id}", {"version": 1, "name": body.name})
+    audit_call(
+        session,
+        principal,
+        request,
+        "template_change",
+        f"template:{template.id}",
+        {"op": "create", "version": 1, "name": body.name},
+    )
     session.commit()
     return service.public(template, version)
 
@@ -68,27 +70,40 @@ def template_detail(
 
 @router.patch("/templates/{template_id}", response_model=TemplatePublic, summary="Edit a template (new version)")
 def template_update(
-    template_id: TemplateId, body: TemplateUpdate, principal: Writer, session: SessionDep
+    request: Request, template_id: TemplateId, body: TemplateUpdate, principal: Writer, session: SessionDep
 ) -> TemplatePublic:
     """Write the next version; notices already made keep the version they used."""
     template = service.get_template(session, principal.agency.id or 0, template_id)
     before, after = service.update_template(session, template, body)
-    audit(
+    audit_call(
+        session,
         principal,
-        "template.update",
+        request,
+        "template_change",
         f"template:{template_id}",
-        {"version": [before.version, after.version], "fields": sorted(body.model_dump(exclude_none=True))},
+        {
+            "op": "update",
+            "version": [before.version, after.version],
+            "fields": sorted(body.model_dump(exclude_none=True)),
+        },
     )
     session.commit()
     return service.public(template, after)
 
 
 @router.delete("/templates/{template_id}", status_code=204, summary="Delete a template")
-def template_delete(template_id: TemplateId, principal: Writer, session: SessionDep) -> Response:
+def template_delete(request: Request, template_id: TemplateId, principal: Writer, session: SessionDep) -> Response:
     """Hide the template; notices made from it keep their version."""
     template = service.get_template(session, principal.agency.id or 0, template_id)
     service.delete_template(session, template)
-    audit(principal, "template.delete", f"template:{template_id}", {"version": template.version})
+    audit_call(
+        session,
+        principal,
+        request,
+        "template_change",
+        f"template:{template_id}",
+        {"op": "delete", "version": template.version},
+    )
     session.commit()
     return Response(status_code=204)
 
@@ -117,7 +132,7 @@ def sender_get(principal: Admin, session: SessionDep) -> SenderSettings:
 
 
 @router.put("/agencies/me/sender", response_model=SenderSettings, summary="Set the agency's SMS sender")
-def sender_put(body: SenderSettings, principal: Admin, session: SessionDep) -> SenderSettings:
+def sender_put(request: Request, body: SenderSettings, principal: Admin, session: SessionDep) -> SenderSettings:
     """Set the agency's own signature (e.g. 衢州市应急管理局) and Alibaba template code."""
     row = senders.save_sender(
         session,
@@ -126,7 +141,9 @@ def sender_put(body: SenderSettings, principal: Admin, session: SessionDep) -> S
         body.sms_template_code,
         body.urgent_ignores_suppression,
     )
-    audit(principal, "sender.update", f"agency:{principal.agency.id}", body.model_dump())
+    audit_call(
+        session, principal, request, "settings_change", f"agency:{principal.agency.id}", {"sender": body.model_dump()}
+    )
     session.commit()
     return SenderSettings(
         sms_sign_name=row.sms_sign_name,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from govconnect.api.deps import Principal, SessionDep, SettingsDep, require_scope
+from govconnect.api.deps import Principal, SessionDep, SettingsDep, audit_call, require_scope
 from govconnect.audiences.rows import MOBILE
 from govconnect.citizens.optout import normalise_phone
 from govconnect.errors import ApiError
@@ -65,11 +65,6 @@ def _mobile(phone: str) -> str:
     return number
 
 
-def audit(principal: Principal, action: str, target: str, changes: dict[str, Any]) -> None:
-    """Record who changed the list (the shared audit log takes over this call once it is available)."""
-    log.info("audit %s %s by key %s of agency %s", action, target, principal.key.prefix, principal.agency.id)
-
-
 @router.get("/suppressions", response_model=SuppressionPage, summary="The suppression list")
 def suppressions_list(
     principal: Reader,
@@ -87,7 +82,7 @@ def suppressions_list(
 
 @router.post("/suppressions", response_model=SuppressionPublic, status_code=201, summary="Suppress a number")
 def suppressions_add(
-    body: SuppressionCreate, principal: Operator, session: SessionDep, settings: SettingsDep
+    request: Request, body: SuppressionCreate, principal: Operator, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
     """Stop normal notices to a number from every agency (201; 200 when it was already on the list)."""
     number = _mobile(body.phone)
@@ -95,8 +90,13 @@ def suppressions_add(
         session, settings.secret_key.get_secret_value(), number, "operator", body.reason, principal.agency.id
     )
     if created:
-        audit(
-            principal, "suppression.add", f"suppression:{entry.id}", {"phone": entry.phone_hint, "reason": body.reason}
+        audit_call(
+            session,
+            principal,
+            request,
+            "suppression_change",
+            f"suppression:{entry.id}",
+            {"op": "add", "phone": entry.phone_hint, "reason": body.reason},
         )
     session.commit()
     return JSONResponse(_public(entry).model_dump(mode="json"), status_code=201 if created else 200)
@@ -104,15 +104,20 @@ def suppressions_add(
 
 @router.delete("/suppressions/{entry_id}", status_code=204, summary="Remove a number from the list")
 def suppressions_remove(
-    entry_id: Annotated[int, Path(ge=1, le=2**31 - 1)], principal: Operator, session: SessionDep
+    request: Request, entry_id: Annotated[int, Path(ge=1, le=2**31 - 1)], principal: Operator, session: SessionDep
 ) -> Response:
     """Let normal notices reach the number again (audited)."""
     entry = service.entry_by_id(session, entry_id)
     if entry is None:
         raise ApiError(404, "not_found")
     service.remove(session, entry)
-    audit(
-        principal, "suppression.remove", f"suppression:{entry_id}", {"phone": entry.phone_hint, "source": entry.source}
+    audit_call(
+        session,
+        principal,
+        request,
+        "suppression_change",
+        f"suppression:{entry_id}",
+        {"op": "remove", "phone": entry.phone_hint, "source": entry.source},
     )
     session.commit()
     return Response(status_code=204)

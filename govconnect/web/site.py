@@ -10,13 +10,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from govconnect.agencies.models import Agency
 from govconnect.agencies.service import authenticate_staff
 from govconnect.api.deps import SessionDep, SettingsDep
+from govconnect.audit.record import Actor, record_audit
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.governance.retraction import correction_of
 from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
 from govconnect.web.queries import category_names, public_notices, retracted_public_notice, visible_notice
 from govconnect.web.rendering import error_page, public_page, render
-from govconnect.web.session import csrf_ok, login_failed, login_succeeded, login_wait, sign_in, sign_out
+from govconnect.web.session import (
+    client_ip,
+    csrf_ok,
+    current_staff,
+    login_failed,
+    login_succeeded,
+    login_wait,
+    sign_in,
+    sign_out,
+)
 from govconnect.web.weibo_view import recent_posts
 
 router = APIRouter(prefix="/m", include_in_schema=False)
@@ -134,6 +144,7 @@ def login_submit(
         return render(request, "login.html", {**context, "message": "用户名或密码错误"}, status_code=401)
     login_succeeded(request, username)
     sign_in(request, session, user)
+    record_audit(session, Actor.staff(user, client_ip(request)), "sign_in", "staff_user", user.id or "")
     session.commit()
     return RedirectResponse(_safe_next(next), status_code=303)
 
@@ -144,6 +155,9 @@ def logout(request: Request, session: SessionDep, csrf: Annotated[Text, Form(max
     """End the staff session (on the server: a copied cookie stops working too)."""
     if not csrf_ok(request, csrf):
         return error_page(request, 400, "页面已过期", "Form expired; reload the page.")
+    user = current_staff(request)
     sign_out(request, session)
+    if user is not None:
+        record_audit(session, Actor.staff(user, client_ip(request)), "sign_out", "staff_user", user.id or "")
     session.commit()
     return RedirectResponse("/m/", status_code=303)

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, require_scope
+from govconnect.api.params import RowId
 from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.governance import retraction, schedules, signoff
@@ -221,13 +222,13 @@ def schedule_list(principal: Reader, session: SessionDep) -> list[SchedulePublic
 
 
 @router.get("/schedules/{schedule_id}", response_model=SchedulePublic, summary="A recurring notice")
-def schedule_detail(schedule_id: int, principal: Reader, session: SessionDep) -> SchedulePublic:
+def schedule_detail(schedule_id: RowId, principal: Reader, session: SessionDep) -> SchedulePublic:
     """One recurring notice and the notices it has created."""
     return _schedule_public(session, schedules.get_schedule(session, principal.agency, schedule_id))
 
 
 @router.delete("/schedules/{schedule_id}", response_model=SchedulePublic, summary="Stop a recurring notice")
-def schedule_cancel(request: Request, schedule_id: int, principal: Sender, session: SessionDep) -> SchedulePublic:
+def schedule_cancel(request: Request, schedule_id: RowId, principal: Sender, session: SessionDep) -> SchedulePublic:
     """No more occurrences; those created and not started are cancelled."""
     actor = actor_for(principal, request)
     schedule = schedules.cancel_schedule(session, principal.agency, schedule_id, actor, utcnow())

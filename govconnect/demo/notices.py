@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -28,6 +29,23 @@ REGIONS = ["柯城区", "衢江区", "江山市", "龙游县", "常山县", "开
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 DEMO_SUBSCRIBERS = 300
 DEMO_AGENCIES = [("qz-yjj", "衢州市应急管理局"), ("qz-rsj", "衢州市人力资源和社会保障局")]
+# The example broadcasts the demo prints. SMS and WeChat greet each person by name; the site shows
+# the public text (市民您好：…) in the audience's region (govconnect/notices/publication.py).
+FLOOD_NOTICE: dict[str, Any] = {
+    "title": "江山市防汛紧急预警",
+    "body": "((name))您好：江山市今夜至明晨有大暴雨，请远离河道和低洼地带，注意安全。",
+    "category": "yjyj",
+    "urgency": "urgent",
+    "channels": ["sms", "voice", "wechat", "site"],
+    "audience": {"subscribers": {"categories": ["yjyj"], "regions": ["江山市"]}},
+}
+POLICY_NOTICE: dict[str, Any] = {
+    "title": "2026年度社保缴费基数调整",
+    "body": "((name))您好：2026年度社保缴费基数已调整，详情请查看政策解读。",
+    "category": "sbyl",
+    "channels": ["sms", "wechat", "site"],
+    "audience": {"subscribers": {"categories": ["sbyl"]}},
+}
 
 
 def seed_categories(engine: Engine) -> None:
@@ -82,21 +100,7 @@ def seed_notice_demo(engine: Engine, settings: Settings, info: object) -> None:
     seed_categories(engine)
     seed_subscribers(engine)
     keys = {code: _demo_key(engine, code, name) for code, name in DEMO_AGENCIES}
-    flood = {
-        "title": "江山市防汛紧急预警",
-        "body": "((name))您好：江山市今夜至明晨有大暴雨，请远离河道和低洼地带，注意安全。",
-        "category": "yjyj",
-        "urgency": "urgent",
-        "channels": ["sms", "voice", "wechat", "site"],
-        "audience": {"subscribers": {"categories": ["yjyj"], "regions": ["江山市"]}},
-    }
-    policy = {
-        "title": "2026年度社保缴费基数调整",
-        "body": "((name))您好：2026年度社保缴费基数已调整，详情请查看政策解读。",
-        "category": "sbyl",
-        "channels": ["sms", "wechat", "site"],
-        "audience": {"subscribers": {"categories": ["sbyl"]}},
-    }
+    flood, policy = FLOOD_NOTICE, POLICY_NOTICE
     notes = getattr(info, "notes", None)
     if notes is None:
         return

@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 from channels.base import MessageKind, OutboundMessage
 from govconnect.message_templates.models import NoticeTemplateUse
 from govconnect.message_templates.senders import sms_identity
+from govconnect.notices.models import PUBLIC_CHANNELS
 from govconnect.notices.policy import render
+from govconnect.notices.publication import public_text
 
 U = NoticeTemplateUse.__table__  # type: ignore[attr-defined]
 UNSUBSCRIBE_PLACEHOLDER = "unsubscribe_url"
@@ -57,8 +59,10 @@ def build_message(
     if unsubscribe_url:
         values[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe_url
     variant = profile.variant
-    title = render(notice.title, values)
-    text = render(str(variant.get("text") or notice.body), values)
+    # A public post (Weibo) has no recipient to fill a placeholder for: it carries the public text.
+    fill = public_text if channel in PUBLIC_CHANNELS else (lambda template: render(template, values))
+    title = fill(notice.title)
+    text = fill(str(variant.get("text") or notice.body))
     template_code = ""
     template_params: dict[str, str] = {}
     if channel == "sms":

@@ -217,7 +217,7 @@ async def fanout_notice(ctx: dict[str, Any], notice_id: str) -> dict[str, int]:
             created += len(inserted)
             await _enqueue_inserted(ctx, notice_id, inserted, urgent)
             cursor = after
-    await run_fanout_db(_finish_outbox, engine, notice_id, cursor, "sending")
+    await run_fanout_db(_finish_outbox, engine, notice_id, cursor, "sending", moment)
     await enqueue_finish(ctx, notice_id)
     log.info("notice %s fan-out wrote %d deliveries", notice_id, created)
     return {"created": created}
@@ -308,7 +308,10 @@ def people_addressed(notice_ids: Any, statuses: tuple[str, ...] | None = None) -
     return query.distinct()
 
 
-def _finish_outbox(engine: Engine, notice_id: str, cursor: str, status: str | None) -> None:
+def _finish_outbox(
+    engine: Engine, notice_id: str, cursor: str, status: str | None, started: datetime | None = None
+) -> None:
+    """Mark the fan-out done; moving to `status`, the notice records when it went out (`started`)."""
     moment = utcnow()
     with engine.begin() as conn:
         conn.execute(
@@ -325,5 +328,6 @@ def _finish_outbox(engine: Engine, notice_id: str, cursor: str, status: str | No
                 FANOUT,
                 only_from=("accepted", "scheduled", "approved"),
                 moment=moment,
-                values={"recipient_count": reached},
+                # The public surfaces date a notice by when it went out, not when it was written.
+                values={"recipient_count": reached, "published_at": started or moment},
             )

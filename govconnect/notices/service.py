@@ -39,6 +39,7 @@ from govconnect.notices.gate import change_status
 from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notice
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
 from govconnect.notices.policy import CHANNEL_LIMITS, SHANGHAI, placeholders, template_length
+from govconnect.notices.publication import unfit_for_public
 from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING, count_cancelled
 from govconnect.reports.rollup import count_notice
@@ -230,6 +231,15 @@ def validate_notice(
             "unknown_placeholder",
             "模板占位符无法填充 / Template placeholders the audience cannot fill",
             {"unknown": unknown, "available": sorted(fields or set())},
+        )
+    public = [c for c in channels if c in PUBLIC_CHANNELS]
+    unfit = unfit_for_public(data.title, data.body) if public else []
+    if unfit:
+        raise _invalid(
+            "placeholder_on_public_channel",
+            "公开渠道（网站、电视、微博）没有收件人，只能使用姓名占位符（显示为“市民”） / "
+            "Public channels (site, tv, weibo) have no recipient: only a name placeholder is allowed (shown as 市民)",
+            {"placeholders": unfit, "channels": public},
         )
     _check_daily_limit(session, agency, count, moment)
     return {"channels": channels, "send_at": send_at, "count": count}

@@ -17,9 +17,9 @@ from feedgen.feed import FeedGenerator
 
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.escaping import xml_text
-from govconnect.notices.models import Notice
+from govconnect.notices.publication import PublicNotice
 from govconnect.web.queries import category_names, last_changed, public_notices
-from govconnect.web.rendering import SITE_NAME, public_page
+from govconnect.web.rendering import CHINA_TZ, SITE_NAME, localtime, public_page
 
 router = APIRouter(prefix="/feeds", include_in_schema=False)
 
@@ -54,8 +54,30 @@ class TvItem:
     regions: list[str]
     published: datetime
 
+    @property
+    def published_local(self) -> str:
+        """When it went out, in Beijing time, as the TV page shows it."""
+        return localtime(self.published)
 
-def tv_items(notices: Sequence[Notice], base_url: str, names: dict[str, str]) -> list[TvItem]:
+    def tv_json(self) -> dict[str, Any]:
+        """The item in the JSON Feed (and the TV page's first paint): times in Beijing time."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "title": self.title,
+            "content_text": self.text,
+            "date_published": self.published.astimezone(CHINA_TZ).isoformat(),
+            "tags": [t for t in [self.category_name, *self.regions] if t],
+            "_govconnect": {
+                "urgent": self.urgent,
+                "category": self.category,
+                "regions": self.regions,
+                "published_local": self.published_local,
+            },
+        }
+
+
+def tv_items(notices: Sequence[PublicNotice], base_url: str, names: dict[str, str]) -> list[TvItem]:
     """Notices cut to TV limits, with characters XML cannot carry dropped (stored text never breaks a feed)."""
     return [
         TvItem(
@@ -67,7 +89,7 @@ def tv_items(notices: Sequence[Notice], base_url: str, names: dict[str, str]) ->
             category=xml_text(n.category),
             category_name=xml_text(names.get(n.category, n.category)),
             regions=[xml_text(r) for r in n.regions],
-            published=n.published_at or n.created_at,
+            published=n.published,
         )
         for n in notices
     ]
@@ -115,27 +137,16 @@ def render_json_feed(items: Sequence[TvItem], base_url: str, feed_url: str) -> b
         "home_page_url": f"{base_url}/m/",
         "feed_url": feed_url,
         "language": "zh-CN",
-        "items": [
-            {
-                "id": item.id,
-                "url": item.url,
-                "title": item.title,
-                "content_text": item.text,
-                "date_published": item.published.isoformat(),
-                "tags": [t for t in [item.category_name, *item.regions] if t],
-                "_govconnect": {"urgent": item.urgent, "category": item.category, "regions": item.regions},
-            }
-            for item in items
-        ],
+        "items": [item.tv_json() for item in items],
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def etag_for(kind: str, notices: Sequence[Notice], category: str | None, region: str | None) -> str:
-    """A strong ETag over the format, filters and each notice's id, status and urgency."""
+def etag_for(kind: str, notices: Sequence[PublicNotice], category: str | None, region: str | None) -> str:
+    """A strong ETag over the format, filters and each notice's id, status, urgency and publication time."""
     digest = hashlib.sha256(f"{kind}|{category}|{region}".encode())
     for n in notices:
-        digest.update(f"|{n.id}:{n.status}:{n.urgency}:{n.published_at}".encode())
+        digest.update(f"|{n.id}:{n.status}:{n.urgency}:{n.published.isoformat()}".encode())
     return f'"{digest.hexdigest()[:32]}"'
 
 

@@ -17,6 +17,7 @@ from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import MultifieldParser, OrGroup
 
 from govconnect.notices.models import Notice
+from govconnect.notices.publication import PublicNotice, public_text
 from govconnect.web.queries import notices_by_ids
 
 RESCAN = timedelta(minutes=10)
@@ -63,7 +64,7 @@ class NoticeIndex:
             if new:
                 writer = ix.writer(timeout=10)
                 for notice in new:
-                    writer.update_document(id=notice.id, title=notice.title, body=notice.body)
+                    writer.update_document(id=notice.id, title=public_text(notice.title), body=public_text(notice.body))
                 writer.commit()
             if candidates:
                 self.watermark_file.write_text(candidates[-1].created_at.isoformat())
@@ -75,7 +76,7 @@ class NoticeIndex:
         except (FileNotFoundError, ValueError):
             return None
 
-    def search(self, session: Session, text: str, limit: int = 20) -> list[Notice]:
+    def search(self, session: Session, text: str, limit: int = 20) -> list[PublicNotice]:
         """Visible notices matching the query, best first."""
         text = text.strip()[:100]
         if not text:

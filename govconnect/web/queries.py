@@ -1,14 +1,20 @@
-"""Which notices the public surfaces show: public, not cancelled, already due; filters by category and region."""
+"""Which notices the public surfaces show: public, not cancelled, already due; filters by category and region.
+
+Lists come back as `PublicNotice` views (notices/publication.py): public text, publishing regions
+and the time each went out, so no surface can show a placeholder or a wrong region by mistake.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from govconnect.clock import utcnow
 from govconnect.notices.models import VISIBLE_STATUSES, Category, Notice
+from govconnect.notices.publication import PublicNotice, public_view, publishing_regions
 
 URGENT_WINDOW = timedelta(hours=24)
 # How many recent public notices to look at when filtering by region (a JSON list column).
@@ -27,8 +33,19 @@ def is_visible(notice: Notice, now: datetime | None = None) -> bool:
 
 
 def in_region(notice: Notice, region: str | None) -> bool:
-    """A notice without regions is for the whole city, so it matches every region."""
-    return not region or not notice.regions or region in notice.regions
+    """A notice for no region (publishing regions, audience's included) is for the whole city: it matches every one."""
+    if not region:
+        return True
+    regions = publishing_regions(notice.regions or [], notice.audience or {})
+    return not regions or region in regions
+
+
+def _shown(notice: Notice, region: str | None, surface: str | None, now: datetime) -> bool:
+    return is_visible(notice, now) and in_region(notice, region) and (not surface or surface in notice.channels)
+
+
+def _newest_first(notices: Sequence[PublicNotice]) -> list[PublicNotice]:
+    return sorted(notices, key=lambda n: n.published, reverse=True)
 
 
 def public_notices(
@@ -37,35 +54,29 @@ def public_notices(
     region: str | None = None,
     limit: int = 20,
     surface: str | None = None,
-) -> list[Notice]:
-    """Latest visible public notices, newest first; `surface` ('tv', 'site', 'weibo') keeps those flagged for it."""
+) -> list[PublicNotice]:
+    """Latest visible public notices, newest publication first; `surface` ('tv', 'site', 'weibo') keeps its own."""
     now = utcnow()
     query = select(Notice).where(col(Notice.public), col(Notice.status).in_(VISIBLE_STATUSES))
     if category:
         query = query.where(Notice.category == category)
     rows = session.exec(query.order_by(col(Notice.created_at).desc()).limit(SCAN_LIMIT)).all()
-    out: list[Notice] = []
-    for notice in rows:
-        if not is_visible(notice, now) or not in_region(notice, region):
-            continue
-        if surface and surface not in notice.channels:
-            continue
-        out.append(notice)
-        if len(out) >= limit:
-            break
-    return out
+    out = [public_view(n) for n in rows if _shown(n, region, surface, now)]
+    return _newest_first(out)[:limit]
 
 
-def urgent_notices(session: Session, region: str | None = None, surface: str | None = None) -> list[Notice]:
-    """Visible urgent notices of the last 24 hours, newest first."""
+def urgent_notices(session: Session, region: str | None = None, surface: str | None = None) -> list[PublicNotice]:
+    """Visible urgent notices published in the last 24 hours, newest first."""
     since = utcnow() - URGENT_WINDOW
     rows = session.exec(
         select(Notice)
-        .where(col(Notice.public), Notice.urgency == "urgent", col(Notice.created_at) >= since)
+        .where(col(Notice.public), Notice.urgency == "urgent")
+        .where(or_(col(Notice.created_at) >= since, col(Notice.send_at) >= since))
         .order_by(col(Notice.created_at).desc())
         .limit(20)
     ).all()
-    return [n for n in rows if is_visible(n) and in_region(n, region) and (not surface or surface in n.channels)]
+    shown = [public_view(n) for n in rows if _shown(n, region, surface, utcnow())]
+    return [n for n in _newest_first(shown) if n.published >= since]
 
 
 def visible_notice(session: Session, notice_id: str) -> Notice | None:
@@ -85,15 +96,14 @@ def category_names(session: Session) -> dict[str, str]:
     return {c.code: c.name for c in session.exec(select(Category)).all()}
 
 
-def notices_by_ids(session: Session, ids: Sequence[str]) -> list[Notice]:
+def notices_by_ids(session: Session, ids: Sequence[str]) -> list[PublicNotice]:
     """Visible notices among these ids, in the given order."""
     if not ids:
         return []
     found = {n.id: n for n in session.exec(select(Notice).where(col(Notice.id).in_(list(ids)))).all()}
-    return [found[i] for i in ids if i in found and is_visible(found[i])]
+    return [public_view(found[i]) for i in ids if i in found and is_visible(found[i])]
 
 
-def last_changed(notices: Sequence[Notice]) -> datetime | None:
-    """The latest creation/publication time among notices, for Last-Modified."""
-    stamps = [t for n in notices for t in (n.created_at, n.published_at) if t is not None]
-    return max(stamps) if stamps else None
+def last_changed(notices: Sequence[PublicNotice]) -> datetime | None:
+    """The latest publication time among notices, for Last-Modified."""
+    return max((n.published for n in notices), default=None)

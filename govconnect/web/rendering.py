@@ -65,13 +65,15 @@ def render(
     session: Session | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    region: str | None = None,
 ) -> HTMLResponse:
-    """Render a page with the shared context; the urgent banner needs a database session."""
+    """Render a page with the shared context; the urgent banner needs a database session (and follows `region`)."""
+    urgent = urgent_notices(session, region=region) if session is not None else []
     ctx: dict[str, Any] = {
         "site_name": SITE_NAME,
         "staff": current_staff(request),
         "csrf": csrf_token(request),
-        "urgent": urgent_notices(session)[:3] if session is not None else [],
+        "urgent": urgent[:3],
         "message": None,
         "message_kind": "ok",
     }

@@ -13,6 +13,7 @@ from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.audit.record import Actor, record_audit
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.governance.retraction import correction_of
+from govconnect.notices.publication import public_view
 from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
 from govconnect.web.queries import category_names, public_notices, retracted_public_notice, visible_notice
@@ -54,6 +55,7 @@ def home(
             "region": region or "",
         },
         session=session,
+        region=region or None,
     )
 
 
@@ -74,7 +76,7 @@ def notice_detail(request: Request, session: SessionDep, notice_id: str) -> Resp
         request,
         "notice.html",
         {
-            "notice": notice,
+            "notice": public_view(notice),
             "categories": category_names(session),
             "agency_name": agency.name if agency else "",
             "correction": correction_of(session, notice),

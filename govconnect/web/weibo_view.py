@@ -13,6 +13,7 @@ from channels.weibo import compose_status
 from govconnect.clock import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
+from govconnect.notices.publication import public_text
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def _posts(session: Session, query: Any, base_url: str) -> list[WeiboPost]:
             WeiboPost(
                 delivery_id=delivery.id,
                 notice_id=notice.id,
-                text=compose_status(notice.body, link, title=notice.title),
+                text=compose_status(public_text(notice.body), link, title=public_text(notice.title)),
                 url=f"/m/notices/{notice.id}",
                 status=delivery.status,
                 attempts=delivery.attempts,

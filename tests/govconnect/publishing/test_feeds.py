@@ -59,7 +59,11 @@ def test_json_feed_is_valid_1_1(client: TestClient, session: Session, agency: Ag
     for item in doc["items"]:
         assert set(item) >= {"id", "url", "title", "content_text", "date_published"}
         assert len(item["content_text"]) <= TV_TEXT_LIMIT and len(item["title"]) <= TV_TITLE_LIMIT
-    assert doc["items"][0]["_govconnect"] == {"urgent": True, "category": "yjyj", "regions": ["柯城区"]}
+    extension = doc["items"][0]["_govconnect"]
+    assert extension == {**extension, "urgent": True, "category": "yjyj", "regions": ["柯城区"]}
+    # Times in Beijing time, as the TV page shows them.
+    assert doc["items"][0]["date_published"].endswith("+08:00")
+    assert extension["published_local"] == doc["items"][0]["date_published"][:16].replace("T", " ")
 
 
 def test_feeds_filter_by_category_and_region(client: TestClient, session: Session, agency: Agency) -> None:

@@ -30,16 +30,7 @@ def tv_page(
     names = category_names(session)
     notices = public_notices(session, region=region or None, limit=FEED_SIZE, surface="tv")
     items = tv_items(notices, "", names)
-    initial = [
-        {
-            "id": i.id,
-            "title": i.title,
-            "content_text": i.text,
-            "date_published": i.published.isoformat(),
-            "_govconnect": {"urgent": i.urgent, "category": i.category, "regions": i.regions},
-        }
-        for i in items
-    ]
+    initial = [i.tv_json() for i in items]
     tabs = [{"code": "", "name": "全部"}] + [{"code": c.code, "name": c.name} for c in active_categories(session)]
     config = {"poll": poll, "rotate": rotate, "region": region or "", "feed": "/feeds/tv.json"}
     return TEMPLATES.TemplateResponse(

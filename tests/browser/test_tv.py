@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 from sqlmodel import Session
 
 from govconnect.agencies.service import create_agency
+from govconnect.clock import utcnow
+from govconnect.web.rendering import localtime
 from tests.govconnect.publishing.helpers import make_notice
 
 pytestmark = pytest.mark.browser
@@ -88,3 +91,29 @@ def test_tv_page_with_arrow_keys_and_urgent_takeover(
         full_hd.screenshot(path=str(artifacts / "6-tv-1920x1080.png"))
     finally:
         full_hd.close()
+
+
+def test_tv_shows_beijing_time_whatever_the_box_time_zone(
+    browser: Any, live_server: Any, session: Session, artifacts: Path
+) -> None:
+    agency = create_agency(session, "衢州市人民政府办公室", "qz-gov", "衢州市")
+    session.commit()
+    # 18:30 UTC is 02:30 the next day in Beijing: the date and the hour both differ.
+    went_out = (utcnow() - timedelta(days=1)).replace(hour=18, minute=30, second=0, microsecond=0)
+    make_notice(session, agency, title="夜间停水通知", channels=["tv"], created_at=went_out)
+    beijing = localtime(went_out)
+    assert beijing.endswith("02:30")
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, timezone_id="America/New_York")
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/tv/?poll=2&rotate=60")
+        assert page.locator("#hero .time").inner_text() == beijing
+        clock = page.locator("#clock").inner_text()
+        now = datetime.now(UTC)
+        allowed = {localtime(now + timedelta(minutes=m), "%H:%M") for m in (-1, 0, 1)}
+        assert clock in allowed, (clock, allowed)  # Beijing, not New York
+        page.wait_for_timeout(2500)  # the page refreshed from /feeds/tv.json and drew the hero again
+        assert page.locator("#hero .time").inner_text() == beijing
+        page.screenshot(path=str(artifacts / "tv-beijing-time.png"))
+    finally:
+        context.close()

@@ -21,7 +21,7 @@
     var items = shown(), i = items[heroIdx % Math.max(items.length, 1)];
     if (!i) { hero.innerHTML = "<h1>暂无通知</h1>"; return; }
     hero.innerHTML = '<div class="cat">' + esc(catName(i._govconnect.category)) + "</div><h1>" + esc(i.title) +
-      "</h1><p>" + esc(i.content_text) + '</p><div class="time">' + esc((i.date_published || "").slice(0, 16).replace("T", " ")) + "</div>";
+      "</h1><p>" + esc(i.content_text) + '</p><div class="time">' + esc(i._govconnect.published_local || "") + "</div>";
   }
   function drawList() {
     var items = shown();
@@ -84,8 +84,9 @@
     }).catch(function () {});
   }
   function tick() {
-    var d = new Date();
-    document.getElementById("clock").textContent = ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
+    // Beijing time whatever the set-top box's time zone (UTC+8, no daylight saving).
+    var d = new Date(Date.now() + 8 * 3600 * 1000);
+    document.getElementById("clock").textContent = ("0" + d.getUTCHours()).slice(-2) + ":" + ("0" + d.getUTCMinutes()).slice(-2);
   }
   setInterval(function () {
     if (Date.now() < pausedUntil || detail.className === "show") return;

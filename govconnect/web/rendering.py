@@ -18,6 +18,7 @@ from govconnect.web.queries import urgent_notices
 from govconnect.web.session import csrf_token, current_staff
 
 SITE_NAME = "衢州政务发布"
+STAFF_PREFIX = "/m/staff/"
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 
@@ -67,13 +68,19 @@ def render(
     headers: dict[str, str] | None = None,
     region: str | None = None,
 ) -> HTMLResponse:
-    """Render a page with the shared context; the urgent banner needs a database session (and follows `region`)."""
+    """Render a page with the shared context; the urgent banner needs a database session (and follows `region`).
+
+    Staff pages (/m/staff/…) show one compact banner line, so a phone still sees the search box first.
+    """
+    staff_page = request.url.path.startswith(STAFF_PREFIX)
     urgent = urgent_notices(session, region=region) if session is not None else []
     ctx: dict[str, Any] = {
         "site_name": SITE_NAME,
         "staff": current_staff(request),
         "csrf": csrf_token(request),
-        "urgent": urgent[:3],
+        "urgent": urgent[:1] if staff_page else urgent[:3],
+        "urgent_more": max(0, len(urgent) - 1) if staff_page else 0,
+        "urgent_compact": staff_page,
         "message": None,
         "message_kind": "ok",
     }

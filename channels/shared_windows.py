@@ -44,8 +44,8 @@ return '0'
 async def maybe_await(value: T | Any) -> T:
     """The value, awaited first when it is awaitable (in-process windows answer at once, Redis ones later)."""
     if inspect.isawaitable(value):
-        return await value  # type: ignore[no-any-return]
-    return value  # type: ignore[no-any-return]
+        return await value
+    return value
 
 
 async def _reserve(redis: Any, key: str, limits: tuple[tuple[float, int], ...], now: float | None) -> float:

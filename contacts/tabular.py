@@ -278,7 +278,7 @@ def _xlsx_rows(handle: IO[bytes], limits: TableLimits) -> Iterator[tuple[int, li
             raise TabularError("xlsx_invalid", "XLSX 没有工作表 / the workbook has no sheet")
         sheet = book.worksheets[0]
         # The declared dimension may claim XFD1048576: ignore it, so rows are as wide as their cells.
-        sheet.reset_dimensions()  # type: ignore[union-attr]
+        sheet.reset_dimensions()
         rows = sheet.iter_rows(values_only=True)
         number = 0
         while True:

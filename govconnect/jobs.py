@@ -35,7 +35,7 @@ def process_state(ctx: dict[str, Any]) -> dict[str, Any]:
     state = ctx.get("process_state")
     if state is None:
         state = ctx["process_state"] = {}
-    return state  # type: ignore[no-any-return]
+    return state
 
 
 def load_job_modules() -> None:

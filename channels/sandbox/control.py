@@ -19,7 +19,7 @@ def bad_request(message: str) -> JSONResponse:
 
 
 def _state(request: Request) -> SandboxState:
-    return request.app.state.sandbox  # type: ignore[no-any-return]
+    return request.app.state.sandbox
 
 
 async def _json(request: Request) -> dict[str, Any] | None:

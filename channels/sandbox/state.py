@@ -307,7 +307,7 @@ class SandboxState:
             if status == 200:
                 return 200
         log.warning("sandbox push %s failed after %d attempts", kind, entry["attempts"])
-        return entry["status"]  # type: ignore[no-any-return]
+        return entry["status"]
 
     async def _post(self, url: str, body: Any, xml: bool) -> int:
         if xml:

@@ -49,7 +49,7 @@ def open_session(db: Session, user: StaffUser) -> str:
     session_id = secrets.token_urlsafe(32)
     now = utcnow()
     # Expired rows are dropped as new ones arrive: the table holds only live sessions and a day's history.
-    db.exec(delete(StaffSession).where(col(StaffSession.expires_at) < now - timedelta(days=1)))  # type: ignore[call-overload]
+    db.exec(delete(StaffSession).where(col(StaffSession.expires_at) < now - timedelta(days=1)))
     db.add(
         StaffSession(
             id_hash=_hash_id(session_id),
@@ -64,7 +64,7 @@ def open_session(db: Session, user: StaffUser) -> str:
 
 def revoke_session(db: Session, session_id: str) -> None:
     """End one session (sign-out)."""
-    db.exec(  # type: ignore[call-overload]
+    db.exec(
         update(StaffSession)
         .where(col(StaffSession.id_hash) == _hash_id(session_id), col(StaffSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
@@ -73,7 +73,7 @@ def revoke_session(db: Session, session_id: str) -> None:
 
 def revoke_all_sessions(db: Session, staff_id: int) -> None:
     """End every session of a staff member (password reset, account disabled)."""
-    db.exec(  # type: ignore[call-overload]
+    db.exec(
         update(StaffSession)
         .where(col(StaffSession.staff_id) == staff_id, col(StaffSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())

@@ -25,12 +25,12 @@ from govconnect.settings import Settings
 
 def get_settings_dep(request: Request) -> Settings:
     """The app's settings."""
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_engine(request: Request) -> Engine:
     """The app's database engine."""
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -200,8 +200,8 @@ def preferences_of(session: Session, subscriber: Subscriber) -> Preferences:
 def set_preferences(session: Session, subscriber: Subscriber, prefs: Preferences) -> Subscriber:
     """Replace the subscriber's categories, regions and channels, and mark them active."""
     assert subscriber.id is not None
-    session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id) == subscriber.id))  # type: ignore[call-overload]
-    session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id) == subscriber.id))  # type: ignore[call-overload]
+    session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id) == subscriber.id))
+    session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id) == subscriber.id))
     for category in prefs.categories:
         session.add(SubscriberCategory(subscriber_id=subscriber.id, category=category))
     for region in prefs.regions:
@@ -317,11 +317,11 @@ def purge_inactive(
     ids = [subscriber_id for subscriber_id, _phone in purged]
     suppress_keys(session, [phone_key(secret, phone) for _id, phone in purged if phone], "purge")
     if ids:
-        session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id).in_(ids)))  # type: ignore[call-overload]
-        session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id).in_(ids)))  # type: ignore[call-overload]
-        session.exec(delete(Subscriber).where(col(Subscriber.id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(SubscriberCategory).where(col(SubscriberCategory.subscriber_id).in_(ids)))
+        session.exec(delete(SubscriberRegion).where(col(SubscriberRegion.subscriber_id).in_(ids)))
+        session.exec(delete(Subscriber).where(col(Subscriber.id).in_(ids)))
     # Codes live five minutes; a day later nothing needs them (rate limits look back one day).
-    codes = session.exec(delete(VerificationCode).where(col(VerificationCode.created_at) < now - timedelta(days=1)))  # type: ignore[call-overload]
+    codes = session.exec(delete(VerificationCode).where(col(VerificationCode.created_at) < now - timedelta(days=1)))
     session.flush()
     return len(ids), int(codes.rowcount or 0)
 

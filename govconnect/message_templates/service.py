@@ -88,7 +88,7 @@ def _current(session: Session, template: MessageTemplate, version: int | None = 
     )
     if row is None:
         raise NotFound()
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def public(template: MessageTemplate, version: MessageTemplateVersion) -> TemplatePublic:

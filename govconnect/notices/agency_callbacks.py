@@ -175,7 +175,7 @@ def _events(engine: Engine, delivery_ids: Sequence[str]) -> dict[int, list[dict[
 
 def _callback_url(engine: Engine, agency_id: int) -> str | None:
     with engine.connect() as conn:
-        return conn.execute(select(A.c.callback_url).where(A.c.id == agency_id)).scalar()  # type: ignore[no-any-return]
+        return conn.execute(select(A.c.callback_url).where(A.c.id == agency_id)).scalar()
 
 
 async def emit_status_events(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:

@@ -128,7 +128,7 @@ def get_providers(ctx: dict[str, Any]) -> ProviderSet:
     if providers is None:
         providers = build_providers(ctx["settings"], ctx.get("engine"), _sync_redis(ctx))
         process_state(ctx)["providers"] = providers
-    return providers  # type: ignore[no-any-return]
+    return providers
 
 
 class ProviderRateLimiter:
@@ -170,4 +170,4 @@ def get_rate_limiter(ctx: dict[str, Any]) -> ProviderRateLimiter:
     if limiter is None:
         limiter = ProviderRateLimiter(ctx["settings"])
         process_state(ctx)["rate_limiter"] = limiter
-    return limiter  # type: ignore[no-any-return]
+    return limiter

@@ -228,7 +228,7 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
         await health.record(provider, [result for _, _, result in sent], len(timing), sum(timing))
         results.extend(sent)
     counts = await run_db(_record, ctx, engine, settings, channel, results)
-    for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():  # type: ignore[attr-defined]
+    for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():
         await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
     # Failures at send time and WeCom/Weibo sends are final now: tell the agency (receipts do the rest).
     await emit_status_events(ctx, counts.pop("_final_ids", []))
@@ -242,7 +242,7 @@ def _process_semaphore(ctx: dict[str, Any]) -> asyncio.Semaphore:
     if semaphore is None:
         semaphore = asyncio.Semaphore(ctx["settings"].notices.send_concurrency)
         process_state(ctx)["send_semaphore"] = semaphore
-    return semaphore  # type: ignore[no-any-return]
+    return semaphore
 
 
 async def _send_via(

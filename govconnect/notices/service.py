@@ -382,7 +382,7 @@ def _accept(
 
 def _by_key(session: Session, agency: Agency, key: str) -> Notice | None:
     return (
-        session.exec(  # type: ignore[call-overload, no-any-return]
+        session.exec(  # type: ignore[call-overload]
             select(Notice).where(Notice.agency_id == agency.id, Notice.idempotency_key == key)  # type: ignore[arg-type]
         )
         .scalars()
@@ -543,9 +543,9 @@ def list_notices(
         if review == "overdue":
             query = query.where(col(Notice.review_due_at) < utcnow())
     if filters.get("created_after"):
-        query = query.where(Notice.created_at >= filters["created_after"])  # type: ignore[arg-type]
+        query = query.where(Notice.created_at >= filters["created_after"])
     if filters.get("created_before"):
-        query = query.where(Notice.created_at < filters["created_before"])  # type: ignore[arg-type]
+        query = query.where(Notice.created_at < filters["created_before"])
     if filters.get("channel"):
         channel = filters["channel"]
         if channel not in CHANNELS:
@@ -600,7 +600,7 @@ def list_deliveries(
     query = _deliveries_query(notice.id, status, channel)
     total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
     query = query.order_by(D.c.channel, D.c.id).offset((page - 1) * page_size).limit(page_size)
-    return list(session.exec(query).all()), int(total)  # type: ignore[call-overload]
+    return list(session.exec(query).all()), int(total)
 
 
 def _deliveries_query(notice_id: str, status: str | None, channel: str | None) -> Any:

@@ -252,4 +252,4 @@ def get_health(ctx: dict[str, Any]) -> ProviderHealth:
     if health is None:
         health = health_for(ctx["settings"], ctx.get("redis"))
         process_state(ctx)["provider_health"] = health
-    return health  # type: ignore[no-any-return]
+    return health

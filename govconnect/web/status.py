@@ -59,7 +59,7 @@ def app_health(request: Request) -> ProviderHealth:
     health = getattr(app.state, "provider_health", None)
     if health is None:
         health = app.state.provider_health = health_for(app.state.settings, app.state.redis)
-    return health  # type: ignore[no-any-return]
+    return health
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:

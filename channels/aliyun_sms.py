@@ -14,16 +14,15 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from channels import aliyun_rpc
-from channels.base import Channel, InboundReply, OutboundMessage, Receipt, RetryableError, SendResult
+from channels.base import CHINA_TZ, Channel, InboundReply, OutboundMessage, Receipt, RetryableError, SendResult
 from channels.sms_text import compose, count_parts
 
-CHINA_TZ = timezone(timedelta(hours=8))
 MOBILE = re.compile(r"^(?:\+?86|0086)?1[3-9]\d{9}$")
 GROUP_PREFIX = "grp-"
 SEND_SMS_MAX = 1000

@@ -14,11 +14,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from prometheus_client import Counter, Histogram
+
+#: China Standard Time (UTC+8, no daylight saving): the one definition every package uses.
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 log = logging.getLogger("channels")
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
-from channels.base import Receipt
+from channels.base import CHINA_TZ, Receipt
 from channels.cmpp_pdu import StatusReport, format_msg_id
 
-CHINA_TZ = timezone(timedelta(hours=8))
 DELIVERED = "DELIVRD"
 STAT_REASONS = {
     "DELIVRD": "delivered",

@@ -12,11 +12,11 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import func as arq_func
 
+from govconnect.clock import CHINA_TZ
 from govconnect.db import engine_from_settings
 from govconnect.jobs import JOBS, load_job_modules
 from govconnect.metrics import JOBS_RUN
 from govconnect.operations.worker_metrics import start_worker_metrics
-from govconnect.reports.rollup import BEIJING
 from govconnect.settings import Settings, get_settings
 
 log = logging.getLogger("govconnect.worker")
@@ -187,5 +187,5 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_timeout": 300,
         "keep_result": 3600,
         "handle_signals": True,
-        "timezone": BEIJING,
+        "timezone": CHINA_TZ,
     }

@@ -173,3 +173,54 @@ def test_only_the_http_edge_speaks_http_errors() -> None:
         and path.name != "api.py"  # a domain's own routes (citizens/api.py ...)
     ]
     assert users == []
+
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def test_every_page_form_goes_through_the_csrf_dependency(tmp_path: Path) -> None:
+    """Pages check CSRF in one router dependency; a new page POST without it fails here."""
+    app = create_app(Settings(data_dir=tmp_path, secret_key="x" * 20))  # noqa: S106
+    pages = [(path, route) for path, route in api_routes(app) if route.methods & UNSAFE and not path.startswith("/api/")]
+    assert len(pages) >= 10
+    missing = [path for path, route in pages if "verify_csrf" not in _dependency_names(route)]
+    assert missing == []
+
+
+def _enqueued_job_names() -> dict[str, str]:
+    """Every job name passed as a literal to `.enqueue(...)` in the code, with where it was found."""
+    found: dict[str, str] = {}
+    for package in ALLOWED:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("enqueue", "enqueue_job")
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                ):
+                    found[node.args[0].value] = f"{path.relative_to(ROOT)}:{node.lineno}"
+    return found
+
+
+def test_every_enqueued_job_name_is_registered() -> None:
+    from govconnect.jobs import JOBS, load_job_modules
+
+    load_job_modules()
+    names = _enqueued_job_names()
+    assert {"fanout_notice", "send_deliveries", "sweep"} <= set(names)
+    assert {name: where for name, where in names.items() if name not in JOBS} == {}
+
+
+def test_china_time_is_defined_once() -> None:
+    """UTC+8 is `channels.base.CHINA_TZ` (re-exported by govconnect.clock); nothing defines its own."""
+    pattern = ("timedelta(hours=8)", 'ZoneInfo("Asia/Shanghai")', "ZoneInfo('Asia/Shanghai')")
+    found = [
+        str(path.relative_to(ROOT))
+        for package in ALLOWED
+        for path in (ROOT / package).rglob("*.py")
+        if any(p in path.read_text(encoding="utf-8") for p in pattern)
+    ]
+    assert found == ["channels/base.py"]

@@ -6,17 +6,17 @@ import json
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from channels import aliyun_rpc
+from channels.base import CHINA_TZ
 from channels.sandbox.faults import apply_fault
 from channels.sandbox.state import Fault, SandboxState
 
-CHINA = timezone(timedelta(hours=8))
 MOBILE = re.compile(r"^(?:\+?86|0086)?1[3-9]\d{9}$")
 PHONE = re.compile(r"^\d{7,13}$")
 VAR = re.compile(r"\$\{(\w+)\}")
@@ -59,7 +59,7 @@ def china_now() -> str:
     """Beijing time as the reports print it (formatted once a second: a batch has 100 reports)."""
     second = int(time.time())
     if _CHINA_SECOND[0] != second:
-        _CHINA_SECOND[:] = [second, datetime.fromtimestamp(second, CHINA).strftime("%Y-%m-%d %H:%M:%S")]
+        _CHINA_SECOND[:] = [second, datetime.fromtimestamp(second, CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")]
     return str(_CHINA_SECOND[1])
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from govconnect.agencies.models import Agency
 from govconnect.audit.record import Actor, record_audit
+from govconnect.clock import CHINA_TZ
 from govconnect.errors import DomainError, Invalid, NotFound
 from govconnect.governance.models import NoticeSchedule
 from govconnect.governance.notify import notify_approvers, notify_drafter_expired
@@ -24,7 +25,7 @@ from govconnect.notices import service
 from govconnect.notices.gate import change_status
 from govconnect.notices.intake import enqueue_fanout
 from govconnect.notices.models import Notice
-from govconnect.notices.policy import SHANGHAI, run_db
+from govconnect.notices.policy import run_db
 from govconnect.notices.schemas import NoticeCreate
 from govconnect.settings import Settings
 
@@ -35,7 +36,7 @@ EXPIRER = Actor.system("approvals")
 
 def occurrence(first_at: datetime, rule: str, index: int) -> datetime:
     """The `index`-th occurrence (0 is the first): same Beijing wall time; monthly keeps the day, clamped."""
-    local = first_at.astimezone(SHANGHAI)
+    local = first_at.astimezone(CHINA_TZ)
     if rule == "daily":
         day = local.date() + timedelta(days=index)
     elif rule == "weekly":
@@ -62,7 +63,7 @@ def create_schedule(
         raise Invalid("send_at_required", "循环通知需要首次发送时间 send_at / A recurring notice needs send_at")
     checked = service.validate_notice(session, agency, notice, settings, moment)
     first_at = checked["send_at"]
-    if first_at.astimezone(SHANGHAI).date() > ends_on:
+    if first_at.astimezone(CHINA_TZ).date() > ends_on:
         raise Invalid("ends_before_start", "结束日期早于首次发送 / ends_on is before the first occurrence")
     schedule = NoticeSchedule(
         agency_id=agency.id or 0,
@@ -152,7 +153,7 @@ def _materialise_one(session: Session, schedule: NoticeSchedule, settings: Setti
         schedule = session.get(NoticeSchedule, schedule.id) or schedule
         schedule.occurrences = index + 1
         following = occurrence(schedule.first_at, schedule.rule, index + 1)
-        schedule.next_at = following if following.astimezone(SHANGHAI).date() <= schedule.ends_on else None
+        schedule.next_at = following if following.astimezone(CHINA_TZ).date() <= schedule.ends_on else None
         session.add(schedule)
         session.commit()
     return made

@@ -9,12 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
-from govconnect.clock import utcnow
+from govconnect.clock import CHINA_TZ, utcnow
 
 T = TypeVar("T")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 QUIET_START = time(22, 0)
 QUIET_END = time(7, 0)
 QUIET_CHANNELS = ("sms", "voice")
@@ -34,11 +32,11 @@ def quiet_until(moment: datetime, channel: str, urgency: str) -> datetime | None
     """When quiet hours end, if a normal SMS/voice message must wait at `moment`; else None."""
     if urgency == "urgent" or channel not in QUIET_CHANNELS:
         return None
-    local = moment.astimezone(SHANGHAI)
+    local = moment.astimezone(CHINA_TZ)
     if QUIET_END <= local.time() < QUIET_START:
         return None
     day = local.date() if local.time() < QUIET_END else local.date() + timedelta(days=1)
-    return datetime.combine(day, QUIET_END, tzinfo=SHANGHAI).astimezone(moment.tzinfo)
+    return datetime.combine(day, QUIET_END, tzinfo=CHINA_TZ).astimezone(moment.tzinfo)
 
 
 def backoff_seconds(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:

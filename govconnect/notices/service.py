@@ -22,7 +22,7 @@ from contacts.like import contains
 from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
 from govconnect.audit.record import Actor, record_audit
-from govconnect.clock import utcnow
+from govconnect.clock import CHINA_TZ, utcnow
 from govconnect.errors import Conflict, Invalid, NotFound, RateLimited
 from govconnect.governance.policy import dispose, get_policy
 from govconnect.message_templates.service import from_template
@@ -38,7 +38,7 @@ from govconnect.notices.fanout import people_addressed
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notice
 from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
-from govconnect.notices.policy import CHANNEL_LIMITS, SHANGHAI, placeholders, template_length
+from govconnect.notices.policy import CHANNEL_LIMITS, placeholders, template_length
 from govconnect.notices.publication import unfit_for_public
 from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING, count_cancelled
@@ -92,7 +92,7 @@ def _normalise_send_at(send_at: datetime | None, moment: datetime) -> datetime |
     if send_at is None:
         return None
     if send_at.tzinfo is None:
-        send_at = send_at.replace(tzinfo=SHANGHAI)  # operators think in Beijing time
+        send_at = send_at.replace(tzinfo=CHINA_TZ)  # operators think in Beijing time
     if send_at < moment - timedelta(seconds=60):
         raise _invalid("send_at_in_past", "定时发送时间已过 / send_at is in the past", {"send_at": send_at.isoformat()})
     return send_at
@@ -152,7 +152,7 @@ def _check_categories(session: Session, categories: list[str]) -> None:
 
 
 def _check_daily_limit(session: Session, agency: Agency, requested: int, moment: datetime) -> None:
-    local = moment.astimezone(SHANGHAI)
+    local = moment.astimezone(CHINA_TZ)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     today = and_(N.c.agency_id == agency.id, N.c.created_at >= day_start)
     live = session.exec(  # type: ignore[call-overload]

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
-from govconnect.reports.rollup import BEIJING
+from govconnect.clock import CHINA_TZ
 from govconnect.worker import InProcessQueue
 
 
 def seconds_until_hour(now: datetime, hour: int) -> float:
     """Seconds from `now` until the next time it is `hour`:17 in Beijing."""
-    local = now.astimezone(BEIJING)
+    local = now.astimezone(CHINA_TZ)
     target = local.replace(hour=hour, minute=17, second=0, microsecond=0)
     if target <= local:
         target += timedelta(days=1)
@@ -23,7 +23,7 @@ def seconds_until_hour(now: datetime, hour: int) -> float:
 
 async def _daily_purge_loop(queue: InProcessQueue, hour: int) -> None:
     while True:
-        await asyncio.sleep(seconds_until_hour(datetime.now(BEIJING), hour))
+        await asyncio.sleep(seconds_until_hour(datetime.now(CHINA_TZ), hour))
         await queue.enqueue("purge_expired_records", job_id="purge_expired_records")
 
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from govconnect.clock import CHINA_TZ
 from govconnect.notices.models import Notice
 from govconnect.reports.models import ROLLUP_KEY, TTD_BOUNDS, TTD_COLUMNS, ReportFailure, ReportRollup
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 R = ReportRollup.__table__  # type: ignore[attr-defined]
 F = ReportFailure.__table__  # type: ignore[attr-defined]
 N = Notice.__table__  # type: ignore[attr-defined]
@@ -37,7 +37,7 @@ def beijing_day(moment: datetime) -> date:
     """The calendar day in Beijing of a (UTC or naive-UTC) moment."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(BEIJING).date()
+    return moment.astimezone(CHINA_TZ).date()
 
 
 def ttd_column(seconds: float) -> str:

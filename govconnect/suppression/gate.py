@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from govconnect.notices.policy import SHANGHAI
+from govconnect.clock import CHINA_TZ
 from govconnect.suppression.models import SmsDayCount
 from govconnect.suppression.service import phone_key, suppressed_among
 
@@ -72,7 +72,7 @@ def _over_cap(
     """Count these SMS against each number's day and return the rows beyond the cap."""
     if not rows:
         return []
-    day = moment.astimezone(SHANGHAI).date().isoformat()
+    day = moment.astimezone(CHINA_TZ).date().isoformat()
     wanted = Counter(keys)
     totals = _add_counts(conn, day, wanted)
     over: list[dict[str, Any]] = []

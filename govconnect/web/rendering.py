@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from markupsafe import Markup
 from sqlmodel import Session
 from starlette.templating import Jinja2Templates
 
+from govconnect.clock import CHINA_TZ
 from govconnect.escaping import script_json, xml_text
 from govconnect.web.page_security import csp_nonce
 from govconnect.web.queries import urgent_notices
@@ -19,7 +20,6 @@ from govconnect.web.session import csrf_token, current_staff
 
 SITE_NAME = "衢州政务发布"
 STAFF_PREFIX = "/m/staff/"
-CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 
 def _page_security_context(request: Request) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from govconnect.agencies.models import StaffUser
 from govconnect.agencies.sessions import SESSION_LIFETIME, open_session, revoke_session, session_user
-from govconnect.errors import Forbidden
+from govconnect.errors import DomainError, Forbidden
 from govconnect.security import secrets_equal
 from govconnect.settings import Settings
 from govconnect.web.login_throttle import CounterStore, LoginThrottle, MemoryCounters, RedisCounters, normalise_username
@@ -104,6 +104,28 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
     if not isinstance(token, str) or not submitted:
         return False
     return secrets_equal(token, submitted)
+
+
+class CsrfRejected(DomainError):
+    """A form posted without this session's CSRF token (answered 400 with the site's error page)."""
+
+    default_code = "csrf_failed"
+
+    def __init__(self) -> None:
+        super().__init__(message="页面已过期，请刷新后重试 / the form has expired, reload the page and try again")
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def verify_csrf(request: Request) -> None:
+    """Every page router's dependency: an unsafe request must carry the session's token in the `csrf` field."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    form = await request.form()  # Starlette caches the parsed form; the route reads the same one
+    submitted = form.get("csrf")
+    if not isinstance(submitted, str) or not csrf_ok(request, submitted):
+        raise CsrfRejected()
 
 
 def login_wait(request: Request, username: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from govconnect.agencies.models import Agency
@@ -20,17 +20,17 @@ from govconnect.web.queries import category_names, public_notices, retracted_pub
 from govconnect.web.rendering import error_page, public_page, render
 from govconnect.web.session import (
     client_ip,
-    csrf_ok,
     current_staff,
     login_failed,
     login_succeeded,
     login_wait,
     sign_in,
     sign_out,
+    verify_csrf,
 )
 from govconnect.web.weibo_view import recent_posts
 
-router = APIRouter(prefix="/m", include_in_schema=False)
+router = APIRouter(prefix="/m", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -124,13 +124,10 @@ def login_submit(
     session: SessionDep,
     username: Annotated[Text, Form(max_length=64)] = "",
     password: Annotated[Text, Form(max_length=256)] = "",
-    csrf: Annotated[Text, Form(max_length=100)] = "",
     next: Annotated[Text, Form(max_length=300)] = "/m/staff/",  # noqa: A002
 ) -> Response:
-    """Check the CSRF token, the login rate limit and the argon2 password; then start a session."""
+    """Check the login rate limit and the argon2 password (the router checked CSRF); then start a session."""
     context = {"next_url": _safe_next(next), "message_kind": "error"}
-    if not csrf_ok(request, csrf):
-        return render(request, "login.html", {**context, "message": "页面已过期，请重新登录"}, status_code=400)
     wait = login_wait(request, username)
     if wait:
         return render(
@@ -153,10 +150,8 @@ def login_submit(
 
 @router.post("/logout")
 @public_page
-def logout(request: Request, session: SessionDep, csrf: Annotated[Text, Form(max_length=100)] = "") -> Response:
+def logout(request: Request, session: SessionDep) -> Response:
     """End the staff session (on the server: a copied cookie stops working too)."""
-    if not csrf_ok(request, csrf):
-        return error_page(request, 400, "页面已过期", "Form expired; reload the page.")
     user = current_staff(request)
     sign_out(request, session)
     if user is not None:

@@ -23,10 +23,10 @@ from govconnect.notices.models import Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAudience
 from govconnect.text_rules import MultilineText, Text
 from govconnect.web.rendering import error_page, render
-from govconnect.web.session import client_ip, csrf_ok, require_role
+from govconnect.web.session import client_ip, require_role, verify_csrf
 from govconnect.web.weibo_view import agency_posts, requeue_failed_post
 
-router = APIRouter(prefix="/m/staff", include_in_schema=False)
+router = APIRouter(prefix="/m/staff", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 OperatorDep = Annotated[StaffUser, Depends(require_role("operator"))]
 # Approvers follow the sign-in link in their SMS to the notice's page.
 ReaderDep = Annotated[StaffUser, Depends(require_role("operator", "approver"))]
@@ -90,13 +90,10 @@ async def compose_submit(
     category: Annotated[Text, Form(max_length=64)] = "",
     urgent: Annotated[Text, Form(max_length=10)] = "",
     nonce: Annotated[Text, Form(max_length=50)] = "",
-    csrf: Annotated[Text, Form(max_length=100)] = "",
     region: ListForm = [],  # noqa: B006
     channel: ListForm = [],  # noqa: B006
 ) -> Response:
     """Accept the notice through the pipeline (the nonce makes a double tap idempotent) and show its progress."""
-    if not csrf_ok(request, csrf):
-        return error_page(request, 400, "页面已过期，请刷新后重试")
     form = {
         "title": title,
         "body": body,
@@ -175,11 +172,8 @@ async def weibo_retry(
     settings: SettingsDep,
     operator: OperatorDep,
     delivery_id: str,
-    csrf: Annotated[Text, Form(max_length=100)] = "",
 ) -> Response:
     """Post a failed Weibo post again."""
-    if not csrf_ok(request, csrf):
-        return error_page(request, 400, "页面已过期，请刷新后重试")
     notice_id = await run_in_threadpool(
         requeue_failed_post, session, operator.agency_id, delivery_id[:32], settings.notices.deadline_seconds
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
@@ -14,10 +14,10 @@ from contacts.service import Tree
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.api.params import RowId
 from govconnect.web.rendering import TEMPLATES, error_page, render
-from govconnect.web.session import StaffDep
+from govconnect.web.session import StaffDep, verify_csrf
 from search.analyzer import QueryError
 
-router = APIRouter(prefix="/m/staff", include_in_schema=False)
+router = APIRouter(prefix="/m/staff", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 Q = Annotated[str, Query(max_length=100)]
 
 

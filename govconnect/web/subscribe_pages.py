@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -35,14 +35,13 @@ from govconnect.settings import Settings
 from govconnect.suppression.service import lift as lift_suppression
 from govconnect.text_rules import Text
 from govconnect.web.rendering import error_page, public_page, render
-from govconnect.web.session import client_ip, csrf_ok
+from govconnect.web.session import client_ip, verify_csrf
 
 log = logging.getLogger("govconnect.web")
-router = APIRouter(prefix="/m", include_in_schema=False)
+router = APIRouter(prefix="/m", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
 CHANNEL_NAMES = {"sms": "短信", "voice": "语音电话", "wechat": "微信"}
 ListForm = Annotated[list[Text], Form()]
-CsrfForm = Annotated[Text, Form(max_length=100)]
 
 
 def _options(channels: list[str]) -> list[tuple[str, str]]:
@@ -96,11 +95,9 @@ def subscribe_page(request: Request, session: SessionDep) -> Response:
 @router.post("/subscribe/code", response_class=HTMLResponse)
 @public_page
 async def subscribe_code(
-    request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = "", csrf: CsrfForm = ""
+    request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = ""
 ) -> Response:
     """Send a 6-digit code to the number (rate-limited per number and IP)."""
-    if not csrf_ok(request, csrf):
-        return error_page(request, 400, "页面已过期，请刷新后重试")
     error = await _send_code(request, settings, phone, "subscribe")
     if error:
         return await run_in_threadpool(_render_subscribe_error, request, error, phone)
@@ -115,10 +112,9 @@ def _render_subscribe_error(request: Request, message: str, phone: str = "") -> 
 
 @router.post("/subscribe/restart")
 @public_page
-def subscribe_restart(request: Request, csrf: CsrfForm = "") -> Response:
+def subscribe_restart(request: Request) -> Response:
     """Forget the pending number."""
-    if csrf_ok(request, csrf):
-        request.session.pop("sub_phone", None)
+    request.session.pop("sub_phone", None)
     return RedirectResponse("/m/subscribe", status_code=303)
 
 
@@ -132,11 +128,10 @@ def subscribe_confirm(
     category: ListForm = [],  # noqa: B006 - FastAPI copies defaults
     region: ListForm = [],  # noqa: B006
     channel: ListForm = [],  # noqa: B006
-    csrf: CsrfForm = "",
 ) -> Response:
     """Check the code, then subscribe with the chosen categories, regions and channels."""
     phone = request.session.get("sub_phone")
-    if not csrf_ok(request, csrf) or not isinstance(phone, str):
+    if not isinstance(phone, str):
         return error_page(request, 400, "页面已过期，请重新获取验证码")
     try:
         prefs = clean_preferences(session, category, region, channel, allowed_channels=["sms", "voice"])
@@ -202,11 +197,10 @@ def manage_submit(
     category: ListForm = [],  # noqa: B006
     region: ListForm = [],  # noqa: B006
     channel: ListForm = [],  # noqa: B006
-    csrf: CsrfForm = "",
 ) -> Response:
     """Change categories, regions and channels (re-subscribes someone who had left)."""
     subscriber = _own_subscriber(request, session)
-    if subscriber is None or not csrf_ok(request, csrf):
+    if subscriber is None:
         return error_page(request, 400, "页面已过期，请重新验证")
     try:
         prefs = clean_preferences(session, category, region, channel, allowed_channels=allowed_channels(subscriber))
@@ -220,10 +214,10 @@ def manage_submit(
 
 @router.post("/subscription/leave")
 @public_page
-def manage_leave(request: Request, session: SessionDep, csrf: CsrfForm = "") -> Response:
+def manage_leave(request: Request, session: SessionDep) -> Response:
     """Leave from the preferences page."""
     subscriber = _own_subscriber(request, session)
-    if subscriber is None or not csrf_ok(request, csrf):
+    if subscriber is None:
         return error_page(request, 400, "页面已过期，请重新验证")
     leave(session, subscriber, "web")
     session.commit()
@@ -245,11 +239,9 @@ def unsubscribe_page(request: Request) -> Response:
 @router.post("/unsubscribe/code", response_class=HTMLResponse)
 @public_page
 async def unsubscribe_code(
-    request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = "", csrf: CsrfForm = ""
+    request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = ""
 ) -> Response:
     """Send a code to prove the number before leaving."""
-    if not csrf_ok(request, csrf):
-        return error_page(request, 400, "页面已过期，请刷新后重试")
     error = await _send_code(request, settings, phone, "unsubscribe")
     if error:
         return render(request, "unsubscribe.html", {"message": error, "message_kind": "error"}, status_code=400)
@@ -263,11 +255,10 @@ def unsubscribe_confirm(
     session: SessionDep,
     settings: SettingsDep,
     code: Annotated[Text, Form(max_length=10)] = "",
-    csrf: CsrfForm = "",
 ) -> Response:
     """Check the code and leave."""
     phone = request.session.get("unsub_phone")
-    if not csrf_ok(request, csrf) or not isinstance(phone, str):
+    if not isinstance(phone, str):
         return error_page(request, 400, "页面已过期，请重新获取验证码")
     try:
         check_code(session, settings.secret_key.get_secret_value(), phone, code, purpose="unsubscribe")
@@ -296,15 +287,11 @@ def unsubscribe_link(request: Request, session: SessionDep, settings: SettingsDe
 
 @router.post("/u/{token}", response_class=HTMLResponse)
 @public_page
-def unsubscribe_link_confirm(
-    request: Request, session: SessionDep, settings: SettingsDep, token: str, csrf: CsrfForm = ""
-) -> Response:
+def unsubscribe_link_confirm(request: Request, session: SessionDep, settings: SettingsDep, token: str) -> Response:
     """Leave through the signed link."""
     subscriber = subscriber_from_token(session, settings.secret_key.get_secret_value(), token)
     if subscriber is None:
         return error_page(request, 404, "链接无效", "This link is not valid.")
-    if not csrf_ok(request, csrf):
-        return error_page(request, 400, "页面已过期，请刷新后重试")
     leave(session, subscriber, "link")
     session.commit()
     return render(request, "unsubscribe.html", {"message": "已退订，您将不再收到通知"})

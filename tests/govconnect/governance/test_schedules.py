@@ -8,23 +8,22 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from govconnect.agencies.models import Agency
-from govconnect.clock import utcnow
+from govconnect.clock import CHINA_TZ, utcnow
 from govconnect.governance.schedules import governance_tick, occurrence
 from govconnect.notices.models import Notice
-from govconnect.notices.policy import SHANGHAI
 from tests.factories import make_subscriber
 
 
 def test_occurrences_keep_beijing_wall_time_and_clamp_month_ends() -> None:
-    first = datetime(2027, 1, 31, 8, 30, tzinfo=SHANGHAI).astimezone(UTC)
-    assert occurrence(first, "daily", 1).astimezone(SHANGHAI) == datetime(2027, 2, 1, 8, 30, tzinfo=SHANGHAI)
-    assert occurrence(first, "weekly", 2).astimezone(SHANGHAI) == datetime(2027, 2, 14, 8, 30, tzinfo=SHANGHAI)
-    assert occurrence(first, "monthly", 1).astimezone(SHANGHAI) == datetime(2027, 2, 28, 8, 30, tzinfo=SHANGHAI)
-    assert occurrence(first, "monthly", 2).astimezone(SHANGHAI) == datetime(2027, 3, 31, 8, 30, tzinfo=SHANGHAI)
-    assert occurrence(first, "monthly", 12).astimezone(SHANGHAI) == datetime(2028, 1, 31, 8, 30, tzinfo=SHANGHAI)
+    first = datetime(2027, 1, 31, 8, 30, tzinfo=CHINA_TZ).astimezone(UTC)
+    assert occurrence(first, "daily", 1).astimezone(CHINA_TZ) == datetime(2027, 2, 1, 8, 30, tzinfo=CHINA_TZ)
+    assert occurrence(first, "weekly", 2).astimezone(CHINA_TZ) == datetime(2027, 2, 14, 8, 30, tzinfo=CHINA_TZ)
+    assert occurrence(first, "monthly", 1).astimezone(CHINA_TZ) == datetime(2027, 2, 28, 8, 30, tzinfo=CHINA_TZ)
+    assert occurrence(first, "monthly", 2).astimezone(CHINA_TZ) == datetime(2027, 3, 31, 8, 30, tzinfo=CHINA_TZ)
+    assert occurrence(first, "monthly", 12).astimezone(CHINA_TZ) == datetime(2028, 1, 31, 8, 30, tzinfo=CHINA_TZ)
     # 00:30 in Beijing is the previous day in UTC: the rule follows Beijing dates.
-    late = datetime(2027, 3, 1, 0, 30, tzinfo=SHANGHAI).astimezone(UTC)
-    assert occurrence(late, "monthly", 1).astimezone(SHANGHAI) == datetime(2027, 4, 1, 0, 30, tzinfo=SHANGHAI)
+    late = datetime(2027, 3, 1, 0, 30, tzinfo=CHINA_TZ).astimezone(UTC)
+    assert occurrence(late, "monthly", 1).astimezone(CHINA_TZ) == datetime(2027, 4, 1, 0, 30, tzinfo=CHINA_TZ)
 
 
 def test_each_occurrence_is_its_own_notice_until_the_end_date(
@@ -32,7 +31,7 @@ def test_each_occurrence_is_its_own_notice_until_the_end_date(
 ) -> None:
     make_subscriber(session, "13800000001", None, channels=["sms"])
     first = utcnow() + timedelta(hours=2)
-    ends_on = (first + timedelta(days=2)).astimezone(SHANGHAI).date()
+    ends_on = (first + timedelta(days=2)).astimezone(CHINA_TZ).date()
     body = {
         "notice": {
             "title": "每日水质公告",

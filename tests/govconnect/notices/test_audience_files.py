@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from govconnect.agencies.models import Agency
-from govconnect.clock import utcnow
-from govconnect.notices.policy import SHANGHAI
+from govconnect.clock import CHINA_TZ, utcnow
 from tests.factories import make_agency, make_key
 from tests.govconnect.notices.conftest import wait_for
 from tests.govconnect.notices.fakes import ScriptedChannel
@@ -20,7 +19,7 @@ from tests.govconnect.notices.test_notices_api import notice_body
 def daytime(client: TestClient) -> None:
     """Run the app's worker on a clock at 10:00 Beijing time, so normal SMS are outside quiet hours."""
     now = utcnow()
-    offset = now.astimezone(SHANGHAI).replace(hour=10) - now
+    offset = now.astimezone(CHINA_TZ).replace(hour=10) - now
     client.app.state.queue.ctx["clock"] = lambda: utcnow() + offset  # type: ignore[attr-defined]
 
 

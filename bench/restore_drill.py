@@ -36,6 +36,7 @@ from govconnect.operations.backup import create_backup, restore_backup  # noqa: 
 from govconnect.settings import Settings  # noqa: E402
 
 PG_ADMIN = os.environ.get("GOVCONNECT_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/test")
+SECRET = "bench-restore-drill-secret-0123456789"  # noqa: S105 - a throwaway key for the drill
 
 
 @contextmanager
@@ -127,11 +128,11 @@ def main() -> None:
             started = time.monotonic()
             seed(source_url, args.subscribers, args.deliveries, args.contacts)
             seeded = time.monotonic() - started
-            source = Settings(database_url=source_url, data_dir=root / "source")
+            source = Settings(database_url=source_url, data_dir=root / "source", secret_key=SECRET)
             started = time.monotonic()
             manifest = create_backup(source, root / "backup")
             backup_seconds = time.monotonic() - started
-            restored = Settings(database_url=target, data_dir=root / "restored")
+            restored = Settings(database_url=target, data_dir=root / "restored", secret_key=SECRET)
             result = restore_backup(restored, root / "backup")
             size = sum(entry["size"] for entry in manifest["files"])
     print(

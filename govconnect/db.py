@@ -115,6 +115,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str | None:
+    """The newest migration this code ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     with engine.connect() as conn:

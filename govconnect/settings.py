@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me"  # noqa: S105 - sentinel for "not configured", refused outside demo mode
@@ -203,6 +203,19 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        # Every command signs something (sessions, unsubscribe links, agency callbacks, subscriber
+        # tokens); a known key would let anyone forge them. Only demo mode may start without one
+        # (`serve --demo` then keeps a random key in DATA_DIR).
+        if self.secret_is_default() and not self.demo:
+            raise ValueError(
+                "GOVCONNECT_SECRET_KEY is not set: set it to a long random value"
+                " (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`),"
+                " or use `govconnect serve --demo` to try GovConnect"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

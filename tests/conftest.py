@@ -28,6 +28,8 @@ from govconnect.settings import Settings
 PG_ADMIN_URL = os.environ.get("GOVCONNECT_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GOVCONNECT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:10]
+# Settings refuse to load without a secret (every command does); tests that check the refusal unset it.
+os.environ.setdefault("GOVCONNECT_SECRET_KEY", "test-only-secret-key-0123456789")
 
 
 def _pg_admin_conninfo() -> str:

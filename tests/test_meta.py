@@ -181,7 +181,9 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 def test_every_page_form_goes_through_the_csrf_dependency(tmp_path: Path) -> None:
     """Pages check CSRF in one router dependency; a new page POST without it fails here."""
     app = create_app(Settings(data_dir=tmp_path, secret_key="x" * 20))  # noqa: S106
-    pages = [(path, route) for path, route in api_routes(app) if route.methods & UNSAFE and not path.startswith("/api/")]
+    pages = [
+        (path, route) for path, route in api_routes(app) if route.methods & UNSAFE and not path.startswith("/api/")
+    ]
     assert len(pages) >= 10
     missing = [path for path, route in pages if "verify_csrf" not in _dependency_names(route)]
     assert missing == []

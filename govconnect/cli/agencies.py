@@ -19,10 +19,9 @@ from govconnect.agencies.service import (
     revoke_api_key,
 )
 from govconnect.audit.record import Actor
-from govconnect.cli.common import fail, load_settings, migrated_engine
+from govconnect.cli.common import CliDatabase, database_command, fail
 from govconnect.db import session_scope
-from govconnect.errors import DomainError
-from govconnect.governance.policy import PolicyError, get_policy, set_policy
+from govconnect.governance.policy import get_policy, set_policy
 
 agency_app = typer.Typer(help="Agencies (机构): create, list, sign-off policy.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys: create (printed once), list (prefix only), revoke.", no_args_is_help=True)
@@ -37,31 +36,31 @@ def register(app: typer.Typer) -> None:
 
 
 @agency_app.command("create")
+@database_command(migrate=True)
 def agency_create(
     name: Annotated[str, typer.Argument(help="Full name, e.g. 衢州市应急管理局")],
     code: Annotated[str, typer.Option("--code", help="Short unique code, e.g. qz-yjj")],
     region: Annotated[str, typer.Option("--region", help="Region, e.g. 衢州市 or 江山市")] = "",
+    *,
+    db: CliDatabase,
 ) -> None:
     """Create an agency."""
-    engine = migrated_engine(load_settings())
-    try:
-        with session_scope(engine) as session:
-            agency = create_agency(session, name, code, region)
-            typer.echo(f"created agency {agency.code} ({agency.name}, {agency.region or '-'})")
-    except DomainError as exc:
-        raise fail(exc.message) from exc
+    with session_scope(db.engine) as session:
+        agency = create_agency(session, name, code, region)
+        typer.echo(f"created agency {agency.code} ({agency.name}, {agency.region or '-'})")
 
 
 @agency_app.command("list")
-def agency_list() -> None:
+@database_command()
+def agency_list(*, db: CliDatabase) -> None:
     """List agencies."""
-    engine = migrated_engine(load_settings())
-    with session_scope(engine) as session:
+    with session_scope(db.engine) as session:
         for agency in list_agencies(session):
             typer.echo(f"{agency.code}\t{agency.name}\t{agency.region}")
 
 
 @agency_app.command("policy")
+@database_command(migrate=True)
 def agency_policy(
     code: Annotated[str, typer.Argument(help="The agency's code")],
     require_approval: Annotated[
@@ -76,6 +75,8 @@ def agency_policy(
     approvers: Annotated[
         int | None, typer.Option("--approvers", help="Approvers each notice needs", show_default=False)
     ] = None,
+    *,
+    db: CliDatabase,
 ) -> None:
     """Show or change an agency's sign-off (审核) policy."""
     values = {
@@ -87,74 +88,66 @@ def agency_policy(
         )
         if value is not None
     }
-    engine = migrated_engine(load_settings())
-    try:
-        with session_scope(engine) as session:
-            agency = require_agency(session, code)
-            policy = (
-                set_policy(session, agency.id or 0, Actor.cli(agency.id), **values)
-                if values
-                else get_policy(session, agency.id or 0)
-            )
-            typer.echo(
-                f"{agency.code}: require_approval={policy.require_approval} large_audience={policy.large_audience}"
-                f" approvers={policy.approvers} urgent_at_once={policy.urgent_at_once}"
-            )
-    except (DomainError, PolicyError) as exc:
-        raise fail(exc.message) from exc
+    with session_scope(db.engine) as session:
+        agency = require_agency(session, code)
+        policy = (
+            set_policy(session, agency.id or 0, Actor.cli(agency.id), **values)
+            if values
+            else get_policy(session, agency.id or 0)
+        )
+        typer.echo(
+            f"{agency.code}: require_approval={policy.require_approval} large_audience={policy.large_audience}"
+            f" approvers={policy.approvers} urgent_at_once={policy.urgent_at_once}"
+        )
 
 
 @key_app.command("create")
+@database_command(migrate=True)
 def key_create(
     agency_code: Annotated[str, typer.Argument(help="The agency's code")],
     scopes: Annotated[
         list[str], typer.Option("--scopes", help=f"Scopes, comma-separated or repeated: {', '.join(SCOPES)}")
     ],
     name: Annotated[str, typer.Option("--name", help="A label for the key")] = "",
+    *,
+    db: CliDatabase,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    engine = migrated_engine(load_settings())
-    try:
-        with session_scope(engine) as session:
-            agency = require_agency(session, agency_code)
-            issued = create_api_key(session, agency, scopes, name=name)
-            typer.echo(issued.key)
-            typer.echo(
-                f"(prefix {issued.record.prefix}, scopes {','.join(issued.record.scopes)}; "
-                "store it now: it cannot be shown again)",
-                err=True,
-            )
-    except DomainError as exc:
-        raise fail(exc.message) from exc
+    with session_scope(db.engine) as session:
+        agency = require_agency(session, agency_code)
+        issued = create_api_key(session, agency, scopes, name=name)
+        typer.echo(issued.key)
+        typer.echo(
+            f"(prefix {issued.record.prefix}, scopes {','.join(issued.record.scopes)}; "
+            "store it now: it cannot be shown again)",
+            err=True,
+        )
 
 
 @key_app.command("list")
-def key_list(agency_code: Annotated[str, typer.Argument(help="The agency's code")]) -> None:
+@database_command()
+def key_list(agency_code: Annotated[str, typer.Argument(help="The agency's code")], *, db: CliDatabase) -> None:
     """List an agency's keys by prefix."""
-    engine = migrated_engine(load_settings())
-    try:
-        with session_scope(engine) as session:
-            agency = require_agency(session, agency_code)
-            for key in list_api_keys(session, agency):
-                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-                typer.echo(f"{key.prefix}\t{','.join(key.scopes)}\t{key.name or '-'}\t{state}")
-    except DomainError as exc:
-        raise fail(exc.message) from exc
+    with session_scope(db.engine) as session:
+        agency = require_agency(session, agency_code)
+        for key in list_api_keys(session, agency):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            typer.echo(f"{key.prefix}\t{','.join(key.scopes)}\t{key.name or '-'}\t{state}")
 
 
 @key_app.command("revoke")
-def key_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix as shown by `key list`")]) -> None:
+@database_command(migrate=True)
+def key_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix as shown by `key list`")], *, db: CliDatabase
+) -> None:
     """Revoke a key; it stops working at once."""
-    engine = migrated_engine(load_settings())
-    try:
-        with session_scope(engine) as session:
-            key = revoke_api_key(session, prefix)
-            typer.echo(f"revoked {key.prefix}")
-    except DomainError as exc:
-        raise fail(exc.message) from exc
+    with session_scope(db.engine) as session:
+        key = revoke_api_key(session, prefix)
+        typer.echo(f"revoked {key.prefix}")
 
 
 @staff_app.command("create")
+@database_command(migrate=True)
 def staff_create(
     username: Annotated[str, typer.Argument(help="Login name")],
     agency: Annotated[str, typer.Option("--agency", help="The agency's code")],
@@ -171,6 +164,8 @@ def staff_create(
             show_default=False,
         ),
     ] = None,
+    *,
+    db: CliDatabase,
 ) -> None:
     """Create a staff account (argon2-hashed password)."""
     if role not in ROLES:
@@ -180,10 +175,6 @@ def staff_create(
         if not sys.stdin.isatty():
             raise fail("no password: pass --password or set GOVCONNECT_STAFF_PASSWORD")
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    engine = migrated_engine(load_settings())
-    try:
-        with session_scope(engine) as session:
-            user = create_staff(session, username, require_agency(session, agency), role, password, display_name, phone)
-            typer.echo(f"created {user.role} {user.username}")
-    except DomainError as exc:
-        raise fail(exc.message) from exc
+    with session_scope(db.engine) as session:
+        user = create_staff(session, username, require_agency(session, agency), role, password, display_name, phone)
+        typer.echo(f"created {user.role} {user.username}")

@@ -8,16 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from contacts.tabular import TabularError
 from govconnect.citizens.importer import import_subscribers
 from govconnect.citizens.publishing_models import PublicRegion
 from govconnect.citizens.subscriptions import ensure_defaults, masked_rows, purge_inactive
-from govconnect.cli.common import fail, load_settings, migrated_engine
+from govconnect.cli.common import CliDatabase, database_command, fail
 from govconnect.db import session_scope
-from govconnect.errors import DomainError
 from govconnect.escaping import spreadsheet_record
 from govconnect.notices.models import Category
 
@@ -35,22 +33,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(categories_app, name="categories")
 
 
-def _engine() -> Engine:
-    return migrated_engine(load_settings())
-
-
 @subscribers_app.command("import")
+@database_command(migrate=True)
 def subscribers_import(
     file: Annotated[
         Path, typer.Argument(help="CSV (UTF-8 / GB18030) or XLSX: phone, openid, name, categories, regions, channels")
     ],
+    *,
+    db: CliDatabase,
 ) -> None:
     """Create or update subscribers from a CSV or XLSX file (lists separated by ';'); exit 1 if any row was refused."""
     if not file.is_file():
         raise fail(f"文件不存在 / no such file: {file}")
-    engine = _engine()
     try:
-        with session_scope(engine) as session:
+        with session_scope(db.engine) as session:
             report = import_subscribers(session, file)
     except (TabularError, OSError) as exc:
         raise fail(str(exc)) from exc
@@ -65,26 +61,28 @@ def subscribers_import(
 
 
 @subscribers_app.command("purge")
+@database_command(migrate=True)
 def purge(
     inactive_days: Annotated[int, typer.Option("--inactive-days", help="Remove subscribers who left over N days ago")],
+    *,
+    db: CliDatabase,
 ) -> None:
     """Delete subscribers who unsubscribed more than N days ago, and spent verification codes."""
-    settings = load_settings()
-    try:
-        secret = settings.secret_key.get_secret_value()
-        with session_scope(migrated_engine(settings)) as session:
-            subscribers, codes = purge_inactive(session, inactive_days, secret=secret)
-    except DomainError as exc:
-        raise fail(exc.message) from exc
+    secret = db.settings.secret_key.get_secret_value()
+    with session_scope(db.engine) as session:
+        subscribers, codes = purge_inactive(session, inactive_days, secret=secret)
     typer.echo(f"purged {subscribers} subscribers, {codes} verification codes")
 
 
 @subscribers_app.command("export")
+@database_command()
 def export(
     out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: standard output)")] = None,
+    *,
+    db: CliDatabase,
 ) -> None:
     """Export subscribers as CSV with numbers and openids masked."""
-    with session_scope(_engine()) as session:
+    with session_scope(db.engine) as session:
         rows = list(masked_rows(session))
     handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
     try:
@@ -99,9 +97,10 @@ def export(
 
 
 @categories_app.command("list")
-def categories_list() -> None:
+@database_command(migrate=True)
+def categories_list(*, db: CliDatabase) -> None:
     """List categories and regions (seeding the defaults on first use)."""
-    with session_scope(_engine()) as session:
+    with session_scope(db.engine) as session:
         ensure_defaults(session)
         for c in session.exec(select(Category).order_by(col(Category.sort_order))).all():
             typer.echo(f"category\t{c.code}\t{c.name}\t{'active' if c.active else 'disabled'}")
@@ -110,15 +109,18 @@ def categories_list() -> None:
 
 
 @categories_app.command("add")
+@database_command(migrate=True)
 def categories_add(
     code: Annotated[str, typer.Argument(help="Short code, e.g. weather")],
     name: Annotated[str, typer.Argument(help="Chinese name, e.g. 气象服务")],
+    *,
+    db: CliDatabase,
 ) -> None:
     """Add (or re-enable and rename) a category."""
     code = code.strip().lower()
     if not code or len(code) > 64 or not name.strip():
         raise fail("code and name are required (code at most 64 characters)")
-    with session_scope(_engine()) as session:
+    with session_scope(db.engine) as session:
         ensure_defaults(session)
         category = session.exec(select(Category).where(Category.code == code)).first()
         if category is None:
@@ -130,9 +132,10 @@ def categories_add(
 
 
 @categories_app.command("disable")
-def categories_disable(code: Annotated[str, typer.Argument(help="The category's code")]) -> None:
+@database_command(migrate=True)
+def categories_disable(code: Annotated[str, typer.Argument(help="The category's code")], *, db: CliDatabase) -> None:
     """Stop offering a category (existing notices keep it)."""
-    with session_scope(_engine()) as session:
+    with session_scope(db.engine) as session:
         category = session.exec(select(Category).where(Category.code == code.strip().lower())).first()
         if category is None:
             raise fail(f"no category {code!r}")
@@ -142,12 +145,13 @@ def categories_disable(code: Annotated[str, typer.Argument(help="The category's 
 
 
 @categories_app.command("add-region")
-def regions_add(name: Annotated[str, typer.Argument(help="Region name, e.g. 智造新城")]) -> None:
+@database_command(migrate=True)
+def regions_add(name: Annotated[str, typer.Argument(help="Region name, e.g. 智造新城")], *, db: CliDatabase) -> None:
     """Add (or re-enable) a region citizens can follow."""
     name = name.strip()
     if not name or len(name) > 64:
         raise fail("region name is required (at most 64 characters)")
-    with session_scope(_engine()) as session:
+    with session_scope(db.engine) as session:
         ensure_defaults(session)
         region = session.exec(select(PublicRegion).where(PublicRegion.name == name)).first()
         if region is None:

@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import Engine
 
 from contacts.demo_data import write_csv
 from contacts.directory import directory_index
 from contacts.importer import ImportFileError, count_rows, export_rows, import_file
 from contacts.service import rebuild_index
-from govconnect.cli.common import fail, load_settings, migrated_engine
+from govconnect.cli.common import CliDatabase, database_command, fail
 from govconnect.db import session_scope
 from govconnect.escaping import spreadsheet_row
-from govconnect.settings import Settings
 
 contacts_app = typer.Typer(help="Government directory (通讯录): import and export contacts.", no_args_is_help=True)
 index_app = typer.Typer(help="The directory search index.", no_args_is_help=True)
@@ -33,17 +31,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(demo_data_app, name="demo-data")
 
 
-def _engine() -> tuple[Settings, Engine]:
-    settings = load_settings()
-    return settings, migrated_engine(settings)
-
-
 @contacts_app.command("import")
-def contacts_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8 / GB18030) or XLSX file")]) -> None:
+@database_command(migrate=True)
+def contacts_import(
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8 / GB18030) or XLSX file")], *, db: CliDatabase
+) -> None:
     """Import contacts; bad rows are reported with their line number, the rest are kept (exit 1 if any failed)."""
     if not file.is_file():
         raise fail(f"文件不存在 / no such file: {file}")
-    settings, engine = _engine()
+    settings, engine = db.settings, db.engine
     started = time.monotonic()
     try:
         rows = count_rows(file)
@@ -67,12 +63,15 @@ def contacts_import(file: Annotated[Path, typer.Argument(help="CSV (UTF-8 / GB18
 
 
 @contacts_app.command("export")
+@database_command()
 def contacts_export(
     out: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output)")] = None,
     chinese: Annotated[bool, typer.Option("--chinese", help="Chinese header names (姓名,部门,...)")] = False,
+    *,
+    db: CliDatabase,
 ) -> None:
     """Export all contacts as CSV (UTF-8 with BOM when written to a file); re-importable."""
-    _settings, engine = _engine()
+    engine = db.engine
     with session_scope(engine) as session:
         if out is None:
             writer = csv.writer(sys.stdout)
@@ -89,9 +88,10 @@ def contacts_export(
 
 
 @index_app.command("rebuild")
-def index_rebuild() -> None:
+@database_command(migrate=True)
+def index_rebuild(*, db: CliDatabase) -> None:
     """Rebuild the directory search index from the database (searches keep working meanwhile)."""
-    settings, engine = _engine()
+    settings, engine = db.settings, db.engine
     started = time.monotonic()
     with session_scope(engine) as session:
         count = rebuild_index(session, directory_index(settings.data_dir))

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from govconnect.cli.common import fail, load_settings
-from govconnect.db import engine_from_settings, upgrade
+from govconnect.cli.common import CliDatabase, database_command, fail, load_settings
 from govconnect.operations.backup import IN_FLIGHT_CODE, BackupError, create_backup, restore_backup
 from govconnect.operations.retention import purge_expired
 
@@ -18,23 +17,17 @@ backup_app = typer.Typer(
 )
 
 
+@database_command(migrate=True)
 def purge(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per transaction")] = None,
+    *,
+    db: CliDatabase,
 ) -> None:
     """Delete deliveries, private notices and audit rows past their retention (RETENTION__* settings)."""
-    settings = load_settings()
-    retention = settings.retention
+    retention = db.settings.retention
     if batch_size is not None:
         retention = retention.model_copy(update={"batch_size": batch_size})
-    try:
-        upgrade(settings.effective_database_url)
-    except Exception as exc:  # noqa: BLE001
-        raise fail(f"database unavailable or migration failed: {type(exc).__name__}: {exc}") from exc
-    engine = engine_from_settings(settings)
-    try:
-        report = purge_expired(engine, retention)
-    finally:
-        engine.dispose()
+    report = purge_expired(db.engine, retention)
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
 
 

@@ -58,17 +58,14 @@ def serve(
     from govconnect.demo.seed import prepare_demo
     from govconnect.providers.sandbox import use_demo_sandbox
 
-    settings = load_settings()
+    settings = load_settings(demo=demo)
     if demo:
-        settings = settings.model_copy(update={"demo": True})
         settings = prepare_demo(settings)
         if "public_base_url" not in settings.model_fields_set:
             # Links in demo messages and feeds point at this server, not the default port.
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
         settings = use_demo_sandbox(settings, host, port)  # channels talk to the in-process provider sandbox
-    elif settings.secret_is_default():
-        raise fail("GOVCONNECT_SECRET_KEY is not set; set it (or use --demo to try GovConnect)")
     if settings.is_sqlite or demo:
         migrated_engine(settings).dispose()
     if demo:

@@ -16,7 +16,7 @@ from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.governance import retraction, schedules, signoff
 from govconnect.governance.models import AgencyPolicy, NoticeSchedule
-from govconnect.governance.policy import PolicyError, get_policy, set_policy
+from govconnect.governance.policy import get_policy, set_policy
 from govconnect.governance.schemas import (
     CorrectionCreate,
     NoticeUpdate,
@@ -53,10 +53,7 @@ def policy_get(principal: Admin, session: SessionDep) -> PolicyPublic:
 def policy_put(request: Request, body: PolicyUpdate, principal: Admin, session: SessionDep) -> PolicyPublic:
     """Change the given fields of the policy (audited)."""
     values = body.model_dump(exclude_none=True)
-    try:
-        policy = set_policy(session, principal.agency.id or 0, actor_for(principal, request), **values)
-    except PolicyError as exc:
-        raise ApiError(422, exc.code, exc.message) from exc
+    policy = set_policy(session, principal.agency.id or 0, actor_for(principal, request), **values)
     session.commit()
     return _policy_public(policy)
 

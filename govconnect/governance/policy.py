@@ -9,19 +9,18 @@ from sqlmodel import Session
 
 from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
+from govconnect.errors import Invalid
 from govconnect.governance.models import APPROVAL_MODES, AgencyPolicy
 from govconnect.notices.models import PUBLIC_CHANNELS
 
 POLICY_FIELDS = ("require_approval", "large_audience", "approvers", "urgent_at_once", "review_hours")
 
 
-class PolicyError(ValueError):
-    """A policy value out of range; `code` is machine-readable."""
+class PolicyError(Invalid):
+    """A policy value out of range (422 with its machine-readable `code`)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
 
 
 @dataclass(frozen=True)

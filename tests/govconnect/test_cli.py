@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -71,10 +72,29 @@ def test_worker_refuses_without_redis(cli_env: dict[str, str]) -> None:
     assert "GOVCONNECT_REDIS_URL" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_serve_refuses_default_secret(cli_env: dict[str, str]) -> None:
-    env = {**cli_env, "GOVCONNECT_SECRET_KEY": ""}
-    proc = run(["serve", "--port", "1"], env, check=False)
-    assert proc.returncode != 0 and "SECRET_KEY" in proc.stderr
+@pytest.mark.parametrize("secret", ["", "change-me"])
+@pytest.mark.parametrize("args", [["serve", "--port", "1"], ["worker"], ["agency", "list"], ["purge"]])
+def test_every_command_refuses_the_default_secret(cli_env: dict[str, str], args: list[str], secret: str) -> None:
+    env = {**cli_env, "GOVCONNECT_SECRET_KEY": secret, "GOVCONNECT_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    proc = run(args, env, check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert "GOVCONNECT_SECRET_KEY is not set" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_read_only_commands_never_migrate(tmp_path: Path) -> None:
+    """`agency list` on a database without the schema says so and leaves it untouched; `db upgrade` fixes it."""
+    env = {
+        "GOVCONNECT_DATA_DIR": str(tmp_path),
+        "GOVCONNECT_SECRET_KEY": "cli-test-secret",
+        "GOVCONNECT_DATABASE_URL": "",
+    }
+    listed = run(["agency", "list"], env, check=False)
+    assert listed.returncode == 1 and "govconnect db upgrade" in listed.stderr and "Traceback" not in listed.stderr
+    database = tmp_path / "govconnect.db"
+    assert not database.exists() or sqlite3.connect(database).execute("select name from sqlite_master").fetchall() == []
+    run(["db", "upgrade"], env)
+    run(["agency", "create", "衢州市大数据局", "--code", "qz-dsj"], env)
+    assert "qz-dsj" in run(["agency", "list"], env).stdout
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["worker"], ["db"], ["agency"], ["key"], ["staff"], ["config"]])

@@ -50,7 +50,7 @@ def test_sqlite_files_are_private_from_creation(tmp_path: Path, loose_umask: Non
 def test_demo_secret_is_created_private(tmp_path: Path, loose_umask: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # No later chmod may be needed to make it private: refuse any.
     monkeypatch.setattr(Path, "chmod", lambda *_a, **_k: pytest.fail("chmod after creation"))
-    settings = demo.prepare_demo(Settings(data_dir=tmp_path / "var", secret_key=""))
+    settings = demo.prepare_demo(Settings(data_dir=tmp_path / "var", secret_key="", demo=True))
     secret = tmp_path / "var" / "demo-secret-key"
     assert mode(secret) == 0o600 and mode(secret.parent) == 0o700
     assert settings.secret_key.get_secret_value() == secret.read_text()

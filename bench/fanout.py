@@ -30,7 +30,7 @@ async def read_load(
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
         i = 0
         while not stop.is_set():
-            path = f"/api/v1/notices/{notice_id}" if i % 2 == 0 else "/api/v1/notices?page_size=20"
+            path = f"/api/v1/notices/{notice_id}" if i % 2 == 0 else "/api/v1/notices?limit=20"
             start = time.perf_counter()
             r = await client.get(path)
             latencies.append((time.perf_counter() - start) * 1000)

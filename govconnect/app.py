@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.engine import Engine
 
 from govconnect import __version__
@@ -15,8 +15,10 @@ from govconnect.api.admission import UNMETERED_PATHS, AdmissionControl, KnownTok
 from govconnect.api.deps import RateLimiter
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
+from govconnect.api.strict_query import reject_unknown_query
 from govconnect.audiences import api as audiences_api
 from govconnect.audit import api as audit_api
+from govconnect.citizens import api as subscribers_api
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.governance import api as governance_api
@@ -48,6 +50,7 @@ ROUTERS.append(reports_api.router)
 ROUTERS.append(status_page.router)
 ROUTERS.append(audit_api.router)
 ROUTERS.append(governance_api.router)
+ROUTERS.append(subscribers_api.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -105,7 +108,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
-        app.include_router(router)
+        # API routes answer an unknown query parameter with 422 instead of ignoring it (api/strict_query.py).
+        strict = [Depends(reject_unknown_query)] if router.prefix.startswith("/api/") else None
+        app.include_router(router, dependencies=strict)
     install_notice_pipeline(app)
     install_operations(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from govconnect.api.deps import Principal, SessionDep, require_scope
+from govconnect.api.paging import Page, paging
 from govconnect.audit.models import AUDIT_ACTIONS
 from govconnect.audit.queries import AuditFilter, audit_page, iter_audit
 from govconnect.errors import ApiError
@@ -42,8 +43,8 @@ class AuditPage(BaseModel):
 
     items: list[AuditPublic]
     total: int
-    page: int
-    page_size: int
+    limit: int
+    offset: int
 
 
 def _public(row: Any) -> AuditPublic:
@@ -64,6 +65,7 @@ def audit_list(
     request: Request,
     principal: Admin,
     session: SessionDep,
+    page: Annotated[Page, Depends(paging(default=50, maximum=200, legacy=True))],
     action: str | None = None,
     actor: Annotated[str | None, Query(max_length=80)] = None,
     target_type: Annotated[str | None, Query(max_length=40)] = None,
@@ -71,8 +73,6 @@ def audit_list(
     since: datetime | None = None,
     until: datetime | None = None,
     format: Literal["json", "csv"] = "json",
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage | StreamingResponse:
     """Who did what, when and from where in this agency, newest first; `format=csv` exports every match."""
     if action is not None and action not in AUDIT_ACTIONS:
@@ -84,8 +84,8 @@ def audit_list(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
         )
-    rows, total = audit_page(session.connection(), filters, page, page_size)
-    return AuditPage(items=[_public(r) for r in rows], total=total, page=page, page_size=page_size)
+    rows, total = audit_page(session.connection(), filters, page.limit, page.offset)
+    return AuditPage(items=[_public(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
 def _csv_lines(items: Iterable[AuditPublic]) -> Iterator[str]:

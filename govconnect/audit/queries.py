@@ -45,11 +45,11 @@ def _query(f: AuditFilter) -> Any:
     return query
 
 
-def audit_page(conn: Connection, f: AuditFilter, page: int, page_size: int) -> tuple[list[Any], int]:
+def audit_page(conn: Connection, f: AuditFilter, limit: int, offset: int) -> tuple[list[Any], int]:
     """One page of entries, newest first, and how many match."""
     query = _query(f)
     total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = conn.execute(query.order_by(A.c.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
+    rows = conn.execute(query.order_by(A.c.id.desc()).offset(offset).limit(limit)).all()
     return list(rows), int(total)
 
 

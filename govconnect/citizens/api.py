@@ -6,14 +6,14 @@ import csv
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from govconnect.api.deps import Principal, SessionDep, require_scope
-from govconnect.api.params import Offset
+from govconnect.api.paging import Page, paging
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.subscriptions import masked_rows
 from govconnect.escaping import spreadsheet_record
@@ -44,17 +44,18 @@ class SubscriberPage(BaseModel):
     items: list[SubscriberPublic]
     total: int
     active: int
+    limit: int
+    offset: int
 
 
 @router.get("", response_model=SubscriberPage)
 def list_subscribers(
     _principal: ReaderDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Offset = 0,
+    page: Annotated[Page, Depends(paging(default=100, maximum=500))],
 ) -> SubscriberPage:
     """Masked subscribers, oldest first."""
-    rows = list(masked_rows(session, offset, limit))
+    rows = list(masked_rows(session, page.offset, page.limit))
     total = session.exec(select(func.count()).select_from(Subscriber)).one()
     active = session.exec(select(func.count()).select_from(Subscriber).where(col(Subscriber.status) == "active")).one()
     items = [
@@ -72,7 +73,7 @@ def list_subscribers(
         )
         for r in rows
     ]
-    return SubscriberPage(items=items, total=total, active=active)
+    return SubscriberPage(items=items, total=total, active=active, limit=page.limit, offset=page.offset)
 
 
 def masked_csv(session: SessionDep) -> str:

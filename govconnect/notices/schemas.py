@@ -131,8 +131,8 @@ class NoticePage(BaseModel):
 
     items: list[NoticePublic]
     total: int
-    page: int
-    page_size: int
+    limit: int
+    offset: int
 
 
 class DeliveryPublic(BaseModel):
@@ -156,8 +156,8 @@ class DeliveryPage(BaseModel):
 
     items: list[DeliveryPublic]
     total: int
-    page: int
-    page_size: int
+    limit: int
+    offset: int
 
 
 class CallbackRegistration(BaseModel):

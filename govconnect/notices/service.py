@@ -526,7 +526,7 @@ def notice_public(session: Session, notice: Notice, with_progress: bool = True) 
 
 
 def list_notices(
-    session: Session, agency: Agency, filters: dict[str, Any], page: int, page_size: int
+    session: Session, agency: Agency, filters: dict[str, Any], limit: int, offset: int
 ) -> tuple[list[Notice], int]:
     """The agency's notices, newest first, filtered by status, category, urgency, channel or date."""
     query = select(Notice).where(Notice.agency_id == agency.id)  # type: ignore[arg-type]
@@ -558,7 +558,7 @@ def list_notices(
     total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
     rows = (
         session.exec(  # type: ignore[call-overload]
-            query.order_by(Notice.created_at.desc(), Notice.id).offset((page - 1) * page_size).limit(page_size)  # type: ignore[attr-defined]
+            query.order_by(Notice.created_at.desc(), Notice.id).offset(offset).limit(limit)  # type: ignore[attr-defined]
         )
         .scalars()
         .all()
@@ -594,12 +594,12 @@ def cancel_queued_deliveries(session: Session, notice_id: str, moment: datetime)
 
 
 def list_deliveries(
-    session: Session, notice: Notice, status: str | None, channel: str | None, page: int, page_size: int
+    session: Session, notice: Notice, status: str | None, channel: str | None, limit: int, offset: int
 ) -> tuple[list[Any], int]:
     """One page of a notice's deliveries, filtered, with the total."""
     query = _deliveries_query(notice.id, status, channel)
     total = session.exec(select(func.count()).select_from(query.subquery())).scalar_one()  # type: ignore[call-overload]
-    query = query.order_by(D.c.channel, D.c.id).offset((page - 1) * page_size).limit(page_size)
+    query = query.order_by(D.c.channel, D.c.id).offset(offset).limit(limit)
     return list(session.exec(query).all()), int(total)
 
 

@@ -10,7 +10,6 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
-from govconnect.citizens import api as subscribers_api
 from govconnect.citizens.code_delivery import close_code_client, send_code_sms
 from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
@@ -34,7 +33,7 @@ def html_error_page(request: Request, status: int, message: str) -> Response:
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    """Add the mobile site, TV page and feeds, the subscriber API and the staff session to an app."""
+    """Add the mobile site, TV page and feeds and the staff session to an app."""
     # Compose enqueues pipeline jobs; the embedded queue needs the registry complete (arq workers load it too).
     load_job_modules()
     app.state.page_prefixes = PAGE_PREFIXES
@@ -51,7 +50,6 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         staff_compose.router,
         feeds.router,
         tv.router,
-        subscribers_api.router,
     ):
         app.include_router(router)
     app.state.code_sender = send_code_sms

@@ -64,7 +64,7 @@ def test_search_shape_and_ranking(client: TestClient) -> None:
     r = client.get("/api/v1/contacts/search", params={"q": "张伟"})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"total", "items", "took_ms", "fallback"} and body["fallback"] is None
+    assert set(body) == {"total", "items", "limit", "offset", "took_ms", "fallback"} and body["fallback"] is None
     assert body["total"] == 3 and isinstance(body["took_ms"], float)
     assert [i["name"] for i in body["items"]] == ["张伟", "张伟明", "章薇"]  # exact, prefix, homophone
     first = body["items"][0]

@@ -117,4 +117,5 @@ def test_huge_integers_are_422_anonymous_and_with_a_key(client: TestClient, sess
         answer = client.request(method, path, json=body, headers=auth)
         assert answer.status_code == 422, (path, body, answer.text)
         assert answer.json()["error"]["code"] == "validation_error"
-    assert client.get("/api/v1/contacts?offset=2147483647", headers=auth).json() == {"items": []}
+    far = client.get("/api/v1/contacts?offset=2147483647", headers=auth).json()
+    assert far["items"] == [] and far["offset"] == 2147483647

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from contacts import crud
@@ -134,6 +135,8 @@ class SearchResponse(BaseModel):
 
     total: int
     items: list[dict[str, Any]]
+    limit: int
+    offset: int
     took_ms: float
     fallback: Fallback | None = Field(
         default=None, description="null: exact hits; else nothing matched every word and this fallback answered"
@@ -184,7 +187,14 @@ def contacts_search(
         )
     except QueryError as exc:
         raise ApiError(400, exc.code, exc.message) from exc
-    return SearchResponse(total=result.total, items=result.items, took_ms=result.took_ms, fallback=result.fallback)
+    return SearchResponse(
+        total=result.total,
+        items=result.items,
+        limit=limit,
+        offset=offset,
+        took_ms=result.took_ms,
+        fallback=result.fallback,
+    )
 
 
 @router.get("/contacts", summary="List contacts (optionally of a department and its sub-departments)")
@@ -203,7 +213,9 @@ def contacts_list(
     if not viewer.privileged:
         stmt = stmt.where(Contact.visibility == "public")
     rows = session.exec(stmt.order_by(col(Contact.id)).offset(offset).limit(limit)).all()
-    return {"items": [_contact_out(tree.record(c).display(), viewer.privileged) for c in rows]}
+    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+    items = [_contact_out(tree.record(c).display(), viewer.privileged) for c in rows]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/contacts/{contact_id}", summary="One contact")

@@ -9,11 +9,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, require_scope
+from govconnect.api.paging import Page, paging
 from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.escaping import spreadsheet_row
@@ -73,6 +74,7 @@ async def create_notice(
 def notices_list(
     principal: Reader,
     session: SessionDep,
+    page: Annotated[Page, Depends(paging(default=50, maximum=200, legacy=True))],
     status: str | None = None,
     category: str | None = None,
     urgency: Literal["normal", "urgent"] | None = None,
@@ -80,8 +82,6 @@ def notices_list(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     review: Literal["pending", "overdue", "done"] | None = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NoticePage:
     """List notices, newest first, with filters; `review` finds urgent notices sent before sign-off."""
     filters = {
@@ -93,9 +93,9 @@ def notices_list(
         "created_before": created_before,
         "review": review,
     }
-    rows, total = service.list_notices(session, principal.agency, filters, page, page_size)
+    rows, total = service.list_notices(session, principal.agency, filters, page.limit, page.offset)
     items = [service.notice_public(session, n, with_progress=False) for n in rows]
-    return NoticePage(items=items, total=total, page=page, page_size=page_size)
+    return NoticePage(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/notices/{notice_id}", response_model=NoticePublic, summary="A notice with per-channel progress")
@@ -117,11 +117,10 @@ def notice_deliveries(
     notice_id: str,
     principal: Reader,
     session: SessionDep,
+    page: Annotated[Page, Depends(paging(default=100, maximum=1000, legacy=True))],
     status: str | None = None,
     channel: str | None = None,
     format: Literal["json", "csv"] = "json",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveryPage | StreamingResponse:
     """Deliveries of a notice; each recipient is shown only to keys that may see that person.
 
@@ -139,9 +138,9 @@ def notice_deliveries(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="deliveries-{notice_id}.csv"'},
         )
-    rows, total = service.list_deliveries(session, notice, status, channel, page, page_size)
+    rows, total = service.list_deliveries(session, notice, status, channel, page.limit, page.offset)
     items = [_delivery_public(r, reveal) for r in rows]
-    return DeliveryPage(items=items, total=total, page=page, page_size=page_size)
+    return DeliveryPage(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 def _delivery_public(r: Any, reveal: RecipientVisibility) -> DeliveryPublic:

@@ -140,7 +140,7 @@ def test_list_deliveries_masked_and_csv(
             == 2
         )
     )
-    page = app_client.get(f"/api/v1/notices/{notice_id}/deliveries?page_size=1", headers=auth).json()
+    page = app_client.get(f"/api/v1/notices/{notice_id}/deliveries?limit=1", headers=auth).json()
     assert page["total"] == 2 and len(page["items"]) == 1
     assert page["items"][0]["recipient"].startswith("138****")
     reveal = make_key(session, agency, ["notices:read", "subscribers:read"]).key
@@ -153,7 +153,7 @@ def test_list_deliveries_masked_and_csv(
     csv_text = app_client.get(f"/api/v1/notices/{notice_id}/deliveries?format=csv", headers=auth).text
     lines = csv_text.lstrip("\ufeff").strip().splitlines()
     assert lines[0].startswith("id,channel") and len(lines) == 3 and "13800000001" not in csv_text
-    listing = app_client.get("/api/v1/notices?urgency=urgent&page_size=10", headers=auth).json()
+    listing = app_client.get("/api/v1/notices?urgency=urgent&limit=10", headers=auth).json()
     assert [n["id"] for n in listing["items"]] == [notice_id]
     assert app_client.get("/api/v1/notices?urgency=normal", headers=auth).json()["total"] == 0
     # The channel filter is part of the query, so the total counts only matching notices.

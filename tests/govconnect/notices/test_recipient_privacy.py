@@ -76,7 +76,7 @@ def test_the_reported_scenario_shows_no_staff_mobile(app_client: TestClient, ses
     assert accepted.json()["recipient_count"] == 20
     wait_for(lambda: len(session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).all()) == 20)
     assert app_client.post(f"/api/v1/notices/{notice_id}/cancel", headers=auth).status_code == 200
-    page = app_client.get(f"/api/v1/notices/{notice_id}/deliveries?page_size=100", headers=auth)
+    page = app_client.get(f"/api/v1/notices/{notice_id}/deliveries?limit=100", headers=auth)
     assert page.status_code == 200 and page.json()["total"] == 20
     assert {d["status"] for d in page.json()["items"]} == {"cancelled"}
     assert unmasked(page.text, STAFF_MOBILES) == 0
@@ -118,7 +118,7 @@ def test_subscriber_and_staff_recipients_each_follow_their_own_scope(
         key = make_key(session, agency, scopes).key
         for fmt in ("json", "csv"):
             text = app_client.get(
-                f"/api/v1/notices/{notice_id}/deliveries?format={fmt}&page_size=100",
+                f"/api/v1/notices/{notice_id}/deliveries?format={fmt}&limit=100",
                 headers={"Authorization": f"Bearer {key}"},
             ).text
             assert unmasked(text, STAFF_MOBILES) == staff_seen, (scopes, fmt)

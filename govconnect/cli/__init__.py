@@ -11,6 +11,9 @@ import os
 import typer
 
 from govconnect.cli import agencies, citizens, directory, operations, sandbox, server
+from govconnect.cli.help_format import hide_flag_types
+
+hide_flag_types()  # `--demo`, not `--demo <bool>`
 
 app = typer.Typer(
     help="GovConnect 政务消息网关: government notification gateway (SMS, voice, WeChat, WeCom, Weibo).",

@@ -19,9 +19,7 @@ from govconnect.db import session_scope
 from govconnect.escaping import spreadsheet_record
 from govconnect.notices.models import Category
 
-subscribers_app = typer.Typer(
-    help="Subscribers (订阅用户): import from CSV, export (masked), purge those who left.", no_args_is_help=True
-)
+subscribers_app = typer.Typer(help="Subscribers (订阅用户): import, export (masked), purge.", no_args_is_help=True)
 categories_app = typer.Typer(help="Notice categories and regions citizens can follow.", no_args_is_help=True)
 
 EXPORT_FIELDS = ["id", "phone", "wechat_openid", "status", "channels", "categories", "regions", "source", "created_at"]

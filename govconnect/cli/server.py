@@ -49,7 +49,9 @@ def config_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 def serve(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
-    demo: Annotated[bool, typer.Option("--demo", help="Create demo data and print a demo API key")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create demo data; print demo credentials (kept across restarts)")
+    ] = False,
 ) -> None:
     """Run the gateway (API, pages, and the in-process worker when REDIS_URL is unset)."""
     import uvicorn

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from govconnect.demo.credentials import DemoCredentials
 
 
 @dataclass
@@ -16,14 +20,14 @@ class DemoInfo:
     operator: str
     operator_password: str
     notes: list[str] = field(default_factory=list)
+    credentials: DemoCredentials | None = None
 
 
 def print_demo_banner(info: DemoInfo, host: str, port: int) -> None:
     """Tell the newcomer how to try the API."""
     base = f"http://{host}:{port}"
-    lines = [
-        "",
-        "GovConnect demo 演示模式",
+    lines = ["", "GovConnect demo 演示模式", *_what_changed(info)]
+    lines += [
         f"  agency 机构:        {info.agency_code}",
         f"  API key 密钥:       {info.api_key}",
         f"  operator 操作员:    {info.operator} / password 密码: {info.operator_password}",
@@ -33,3 +37,21 @@ def print_demo_banner(info: DemoInfo, host: str, port: int) -> None:
         "",
     ]
     typer.echo("\n".join(lines))
+
+
+def _what_changed(info: DemoInfo) -> list[str]:
+    """Loud when a credential printed at an earlier start no longer works; quiet reassurance when all still do."""
+    credentials = info.credentials
+    if credentials is None:
+        return []
+    if not credentials.changed:
+        if not credentials.existed:
+            return []
+        return [f"  (same credentials as the last start 与上次启动相同; kept in {credentials.path})"]
+    bar = "  " + "!" * 72
+    return [
+        bar,
+        "  !! CHANGED 已更换: " + ", ".join(credentials.changed),
+        "  !! the old ones no longer work; use the ones below 旧的已失效，请使用下面的新凭据",
+        bar,
+    ]

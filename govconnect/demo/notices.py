@@ -29,6 +29,7 @@ REGIONS = ["柯城区", "衢江区", "江山市", "龙游县", "常山县", "开
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 DEMO_SUBSCRIBERS = 300
 DEMO_AGENCIES = [("qz-yjj", "衢州市应急管理局"), ("qz-rsj", "衢州市人力资源和社会保障局")]
+DEMO_SCOPES = ["notices:read", "notices:send"]
 # The example broadcasts the demo prints. SMS and WeChat greet each person by name; the site shows
 # the public text (市民您好：…) in the audience's region (govconnect/notices/publication.py).
 FLOOD_NOTICE: dict[str, Any] = {
@@ -85,21 +86,24 @@ def seed_subscribers(engine: Engine, count: int = DEMO_SUBSCRIBERS) -> int:
     return created
 
 
-def _demo_key(engine: Engine, code: str, name: str) -> str:
+def _demo_key(engine: Engine, code: str, name: str, info: object) -> str:
     with session_scope(engine) as session:
         agency = get_agency_by_code(session, code) or create_agency(session, name, code, "衢州市")
+        credentials = getattr(info, "credentials", None)
+        if credentials is not None:  # kept across restarts (demo/credentials.py)
+            return str(credentials.api_key(session, agency, DEMO_SCOPES))
         for old in session.exec(select(ApiKey).where(ApiKey.agency_id == agency.id, ApiKey.name == "demo")).all():
             if old.revoked_at is None:
                 old.revoked_at = utcnow()
                 session.add(old)
-        return create_api_key(session, agency, ["notices:send", "notices:read"], name="demo").key
+        return create_api_key(session, agency, DEMO_SCOPES, name="demo").key
 
 
 def seed_notice_demo(engine: Engine, settings: Settings, info: object) -> None:
     """DEMO_HOOKS entry: categories, subscribers, two sending agencies and example broadcasts in the banner."""
     seed_categories(engine)
     seed_subscribers(engine)
-    keys = {code: _demo_key(engine, code, name) for code, name in DEMO_AGENCIES}
+    keys = {code: _demo_key(engine, code, name, info) for code, name in DEMO_AGENCIES}
     flood, policy = FLOOD_NOTICE, POLICY_NOTICE
     notes = getattr(info, "notes", None)
     if notes is None:
@@ -109,10 +113,12 @@ def seed_notice_demo(engine: Engine, settings: Settings, info: object) -> None:
     notes.append(f"notices 应急管理局 key: {keys['qz-yjj']}   人社局 key: {keys['qz-rsj']}")
     for key, body, label in ((keys["qz-yjj"], flood, "flood"), (keys["qz-rsj"], policy, "policy")):
         notes.append(
-            f"{label}: curl -X POST -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: demo-{label}' "
+            # No fixed Idempotency-Key: with one, running the printed command again would send nothing.
+            f"{label}: curl -X POST -H 'Authorization: Bearer {key}' "
             f"-H 'Content-Type: application/json' -d '{json.dumps(body, ensure_ascii=False)}' "
             f"{base}/api/v1/notices"
         )
+    notes.append("each run of these sends again; add -H 'Idempotency-Key: <your id>' to make a retry safe")
     notes.append("normal-urgency SMS/voice wait for 07:00 Beijing time during quiet hours (22:00-07:00)")
     notes.append(
         'meeting (staff, SMS + WeCom): the same call with "channels": ["sms", "wecom"] and '

@@ -1,4 +1,4 @@
-"""`serve --demo`: a demo agency, an operator and a fresh API key, so a newcomer can try the API at once."""
+"""`serve --demo`: a demo agency, an operator and an API key (kept across restarts) to try the API at once."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from govconnect.agencies.models import SCOPES, ApiKey, StaffUser, utcnow
-from govconnect.agencies.service import create_agency, create_api_key, create_staff, get_agency_by_code
+from govconnect.agencies.models import SCOPES, StaffUser
+from govconnect.agencies.service import create_agency, create_staff, get_agency_by_code
 from govconnect.db import session_scope
+from govconnect.demo.credentials import DemoCredentials
 from govconnect.demo.directory import seed_directory
 from govconnect.demo.info import DemoInfo, print_demo_banner
 from govconnect.demo.notices import seed_notice_demo
 from govconnect.demo.publishing import seed_publishing_demo
-from govconnect.security import hash_password
 from govconnect.settings import Settings
 
 __all__ = ["DEMO_HOOKS", "DemoInfo", "prepare_demo", "print_demo_banner", "seed_demo"]
@@ -44,29 +44,24 @@ def prepare_demo(settings: Settings) -> Settings:
 
 
 def seed_demo(engine: Engine, settings: Settings) -> DemoInfo:
-    """Create (once) the demo agency and operator, and issue a fresh demo key, revoking older ones."""
+    """Create (once) the demo agency and operator; reuse the credentials of the last start while they still work."""
+    credentials = DemoCredentials(settings.data_dir)
     with session_scope(engine) as session:
         agency = get_agency_by_code(session, DEMO_AGENCY_CODE) or create_agency(
             session, DEMO_AGENCY_NAME, DEMO_AGENCY_CODE, "衢州市"
         )
-        for old in session.exec(
-            select(ApiKey).where(ApiKey.agency_id == agency.id, ApiKey.name == DEMO_KEY_NAME)
-        ).all():
-            if old.revoked_at is None:
-                old.revoked_at = utcnow()
-                session.add(old)
-        issued = create_api_key(session, agency, list(SCOPES), name=DEMO_KEY_NAME)
-        # A fresh operator password every start, printed in the banner like the key.
-        password = secrets.token_urlsafe(9)
+        key = credentials.api_key(session, agency, list(SCOPES), name=DEMO_KEY_NAME)
         operator = session.exec(select(StaffUser).where(StaffUser.username == DEMO_OPERATOR)).first()
         if operator is None:
+            password = credentials.new_password(DEMO_OPERATOR)
             create_staff(session, DEMO_OPERATOR, agency, "operator", password, "演示操作员")
         else:
-            operator.password_hash = hash_password(password)
+            password = credentials.password(operator)
             session.add(operator)
-        info = DemoInfo(DEMO_AGENCY_CODE, issued.key, DEMO_OPERATOR, password)
+        info = DemoInfo(DEMO_AGENCY_CODE, key, DEMO_OPERATOR, password, credentials=credentials)
     for hook in DEMO_HOOKS:
         hook(engine, settings, info)
+    credentials.save()
     return info
 
 

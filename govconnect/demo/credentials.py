@@ -56,7 +56,7 @@ class DemoCredentials:
                 revoked += 1
         key = create_api_key(session, agency, scopes, name=name).key
         if revoked or stored is not None:
-            self.changed.append(f"API key of {agency.code} 的密钥")
+            self.changed.append(f"the key of {agency.code}")
         self.keys[agency.code] = key
         return key
 
@@ -67,7 +67,7 @@ class DemoCredentials:
             return stored
         password = secrets.token_urlsafe(9)
         user.password_hash = hash_password(password)
-        self.changed.append(f"password of {user.username} 的密码")
+        self.changed.append(f"the password of {user.username}")
         self.passwords[user.username] = password
         return password
 

@@ -86,7 +86,7 @@ def test_the_demo_says_loudly_when_a_credential_changed(engine: Engine, settings
     assert second.api_key != first.api_key and second.operator_password != first.operator_password
     assert _keys_work(session, [second.api_key])
     banner = _banner(second)
-    assert "CHANGED" in banner and "API key of qz-demo" in banner and "password of demo" in banner
+    assert "CHANGED" in banner and "the key of qz-demo" in banner and "the password of demo" in banner
     assert authenticate_staff(session, "demo", second.operator_password) is not None
 
     (settings.data_dir / "demo-credentials.json").unlink()  # a lost file: every key is new, and the old ones stop

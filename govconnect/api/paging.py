@@ -3,7 +3,7 @@
 Every paged answer carries `items`, `total`, `limit` and `offset`. A route takes its page with
 `Depends(paging(default=…, maximum=…))`; the three lists that used to page with `page`/`page_size`
 (notices, deliveries, audit) take `Depends(paging(…, legacy=True))`, which still reads those two
-names (marked deprecated in the OpenAPI description) when `limit`/`offset` are not given.
+names (marked deprecated in the OpenAPI description); `limit`/`offset` win when both are given.
 
 This module deliberately has no `from __future__ import annotations`: FastAPI reads the query
 bounds from the dependency's annotations, which must be real objects built from the arguments.
@@ -16,7 +16,6 @@ from typing import Annotated
 from fastapi import Query
 
 from govconnect.api.params import DB_INT_MAX
-from govconnect.errors import ApiError
 
 LEGACY_MAX_PAGE = 1_000_000
 
@@ -54,17 +53,9 @@ def paging(default: int, maximum: int, max_offset: int = DB_INT_MAX, legacy: boo
             int | None, Query(ge=1, le=maximum, deprecated=True, description="Old name: use limit")
         ] = None,
     ) -> Page:
-        if (page is not None or page_size is not None) and (limit is not None or offset is not None):
-            raise ApiError(
-                422,
-                "conflicting_parameters",
-                "不能同时使用 limit/offset 与 page/page_size / Use limit/offset or the old page/page_size, not both",
-                details={"use": ["limit", "offset"]},
-            )
+        # The new names win where both are given: every combination the description allows is answered.
         size = limit if limit is not None else (page_size if page_size is not None else default)
         skip = offset if offset is not None else ((page or 1) - 1) * size
-        if skip > max_offset:
-            raise ApiError(422, "validation_error", details={"offset": skip, "maximum": max_offset})
-        return Page(size, skip)
+        return Page(size, min(skip, max_offset))  # a page past the bound is as empty as the bound
 
     return legacy_page_of

@@ -170,8 +170,25 @@ def test_readme_keeps_the_ci_test_command_and_no_macos_open() -> None:
     assert command in text and command in ci
     assert not re.search(r"(^|\s|\$ )open http", text, flags=re.MULTILINE)
     assert "SECURITY.md" in text
-    for target in re.findall(r"\]\(((?:docs/)?[\w./-]+\.md)(?:#[\w-]+)?\)", text):
-        assert (ROOT / target).exists(), target
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_between_the_pages_resolve() -> None:
+    pages = [README, ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
+    checked = 0
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*\.md|)(?:#([\w-]+))?\)", page.read_text(encoding="utf-8")):
+            linked = (page.parent / target).resolve() if target else page
+            assert linked.exists(), (page.name, target)
+            if anchor:
+                assert anchor in _anchors(linked), (page.name, target, anchor)
+            checked += 1
+    assert checked > 20
 
 
 def test_every_readme_example_prints_what_the_readme_says(demo: DemoServer) -> None:

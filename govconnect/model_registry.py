@@ -18,3 +18,19 @@ def import_all_models() -> None:
     import govconnect.notices.pipeline_models  # noqa: F401
     import govconnect.reports.models  # noqa: F401
     import govconnect.suppression.models  # noqa: F401
+
+    _ids_never_reused()
+
+
+def _ids_never_reused() -> None:
+    """SQLite reuses the newest deleted row's id unless a table says AUTOINCREMENT; every table does.
+
+    (PostgreSQL's sequences never reuse ids. Migration 0015 rebuilt the tables that existed before.)
+    """
+    from sqlalchemy import Integer
+    from sqlmodel import SQLModel
+
+    for table in SQLModel.metadata.tables.values():
+        keys = list(table.primary_key.columns)
+        if len(keys) == 1 and isinstance(keys[0].type, Integer):
+            table.dialect_options["sqlite"]["autoincrement"] = True

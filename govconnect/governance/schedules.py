@@ -62,7 +62,9 @@ def create_schedule(
     if notice.send_at is None:
         raise Invalid("send_at_required", "循环通知需要首次发送时间 send_at / A recurring notice needs send_at")
     checked = service.validate_notice(session, agency, notice, settings, moment)
-    first_at = checked["send_at"]
+    first_at = checked.send_at
+    if first_at is None:  # validation keeps a given send_at; this only narrows the type
+        raise Invalid("send_at_required", "循环通知需要首次发送时间 send_at / A recurring notice needs send_at")
     if first_at.astimezone(CHINA_TZ).date() > ends_on:
         raise Invalid("ends_before_start", "结束日期早于首次发送 / ends_on is before the first occurrence")
     schedule = NoticeSchedule(

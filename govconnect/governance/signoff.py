@@ -18,7 +18,7 @@ from govconnect.audit.record import Actor, record_audit
 from govconnect.errors import Conflict, Forbidden
 from govconnect.governance.policy import dispose, get_policy
 from govconnect.notices.gate import InvalidTransition, change_status
-from govconnect.notices.models import EDITABLE_STATUSES, PUBLIC_CHANNELS, Notice, NoticeApproval
+from govconnect.notices.models import EDITABLE_STATUSES, Notice, NoticeApproval
 from govconnect.notices.pipeline_models import NoticeOutbox
 from govconnect.notices.schemas import NoticeCreate
 from govconnect.notices.service import get_notice, validate_notice
@@ -171,9 +171,9 @@ def edit(
         "category": merged.category,
         "regions": merged.regions,
         "urgency": merged.urgency,
-        "channels": checked["channels"],
+        "channels": checked.channels,
         "audience": merged.audience.model_dump(exclude_none=True),
-        "send_at": checked["send_at"],
+        "send_at": checked.send_at,
     }
     changed = sorted(name for name in EDITABLE_FIELDS if new_values[name] != current[name])
     session.connection().execute(
@@ -181,8 +181,8 @@ def edit(
         .where(N.c.id == notice.id, N.c.status == notice.status)
         .values(
             **new_values,
-            public=bool(set(checked["channels"]) & set(PUBLIC_CHANNELS)),
-            recipient_count=checked["count"],
+            public=checked.public,
+            recipient_count=checked.count,
         )
     )
     audit_changes = {"fields": changed}
@@ -192,15 +192,15 @@ def edit(
     elif notice.status == "scheduled":
         disposition = dispose(
             get_policy(session, agency.id or 0),
-            checked["channels"],
-            checked["count"],
+            checked.channels,
+            checked.count,
             merged.urgency == "urgent",
             moment,
         )
         if disposition.needs_approval:
             change_status(session, notice.id, "pending_approval", actor, changes=audit_changes, moment=moment)
             _back_to_draft(session, notice.id)
-        elif checked["send_at"] is None or checked["send_at"] <= moment:
+        elif checked.send_at is None or checked.send_at <= moment:
             change_status(session, notice.id, "accepted", actor, changes=audit_changes, moment=moment)
         else:
             record_audit(session, actor, "edit", "notice", notice.id, audit_changes, moment=moment)

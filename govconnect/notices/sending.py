@@ -227,13 +227,13 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
         sent = await _send_via(ctx, provider, channel, notice, items, timing)
         await health.record(provider, [result for _, _, result in sent], len(timing), sum(timing))
         results.extend(sent)
-    counts = await run_db(_record, ctx, engine, settings, channel, results)
-    for provider_delay, retry_ids in counts.pop("_retry_groups", {}).items():
+    recorded = await run_db(_record, ctx, engine, settings, channel, results)
+    for provider_delay, retry_ids in recorded.retry_groups.items():
         await enqueue_send(ctx, notice_id, channel, retry_ids, notice.urgency == "urgent", delay=provider_delay)
     # Failures at send time and WeCom/Weibo sends are final now: tell the agency (receipts do the rest).
-    await emit_status_events(ctx, counts.pop("_final_ids", []))
+    await emit_status_events(ctx, recorded.final_ids)
     await enqueue_finish(ctx, notice_id)
-    return {k: v for k, v in counts.items() if isinstance(v, int)}
+    return recorded.counts()
 
 
 def _process_semaphore(ctx: dict[str, Any]) -> asyncio.Semaphore:
@@ -306,13 +306,29 @@ async def _send_via(
     return [entry for part in gathered for entry in part]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What `_record` wrote for one batch: counts, retries grouped by delay, deliveries now final."""
+
+    claimed: int
+    accepted: int
+    retry: int
+    failed: int
+    retry_groups: dict[float, list[str]]
+    final_ids: list[str]
+
+    def counts(self) -> dict[str, int]:
+        """The job's result."""
+        return {"claimed": self.claimed, "accepted": self.accepted, "retry": self.retry, "failed": self.failed}
+
+
 def _record(
     ctx: dict[str, Any],
     engine: Engine,
     settings: Settings,
     channel: str,
     results: list[tuple[Claimed, str, SendResult]],
-) -> dict[str, Any]:
+) -> Recorded:
     """Write outcomes; only deliveries still `sending` change status (a receipt may have come first)."""
     moment = now(ctx)
     accepted: list[dict[str, Any]] = []
@@ -387,14 +403,14 @@ def _record(
             )
         if failed:
             _record_failed(conn, failed, moment)
-    return {
-        "claimed": len(results),
-        "accepted": len(accepted),
-        "retry": len(retry),
-        "failed": len(failed),
-        "_retry_groups": dict(retry_groups),
-        "_final_ids": [f["b_id"] for f in failed] + ([a["b_id"] for a in accepted] if final_sent else []),
-    }
+    return Recorded(
+        claimed=len(results),
+        accepted=len(accepted),
+        retry=len(retry),
+        failed=len(failed),
+        retry_groups=dict(retry_groups),
+        final_ids=[f["b_id"] for f in failed] + ([a["b_id"] for a in accepted] if final_sent else []),
+    )
 
 
 # A receipt may have come first: the delivery then keeps the status the receipt gave it.

@@ -199,6 +199,20 @@ def _check_staff_ids(session: Session, data: NoticeCreate, sees_staff_contacts: 
         )
 
 
+@dataclass(frozen=True)
+class CheckedNotice:
+    """What `validate_notice` makes of a request: the channels to use, when to send, how many people."""
+
+    channels: list[str]
+    send_at: datetime | None
+    count: int
+
+    @property
+    def public(self) -> bool:
+        """True when any channel publishes (site, tv, weibo)."""
+        return bool(set(self.channels) & set(PUBLIC_CHANNELS))
+
+
 def validate_notice(
     session: Session,
     agency: Agency,
@@ -207,7 +221,7 @@ def validate_notice(
     moment: datetime,
     extra_placeholders: frozenset[str] = frozenset(),
     sees_staff_contacts: bool = False,
-) -> dict[str, Any]:
+) -> CheckedNotice:
     """Check a notice request; the normalised fields, or an Invalid error."""
     channels = _check_channels(data.channels)
     _check_staff_ids(session, data, sees_staff_contacts)
@@ -242,7 +256,7 @@ def validate_notice(
             {"placeholders": unfit, "channels": public},
         )
     _check_daily_limit(session, agency, count, moment)
-    return {"channels": channels, "send_at": send_at, "count": count}
+    return CheckedNotice(channels=channels, send_at=send_at, count=count)
 
 
 # SQLite has one writer: concurrent accepts that read then write would only trade lock errors,
@@ -314,12 +328,12 @@ def _accept(
         sees_staff_contacts,
     )
     disposition = dispose(
-        get_policy(session, agency.id or 0), checked["channels"], checked["count"], data.urgency == "urgent", moment
+        get_policy(session, agency.id or 0), checked.channels, checked.count, data.urgency == "urgent", moment
     )
     if disposition.needs_approval and origin.apply_policy:
         status = "pending_approval"
     else:
-        status = "scheduled" if checked["send_at"] and checked["send_at"] > moment else "accepted"
+        status = "scheduled" if checked.send_at and checked.send_at > moment else "accepted"
     notice = Notice(
         agency_id=agency.id or 0,
         title=data.title,
@@ -327,14 +341,14 @@ def _accept(
         category=data.category,
         regions=data.regions,
         urgency=data.urgency,
-        channels=checked["channels"],
+        channels=checked.channels,
         audience=data.audience.model_dump(exclude_none=True),
         status=status,
-        public=bool(set(checked["channels"]) & set(PUBLIC_CHANNELS)),
+        public=checked.public,
         idempotency_key=idempotency_key,
         request_hash=digest,
-        send_at=checked["send_at"],
-        recipient_count=checked["count"],
+        send_at=checked.send_at,
+        recipient_count=checked.count,
         created_at=moment,
         created_by=actor.label,
         status_changed_at=moment,
@@ -376,7 +390,7 @@ def _accept(
         if existing is None:
             raise
         return _replay(existing, digest), False
-    log.info("notice %s accepted for agency %s (%d recipients)", notice.id, agency.id, checked["count"])
+    log.info("notice %s accepted for agency %s (%d recipients)", notice.id, agency.id, checked.count)
     return notice, True
 
 

@@ -1,10 +1,11 @@
-"""Provider names → adapter classes, and channel names → the providers that serve them."""
+"""Provider names → adapter classes (which providers serve which channel: channels/catalogue.py)."""
 
 from __future__ import annotations
 
 from channels.aliyun_sms import AliyunSms
 from channels.aliyun_voice import AliyunVoice
 from channels.base import Channel
+from channels.catalogue import CHANNEL_PROVIDERS
 from channels.cmpp import CmppChannel
 from channels.wechat_mp import WechatMp
 from channels.wecom import Wecom
@@ -17,15 +18,6 @@ PROVIDERS: dict[str, type[Channel]] = {
     "wechat_mp": WechatMp,
     "wecom": Wecom,
     "weibo": Weibo,
-}
-
-# In order of preference; SMS fails over from the HTTP API to the CMPP carrier link.
-CHANNEL_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "sms": ("aliyun_sms", "cmpp"),
-    "voice": ("aliyun_voice",),
-    "wechat": ("wechat_mp",),
-    "wecom": ("wecom",),
-    "weibo": ("weibo",),
 }
 
 

@@ -16,9 +16,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from channels.catalogue import PROVIDER_NAMES
+
 log = logging.getLogger("channels.sandbox")
 
-PROVIDER_NAMES = ("aliyun_sms", "cmpp", "aliyun_voice", "wechat_mp", "wecom", "weibo")
 FAULT_KINDS = (
     "error",  # answer with a provider error code (`code`), as the real API does
     "http_5xx",  # answer HTTP `status` (default 503)

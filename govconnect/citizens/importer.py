@@ -9,9 +9,10 @@ from sqlalchemy import delete
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, select
 
+from channels.catalogue import SUBSCRIBER_CHANNELS
 from contacts.phones import normalise_mobile
 from contacts.tabular import iter_records
-from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
+from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.clock import utcnow
 from govconnect.notices.models import Category
 

@@ -9,8 +9,6 @@ from sqlmodel import Field, SQLModel
 
 from govconnect.clock import utcnow
 
-SUBSCRIBER_CHANNELS = ("sms", "voice", "wechat")
-
 
 class Subscriber(SQLModel, table=True):
     """A citizen reachable by mobile number and/or WeChat openid."""

@@ -20,8 +20,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from channels.catalogue import SUBSCRIBER_CHANNELS
 from contacts.phones import normalise_mobile
-from govconnect.citizens.models import SUBSCRIBER_CHANNELS, Subscriber, SubscriberCategory, SubscriberRegion
+from govconnect.citizens.models import Subscriber, SubscriberCategory, SubscriberRegion
 from govconnect.citizens.publishing_models import PublicRegion, VerificationCode
 from govconnect.clock import utcnow
 from govconnect.errors import Invalid, RateLimited

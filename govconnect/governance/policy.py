@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
+from channels.catalogue import PUBLIC_CHANNELS
 from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
 from govconnect.errors import Invalid
 from govconnect.governance.models import APPROVAL_MODES, AgencyPolicy
-from govconnect.notices.models import PUBLIC_CHANNELS
 
 POLICY_FIELDS = ("require_approval", "large_audience", "approvers", "urgent_at_once", "review_hours")
 

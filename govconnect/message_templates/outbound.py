@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from channels.base import MessageKind, OutboundMessage
+from channels.catalogue import PUBLIC_CHANNELS
 from govconnect.message_templates.models import NoticeTemplateUse
 from govconnect.message_templates.senders import sms_identity
-from govconnect.notices.models import PUBLIC_CHANNELS
 from govconnect.notices.policy import render
 from govconnect.notices.publication import public_text
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from channels.base import MessageKind
+from channels.catalogue import TEXT_CHANNELS
 from channels.sms_text import compose
 from govconnect.clock import utcnow
 from govconnect.errors import NotFound
@@ -28,11 +29,13 @@ from govconnect.message_templates.schemas import (
 )
 from govconnect.notices.policy import PLACEHOLDER, placeholders
 
+# A notice made from a template takes its body from the fullest text: the site's, then the others.
+BODY_TEXT_FROM = ("site", *(c for c in TEXT_CHANNELS if c != "site"))
+
 log = logging.getLogger("govconnect.templates")
 T = MessageTemplate.__table__  # type: ignore[attr-defined]
 V = MessageTemplateVersion.__table__  # type: ignore[attr-defined]
 ALIYUN_PARAM_MAX = 35  # characters in one variable of an Alibaba notification template
-TEXT_CHANNELS = ("sms", "voice", "wecom", "weibo", "site")
 
 
 def variant_texts(variants: dict[str, Any]) -> list[str]:
@@ -224,7 +227,7 @@ def resolve_for_notice(
     template = get_template(session, agency_id, template_id)
     version = _current(session, template)
     variants = fill_variants(dict(version.variants), values)
-    text_source = next((variants[c] for c in ("site", "sms", "wecom", "weibo", "voice") if c in variants), None)
+    text_source = next((variants[c] for c in BODY_TEXT_FROM if c in variants), None)
     if text_source is not None:
         body = str(text_source["text"])
     else:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, exists, false, func, not_, or_, select
 from sqlalchemy.engine import Connection
 
+from channels.catalogue import SUBSCRIBER_CHANNELS
 from contacts.like import contains, starts_with
 from contacts.phones import normalise_mobile
 from govconnect.audiences.reader import FileRefused, read_table
@@ -63,7 +64,7 @@ def _subscriber_filter(spec: dict[str, Any], default_category: str) -> Any:
 def _subscriber_reachable(channels: list[str]) -> Any:
     """Subscribers with an address on one of the notice's channels that they accept (as `subscriber_pages`)."""
     # `channels` is a JSON list of fixed names: matching the quoted name works on both databases.
-    accepts = {name: contains(cast(S.c.channels, String), f'"{name}"') for name in ("sms", "voice", "wechat")}
+    accepts = {name: contains(cast(S.c.channels, String), f'"{name}"') for name in SUBSCRIBER_CHANNELS}
     clauses = [and_(S.c.phone.is_not(None), S.c.phone != "", accepts[c]) for c in ("sms", "voice") if c in channels]
     if "wechat" in channels:
         clauses.append(and_(S.c.wechat_openid.is_not(None), S.c.wechat_openid != "", accepts["wechat"]))

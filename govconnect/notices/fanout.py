@@ -12,6 +12,7 @@ from sqlalchemy import String, cast, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from channels.catalogue import PEOPLE_CHANNELS
 from govconnect.audiences.lists import list_pages
 from govconnect.audit.record import Actor
 from govconnect.clock import utcnow
@@ -20,7 +21,7 @@ from govconnect.message_templates.outbound import template_fields
 from govconnect.notices.audience import Recipient, csv_pages, staff_pages, subscriber_pages
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice, new_id
-from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
+from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.notices.policy import now, placeholders, run_fanout_db
 from govconnect.notices.sending import enqueue_finish, enqueue_send
 from govconnect.reports import pipeline_hooks as rollup_hooks

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from channels.catalogue import CHANNEL_NAMES
 from govconnect.clock import utcnow
 
-CHANNELS = ("sms", "voice", "wechat", "wecom", "weibo", "site", "tv")
-PUBLIC_CHANNELS = ("site", "tv", "weibo")
+CHANNELS = CHANNEL_NAMES  # one table: channels/catalogue.py
 URGENCIES = ("normal", "urgent")
 NOTICE_STATUSES = (
     "draft",

@@ -26,8 +26,6 @@ DELIVERY_STATUSES = (
 # A delivery in one of these states never changes again (except a late receipt on `unknown`).
 FINAL_STATUSES = ("delivered", "failed", "cancelled", "unknown", "suppressed", "capped")
 # Channels whose providers send no delivery receipt: accepted is as far as we can know.
-NO_RECEIPT_CHANNELS = ("wecom", "weibo")
-PEOPLE_CHANNELS = ("sms", "voice", "wechat", "wecom")
 # Set exactly while a delivery is `queued` or `sending` (the sweeper's partial index).
 PENDING_STATUSES = ("queued", "sending")
 PENDING_CLAUSE = "next_attempt_at IS NOT NULL"

@@ -19,7 +19,6 @@ QUIET_CHANNELS = ("sms", "voice")
 PLACEHOLDER = re.compile(r"\(\(\s*([^()\s]+)\s*\)\)")
 
 # Longest text (characters, template included) each channel takes.
-CHANNEL_LIMITS: dict[str, int] = {"sms": 500, "voice": 300, "wechat": 200, "wecom": 2000, "weibo": 2000}
 
 
 def now(ctx: dict[str, Any]) -> datetime:

@@ -14,6 +14,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from channels.base import Channel, InboundReply, Receipt
+from channels.catalogue import CHANNEL_PROVIDERS
 from govconnect.jobs import process_state
 from govconnect.settings import Settings
 
@@ -22,19 +23,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("govconnect.notices")
 
-# Channels that do not go through a provider adapter (publishing handles them).
-PUBLISH_ONLY_CHANNELS = ("site", "tv")
-
 
 def channel_providers(settings: Settings) -> dict[str, list[str]]:
-    """The providers serving each channel, in order of preference (SMS fails over to the second)."""
-    return {
-        "sms": list(settings.notices.sms_providers),
-        "voice": ["aliyun_voice"],
-        "wechat": ["wechat_mp"],
-        "wecom": ["wecom"],
-        "weibo": ["weibo"],
-    }
+    """The providers serving each channel, in order of preference (SMS's order is a setting: it fails over)."""
+    routes = {channel: list(providers) for channel, providers in CHANNEL_PROVIDERS.items()}
+    routes["sms"] = list(settings.notices.sms_providers)
+    return routes
 
 
 @dataclass

@@ -17,12 +17,13 @@ from sqlalchemy import bindparam, case, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from channels.base import MessageKind, OutboundMessage, Outcome, SendResult
+from channels.catalogue import NO_RECEIPT_CHANNELS
 from govconnect.citizens.subscriptions import unsubscribe_url
 from govconnect.jobs import job, process_state
 from govconnect.message_templates.outbound import build_message, load_profile
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.models import Notice
-from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
+from govconnect.notices.pipeline_models import Delivery
 from govconnect.notices.policy import backoff_seconds, now, quiet_until, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
 from govconnect.operations.health import CircuitState, get_health

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from channels.catalogue import CHANNEL_LIMITS, PEOPLE_CHANNELS, PUBLIC_CHANNELS
 from contacts.like import contains
 from govconnect.agencies.models import Agency
 from govconnect.audiences.lists import saved_lists_of
@@ -36,9 +37,9 @@ from govconnect.notices.audience import (
 )
 from govconnect.notices.fanout import people_addressed
 from govconnect.notices.gate import change_status
-from govconnect.notices.models import CHANNELS, PUBLIC_CHANNELS, Category, Notice
-from govconnect.notices.pipeline_models import PEOPLE_CHANNELS, Delivery, NoticeOutbox
-from govconnect.notices.policy import CHANNEL_LIMITS, placeholders, template_length
+from govconnect.notices.models import CHANNELS, Category, Notice
+from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
+from govconnect.notices.policy import placeholders, template_length
 from govconnect.notices.publication import unfit_for_public
 from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING, count_cancelled

@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.engine import Engine
 
+from channels.catalogue import NO_RECEIPT_CHANNELS
 from govconnect.audit.record import Actor
 from govconnect.governance.schedules import run_governance_tick
 from govconnect.jobs import job
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice
-from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery, NoticeOutbox
+from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.notices.policy import now, run_db
 from govconnect.notices.sending import enqueue_send
 from govconnect.reports import pipeline_hooks as rollup_hooks

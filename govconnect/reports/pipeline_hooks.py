@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from govconnect.notices.pipeline_models import NO_RECEIPT_CHANNELS, Delivery
+from channels.catalogue import NO_RECEIPT_CHANNELS
+from govconnect.notices.pipeline_models import Delivery
 from govconnect.reports.rollup import DeliveryRow, count_deliveries
 
 D = Delivery.__table__  # type: ignore[attr-defined]

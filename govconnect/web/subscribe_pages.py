@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from channels.catalogue import BY_NAME, SUBSCRIBER_CHANNELS
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.optout import leave
@@ -40,7 +41,7 @@ from govconnect.web.session import client_ip, verify_csrf
 log = logging.getLogger("govconnect.web")
 router = APIRouter(prefix="/m", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
-CHANNEL_NAMES = {"sms": "短信", "voice": "语音电话", "wechat": "微信"}
+CHANNEL_NAMES = {name: BY_NAME[name].label for name in SUBSCRIBER_CHANNELS}
 ListForm = Annotated[list[Text], Form()]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from channels.registry import CHANNEL_PROVIDERS, PROVIDERS, provider_class, providers_for
+from channels.catalogue import CHANNEL_PROVIDERS
+from channels.registry import PROVIDERS, provider_class, providers_for
 from channels.sandbox import SandboxConfig, SandboxState
 from tests.channels.conftest import Sandbox
 

@@ -22,6 +22,7 @@ from govconnect.notices.models import EDITABLE_STATUSES, Notice, NoticeApproval
 from govconnect.notices.pipeline_models import NoticeOutbox
 from govconnect.notices.schemas import NoticeCreate
 from govconnect.notices.service import get_notice, validate_notice
+from govconnect.reports.rollup import count_approval
 from govconnect.settings import Settings
 
 N = Notice.__table__  # type: ignore[attr-defined]
@@ -98,9 +99,11 @@ def approve(session: Session, agency: Agency, notice_id: str, actor: Actor, mome
     count = int(session.connection().execute(select(func.count()).where(AP.c.notice_id == notice.id)).scalar_one())
     needed = get_policy(session, agency.id or 0).approvers
     if count >= needed:
+        submitted_at = notice.status_changed_at or notice.created_at  # when it entered pending_approval
         change_status(
             session, notice.id, "approved", actor, changes={"approvals": count, "needed": needed}, moment=moment
         )
+        count_approval(session.connection(), agency.id or 0, moment, (moment - submitted_at).total_seconds())
         _open_outbox(session, notice, moment)
     else:
         record_audit(session, actor, "approve", "notice", notice.id, {"approvals": count, "needed": needed})

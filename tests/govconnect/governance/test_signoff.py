@@ -14,6 +14,7 @@ from govconnect.audit.models import AuditEntry
 from govconnect.clock import utcnow
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
+from govconnect.reports.models import ReportRollup
 from tests.factories import make_agency, make_key, make_subscriber
 from tests.govconnect.notices.conftest import wait_for
 
@@ -114,9 +115,18 @@ def test_two_approvers_and_a_staff_drafter(app_client: TestClient, session: Sess
     assert one.headers["x-approvals-missing"] == "1"
     twice = app_client.post(f"/api/v1/notices/{notice_id}/approve", headers=first)
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "already_approved"
+    # The notice waited 90 minutes for its second sign-off: the agency's report counts one approval and its turnaround.
+    session.execute(
+        update(Notice).where(Notice.id == notice_id).values(status_changed_at=utcnow() - timedelta(minutes=90))
+    )
+    session.commit()
     two = app_client.post(f"/api/v1/notices/{notice_id}/approve", headers=second)
     assert two.status_code == 200 and two.headers["x-approvals-missing"] == "0"
     wait_for(lambda: len(_deliveries(session, notice_id)) == 1)
+    session.expire_all()
+    rows = session.exec(select(ReportRollup).where(ReportRollup.agency_id == agency.id)).all()
+    assert sum(r.approvals for r in rows) == 1
+    assert 5400 <= sum(r.approval_seconds for r in rows) < 5460
 
 
 def test_reject_then_edit_back_to_draft_and_submit_again(

@@ -62,8 +62,14 @@ class AuditImmutable(RuntimeError):
     """Raised when code tries to change or delete an audit row: the log is append-only."""
 
 
+# The one exception: retention's DELETE of rows past AUDIT_DAYS carries this execution option.
+RETENTION_OPTION = "govconnect_retention"
+
+
 def _refuse_statement(_conn: Any, clause: Any, *_args: Any, **_kwargs: Any) -> None:
     if isinstance(clause, Update | Delete) and getattr(clause.table, "name", None) == AuditEntry.__tablename__:
+        if isinstance(clause, Delete) and clause.get_execution_options().get(RETENTION_OPTION):
+            return
         raise AuditImmutable("审计记录只能追加 / audit rows cannot be changed or deleted")
 
 

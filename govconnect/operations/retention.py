@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, Table, delete, exists, inspect, select
+from sqlalchemy import Column, DateTime, MetaData, Table, delete, exists, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from govconnect.audit.models import RETENTION_OPTION
 from govconnect.clock import utcnow
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
@@ -30,13 +31,11 @@ N = Notice.__table__  # type: ignore[attr-defined]
 O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
 # Notices in these states still have work ahead of them and are never purged.
 ACTIVE_NOTICE_STATUSES = ("scheduled", "accepted", "sending")
-# Audit tables (name -> timestamp column) purged after `audit_days`; the audit trail registers here.
-AUDIT_TABLES: dict[str, str] = {}
-
-
-def register_audit_table(table: str, timestamp_column: str) -> None:
-    """Have retention purge rows of this table older than `audit_days` (by this column)."""
-    AUDIT_TABLES[table] = timestamp_column
+# Audit tables (name -> timestamp column) purged after `audit_days`. The audit log is append-only
+# for everyone else: on PostgreSQL its trigger lets a DELETE through only in a transaction that set
+# `govconnect.retention` (migration 0016), which only this module does.
+AUDIT_TABLES: dict[str, str] = {"audit": "at"}
+RETENTION_MARK = text("SET LOCAL govconnect.retention = 'on'")
 
 
 @dataclass
@@ -149,7 +148,10 @@ def _purge_audit(
                     for r in conn.execute(select(table.c.id).where(table.c[column] < cutoff).limit(settings.batch_size))
                 ]
                 if ids:
-                    conn.execute(delete(table).where(table.c.id.in_(ids)))
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(RETENTION_MARK)
+                    statement = delete(table).where(table.c.id.in_(ids))
+                    conn.execute(statement.execution_options(**{RETENTION_OPTION: True}))
             if not ids:
                 break
             removed += len(ids)

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import delete, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
 from govconnect.agencies.models import Agency
+from govconnect.audit.models import AuditEntry, AuditImmutable
+from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
@@ -17,6 +21,7 @@ from govconnect.notices.sending import _claim
 from govconnect.operations.retention import PurgeReport, purge_expired
 from govconnect.reports.queries import agency_reports
 from govconnect.reports.rollup import beijing_day
+from govconnect.settings import RetentionSettings
 from tests.factories import make_subscriber
 from tests.govconnect.notices.conftest import drain
 from tests.govconnect.reports.test_rollups import send_notice
@@ -87,3 +92,26 @@ async def test_purge_in_batches_keeps_public_notices_and_reports(
     } | {"notices": 4}
     # A second purge finds nothing.
     assert purge_expired(ctx["engine"], settings).deliveries == 0
+
+
+def test_audit_rows_past_their_keeping_time_go_and_nobody_else_deletes_them(session: Session, agency: Agency) -> None:
+    """Retention purges audit rows older than AUDIT_DAYS (in batches); the log stays append-only for all else."""
+    now = utcnow()
+    actor = Actor.cli(agency.id)
+    for days in (400, 300, 10):
+        record_audit(
+            session, actor, "sign_in", "staff_user", f"u{days}", agency_id=agency.id, moment=now - timedelta(days=days)
+        )
+    session.commit()
+    report = purge_expired(session.get_bind(), RetentionSettings(audit_days=200, batch_size=1), now)  # type: ignore[arg-type]
+    assert report.audit == {"audit": 2} and report.batches >= 2
+    session.expire_all()
+    assert [row.target_id for row in session.exec(select(AuditEntry)).all()] == ["u10"]
+    with pytest.raises(AuditImmutable):  # the application refuses it before the database sees it
+        session.execute(delete(AuditEntry))
+    session.rollback()
+    if session.get_bind().dialect.name == "postgresql":  # and the database refuses a DELETE from elsewhere
+        with session.get_bind().connect() as raw, pytest.raises(DBAPIError):  # type: ignore[union-attr]
+            raw.exec_driver_sql("DELETE FROM audit")
+    with session.get_bind().connect() as raw, pytest.raises(DBAPIError):  # type: ignore[union-attr]
+        raw.exec_driver_sql("UPDATE audit SET actor = 'x'")

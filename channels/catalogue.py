@@ -30,6 +30,9 @@ CATALOGUE: tuple[ChannelInfo, ...] = (
     # WeChat template messages fill the official account's own template: no free text variant.
     ChannelInfo("wechat", "微信", "people", ("wechat_mp",), True, 200, subscribable=True),
     ChannelInfo("wecom", "企业微信", "people", ("wecom",), max_length=2000, text_variant=True),
+    # DingTalk work notices: 2048 bytes a message (about 600 Chinese characters with the title); the
+    # send is asynchronous, so delivery (and reading) is learnt later from getsendresult.
+    ChannelInfo("dingtalk", "浙政钉", "people", ("dingtalk",), True, 600, text_variant=True),
     ChannelInfo("weibo", "政务微博", "public", ("weibo",), max_length=2000, text_variant=True),
     ChannelInfo("site", "政务网站", "public", text_variant=True),  # /tv/ shows the site's text
     ChannelInfo("tv", "数字电视", "public"),

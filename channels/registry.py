@@ -7,6 +7,7 @@ from channels.aliyun_voice import AliyunVoice
 from channels.base import Channel
 from channels.catalogue import CHANNEL_PROVIDERS
 from channels.cmpp import CmppChannel
+from channels.dingtalk import Dingtalk
 from channels.wechat_mp import WechatMp
 from channels.wecom import Wecom
 from channels.weibo import Weibo
@@ -17,6 +18,7 @@ PROVIDERS: dict[str, type[Channel]] = {
     "aliyun_voice": AliyunVoice,
     "wechat_mp": WechatMp,
     "wecom": Wecom,
+    "dingtalk": Dingtalk,
     "weibo": Weibo,
 }
 

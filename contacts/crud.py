@@ -26,7 +26,17 @@ from contacts.service import (
 )
 from search.index import DirectoryIndex
 
-CONTACT_FIELDS = ("name", "position", "office_phone", "mobile", "short_number", "email", "visibility", "sort_order")
+CONTACT_FIELDS = (
+    "name",
+    "position",
+    "office_phone",
+    "mobile",
+    "short_number",
+    "email",
+    "visibility",
+    "sort_order",
+    "dingtalk_userid",
+)
 
 
 def _resolve_department(session: Session, values: dict[str, Any], region_name: str) -> Department:

@@ -36,8 +36,9 @@ FIELDS = (
     "region",
     "visibility",
     "external_id",
+    "dingtalk_userid",
 )
-CHINESE = ("姓名", "部门", "职务", "办公电话", "手机", "短号", "邮箱", "地区", "公开范围", "编号")
+CHINESE = ("姓名", "部门", "职务", "办公电话", "手机", "短号", "邮箱", "地区", "公开范围", "编号", "钉钉ID")
 HEADER_MAP = dict(zip(FIELDS, FIELDS, strict=True)) | dict(zip(CHINESE, FIELDS, strict=True))
 VISIBILITY_WORDS = {
     "": "public",
@@ -215,4 +216,5 @@ def export_rows(session: Session, chinese: bool = False) -> Iterator[list[str]]:
             region.name if region else "",
             contact.visibility,
             contact.external_id or "",
+            contact.dingtalk_userid,
         ]

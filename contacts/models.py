@@ -57,6 +57,8 @@ class Contact(SQLModel, table=True):
     visibility: str = Field(default="public", max_length=10)
     sort_order: int = Field(default=0)
     external_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    # The person's DingTalk / 浙政钉 user id ('' for none): where `dingtalk` work notices go.
+    dingtalk_userid: str = Field(default="", max_length=64, index=True)
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
 

@@ -19,6 +19,8 @@ from search.records import DepartmentInfo, DirectoryRecord
 LANDLINE_RE = re.compile(r"^0\d{2,3}-\d{7,8}(-\d{1,6})?$|^\d{7,8}$")
 SHORT_RE = re.compile(r"^\d{3,8}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# DingTalk user ids: set by the organisation or generated (letters, digits, a few marks), at most 64.
+DINGTALK_USERID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 CITY_REGION = "市级"
 PARALLEL_REBUILD_FROM = 20_000  # contacts; below this a second process costs more than it saves
 
@@ -59,6 +61,9 @@ def check_fields(values: dict[str, Any]) -> list[str]:
     email = (values.get("email") or "").strip()
     if email and not EMAIL_RE.match(email):
         problems.append("邮箱无效 / invalid email")
+    dingtalk = (values.get("dingtalk_userid") or "").strip()
+    if dingtalk and not DINGTALK_USERID_RE.match(dingtalk):
+        problems.append("钉钉ID无效 / invalid DingTalk user id (letters, digits, _ . @ -; at most 64)")
     visibility = (values.get("visibility") or "public").strip()
     if visibility not in VISIBILITIES:
         problems.append("公开范围无效 / visibility must be public or staff")

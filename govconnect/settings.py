@@ -64,6 +64,19 @@ class WecomSettings(BaseModel):
     agentid: int = 0
 
 
+class DingtalkSettings(BaseModel):
+    """DingTalk (钉钉) internal application; for 浙政钉 (专有钉钉) point BASE_URL at its own host."""
+
+    base_url: str = "https://oapi.dingtalk.com/"
+    appkey: str = ""
+    appsecret: SecretStr = SecretStr("")
+    agentid: int = 0
+    # How often a task's send result is asked for (getsendresult): delivery, then who has read it.
+    # DingTalk answers for tasks of the last 24 hours only, so reading is followed that long.
+    status_poll_seconds: float = Field(default=60.0, gt=0)
+    read_window_hours: float = Field(default=24.0, gt=0, le=24.0)
+
+
 class WeiboSettings(BaseModel):
     """The city's official Weibo account."""
 
@@ -83,6 +96,7 @@ class NoticePipelineSettings(BaseModel):
         "aliyun_voice": 1000,
         "wechat_mp": 2000,
         "wecom": 600,
+        "dingtalk": 200,  # messages a second; DingTalk counts people a minute per app (143103)
         "weibo": 1,
     }
     retry_base_seconds: float = 2.0
@@ -128,6 +142,8 @@ class ProviderSandboxSettings(BaseModel):
     mount_path: str = "/_provider_sandbox"
     callback_base_url: str = ""  # where the sandbox pushes reports; empty means PUBLIC_BASE_URL
     report_delay: float = 1.0
+    # The sandbox's DingTalk users read a work notice this many seconds after it is sent (0: never).
+    dingtalk_read_after: float = Field(default=30.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -189,6 +205,7 @@ class Settings(BaseSettings):
     aliyun_voice: AliyunVoiceSettings = AliyunVoiceSettings()
     wechat_mp: WechatMpSettings = WechatMpSettings()
     wecom: WecomSettings = WecomSettings()
+    dingtalk: DingtalkSettings = DingtalkSettings()
     weibo: WeiboSettings = WeiboSettings()
     notices: NoticePipelineSettings = NoticePipelineSettings()
     sandbox: ProviderSandboxSettings = ProviderSandboxSettings()

@@ -4,6 +4,7 @@ Paths (each base URL setting points at one prefix):
   /dysmsapi/ and /dyvmsapi/ (or /)   Alibaba Cloud RPC (SendSms, SendBatchSms, SingleCallByTts)
   /wechat/cgi-bin/...                WeChat official account
   /wecom/cgi-bin/...                 WeCom
+  /dingtalk/gettoken, /dingtalk/topapi/...  DingTalk (钉钉 / 浙政钉) work notices
   /weibo/2/statuses/share.json       Weibo (and destroy.json)
 """
 
@@ -17,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from channels.sandbox import aliyun, control, wechat, weibo
+from channels.catalogue import PROVIDER_NAMES
+from channels.sandbox import aliyun, control, dingtalk, wechat, weibo
 from channels.sandbox.state import SandboxConfig, SandboxState
 
 
@@ -28,10 +30,13 @@ async def index(request: Request) -> Response:
         {
             "sandbox": "GovConnect provider sandbox",
             "callback_base_url": state.config.callback_base_url,
-            "providers": ["aliyun_sms", "aliyun_voice", "wechat_mp", "wecom", "weibo"],
+            "providers": [p for p in PROVIDER_NAMES if p != "cmpp"],  # CMPP: cmpp_port
             "cmpp_port": state.cmpp.port if state.cmpp is not None else None,
         }
     )
+
+
+DINGTALK_MESSAGES = "/dingtalk/topapi/message/corpconversation"
 
 
 def routes() -> list[Route]:
@@ -45,6 +50,10 @@ def routes() -> list[Route]:
         Route("/wechat/cgi-bin/message/template/send", wechat.mp_template_send, methods=["POST"]),
         Route("/wecom/cgi-bin/gettoken", wechat.wecom_token, methods=["GET"]),
         Route("/wecom/cgi-bin/message/send", wechat.wecom_send, methods=["POST"]),
+        Route("/dingtalk/gettoken", dingtalk.gettoken, methods=["GET"]),
+        Route(f"{DINGTALK_MESSAGES}/asyncsend_v2", dingtalk.asyncsend_v2, methods=["POST"]),
+        Route(f"{DINGTALK_MESSAGES}/getsendprogress", dingtalk.getsendprogress, methods=["POST"]),
+        Route(f"{DINGTALK_MESSAGES}/getsendresult", dingtalk.getsendresult, methods=["POST"]),
         Route("/weibo/2/statuses/share.json", weibo.share, methods=["POST"]),
         Route("/weibo/2/statuses/destroy.json", weibo.destroy, methods=["POST"]),
         Route("/_sandbox", index, methods=["GET"]),
@@ -58,6 +67,8 @@ def routes() -> list[Route]:
         Route("/_sandbox/sms/reply", control.sms_reply, methods=["POST"]),
         Route("/_sandbox/wechat/follow", control.wechat_follow, methods=["POST"]),
         Route("/_sandbox/wecom/invalid_users", control.wecom_invalid_users, methods=["GET", "POST"]),
+        Route("/_sandbox/dingtalk/invalid_users", control.dingtalk_invalid_users, methods=["GET", "POST"]),
+        Route("/_sandbox/dingtalk/read", control.dingtalk_read, methods=["POST"]),
         Route("/_sandbox/weibo/timeline", control.weibo_timeline, methods=["GET"]),
     ]
 

@@ -186,6 +186,35 @@ async def wecom_invalid_users(request: Request) -> Response:
     return JSONResponse({"users": sorted(state.wecom_invalid)})
 
 
+async def dingtalk_invalid_users(request: Request) -> Response:
+    """POST /_sandbox/dingtalk/invalid_users {users: [...]} makes user ids unknown to the app; GET lists them."""
+    state = _state(request)
+    if request.method == "POST":
+        body = await _json(request)
+        if body is None or not isinstance(body.get("users"), list):
+            return bad_request("JSON object with users (list) required")
+        state.dingtalk.invalid.update(str(u) for u in body["users"])
+    return JSONResponse({"users": sorted(state.dingtalk.invalid)})
+
+
+async def dingtalk_read(request: Request) -> Response:
+    """POST /_sandbox/dingtalk/read {users: [...], task_id?}: these people open the notice (of every task)."""
+    state = _state(request)
+    body = await _json(request)
+    if body is None or not isinstance(body.get("users"), list):
+        return bad_request("JSON object with users (list) required")
+    users = {str(u) for u in body["users"]}
+    task_id = body.get("task_id")
+    marked = 0
+    for task in state.dingtalk.tasks.values():
+        if task_id is not None and str(task.task_id) != str(task_id):
+            continue
+        reached = {u for u in users if task.outcome.get(u) == "sent"} - task.read
+        task.read.update(reached)
+        marked += len(reached)
+    return JSONResponse({"read": marked})
+
+
 async def weibo_timeline(request: Request) -> Response:
     """GET /_sandbox/weibo/timeline: the account's posts, newest first."""
     posts = [{k: v for k, v in p.items() if not k.startswith("_")} for p in reversed(_state(request).weibo_posts)]

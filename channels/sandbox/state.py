@@ -64,6 +64,11 @@ class SandboxConfig:
     wecom_corpid: str = "wwsandbox00000001"
     wecom_corpsecret: str = "sandbox-wecom-secret"  # noqa: S105
     wecom_agentid: int = 1000002
+    dingtalk_appkey: str = "dingsandbox0000001"
+    dingtalk_appsecret: str = "sandbox-dingtalk-secret"  # noqa: S105
+    dingtalk_agentid: int = 2000001
+    dingtalk_daily_per_user: int = 500  # work notices one app may send one person a day (internal app)
+    dingtalk_read_after: float | None = None  # seconds after sending that every recipient reads; None: never
     weibo_access_token: str = "sandbox-weibo-token"  # noqa: S105
     weibo_safe_domain: str = ""  # empty: any http(s) link will do
     weibo_max_chars: int = 140
@@ -74,6 +79,27 @@ class SandboxConfig:
     cmpp_port: int | None = None  # run the CMPP ISMG simulator beside the app on this port (0: ephemeral)
     cmpp_source_addr: str = "901234"
     cmpp_shared_secret: str = "sandbox-secret"  # noqa: S105
+
+
+@dataclass
+class DingtalkTask:
+    """One asyncsend_v2 task: who it went to and what became of each person."""
+
+    task_id: int
+    created: float
+    users: list[str]
+    outcome: dict[str, str]  # user -> "sent", "failed", "invalid", or a forbidden code (143105, 143106)
+    read: set[str] = field(default_factory=set)
+
+
+@dataclass
+class DingtalkBook:
+    """What the DingTalk sandbox remembers: tasks, per person per Beijing day counts and contents."""
+
+    tasks: dict[int, DingtalkTask] = field(default_factory=dict)
+    invalid: set[str] = field(default_factory=set)
+    daily: Counter[tuple[str, str]] = field(default_factory=Counter)  # (user, day) -> notices
+    contents: set[tuple[str, str, str]] = field(default_factory=set)  # (user, day, content hash)
 
 
 @dataclass
@@ -132,6 +158,7 @@ class SandboxState:
         self.config = config
         self._ids = itertools.count(1)
         self._provider_ids = itertools.count(10_000_001)
+        self._dingtalk_tasks = itertools.count(256_271_667_001)
         self.reset()
         self._client: aiohttp.ClientSession | None = None
         self._push_slots: asyncio.Semaphore | None = None
@@ -153,11 +180,16 @@ class SandboxState:
         self.voice_calls: dict[str, list[float]] = defaultdict(list)
         self.weibo_posts: list[dict[str, Any]] = []
         self.wechat_sent: dict[tuple[str, str], str] = {}
+        self.dingtalk = DingtalkBook()
 
     # -- records -------------------------------------------------------------------------------
     def next_provider_id(self) -> str:
         """A fresh provider-side id."""
         return str(next(self._provider_ids))
+
+    def dingtalk_task_id(self) -> int:
+        """A fresh DingTalk task id (a number, as DingTalk's are)."""
+        return next(self._dingtalk_tasks)
 
     def record(
         self,

@@ -42,7 +42,7 @@ class VoiceVariant(BaseModel):
 
 
 class TextVariant(BaseModel):
-    """Plain text (WeCom, Weibo, the site)."""
+    """Plain text (WeCom, DingTalk, Weibo, the site)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +58,7 @@ class Variants(BaseModel):
     wechat: WechatVariant | None = None
     voice: VoiceVariant | None = None
     wecom: TextVariant | None = None
+    dingtalk: TextVariant | None = None
     weibo: TextVariant | None = None
     site: TextVariant | None = None
 

@@ -192,6 +192,8 @@ def count_staff(conn: Connection, spec: dict[str, Any], channels: list[str] | No
             reachable.append(and_(c.c.mobile.is_not(None), c.c.mobile != ""))
         if "wecom" in channels:
             reachable.append(and_(c.c.external_id.is_not(None), c.c.external_id != ""))
+        if "dingtalk" in channels:
+            reachable.append(c.c.dingtalk_userid != "")
         where = and_(where, or_(*reachable) if reachable else false())
     return int(conn.execute(select(func.count()).select_from(c).where(where)).scalar_one())
 
@@ -199,7 +201,7 @@ def count_staff(conn: Connection, spec: dict[str, Any], channels: list[str] | No
 def staff_pages(
     conn: Connection, spec: dict[str, Any], cursor: str, page: int
 ) -> Iterator[tuple[list[Recipient], str]]:
-    """Pages of staff after contact id `cursor`: SMS/voice to the mobile, WeCom to the external id."""
+    """Pages of staff after contact id `cursor`: SMS/voice to the mobile, WeCom to external_id, DingTalk to its id."""
     from contacts.models import Contact, Department
 
     c, d = Contact.__table__, Department.__table__  # type: ignore[attr-defined]
@@ -209,7 +211,7 @@ def staff_pages(
     last = int(cursor or 0)
     while True:
         rows: Any = conn.execute(
-            select(c.c.id, c.c.name, c.c.mobile, c.c.external_id, d.c.name)
+            select(c.c.id, c.c.name, c.c.mobile, c.c.external_id, c.c.dingtalk_userid, d.c.name)
             .join(d, d.c.id == c.c.department_id)
             .where(where, c.c.id > last)
             .order_by(c.c.id)
@@ -218,13 +220,15 @@ def staff_pages(
         if not rows:
             return
         out = []
-        for _cid, name, mobile, external_id, department in rows:
+        for _cid, name, mobile, external_id, dingtalk_userid, department in rows:
             addresses: dict[str, str] = {}
             phone = normalise_mobile(mobile)
             if phone is not None:
                 addresses["sms"] = addresses["voice"] = phone
             if external_id:
                 addresses["wecom"] = external_id
+            if dingtalk_userid:
+                addresses["dingtalk"] = dingtalk_userid
             out.append(Recipient(addresses, {"name": name, "department": department, "_staff": True}))
         last = rows[-1][0]
         yield out, str(last)

@@ -71,6 +71,8 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = None
     final_at: datetime | None = None
     provider_id: str | None = Field(default=None, max_length=64, index=True)
+    # When the provider reported the message read (DingTalk); a fact beside the status, which stays `delivered`.
+    read_at: datetime | None = None
     error_code: str | None = Field(default=None, max_length=64)
     error_reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

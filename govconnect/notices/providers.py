@@ -68,6 +68,7 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
     }
     if redis is None:
         # One token cache per provider set: a process-wide cache would bind its lock to another event loop.
+        from channels.dingtalk import Dingtalk
         from channels.tokens import MemoryTokenStore
         from channels.wechat_mp import WechatMp
         from channels.wecom import Wecom
@@ -76,6 +77,7 @@ def build_providers(settings: Settings, engine: Engine | None = None, redis: Any
         store = MemoryTokenStore()
         adapters["wechat_mp"] = WechatMp(config_for("wechat_mp", settings), client, store)
         adapters["wecom"] = Wecom(config_for("wecom", settings), client, store)
+        adapters["dingtalk"] = Dingtalk(config_for("dingtalk", settings), client, store)
     if settings.cmpp.source_addr and "cmpp" in settings.notices.sms_providers:
         adapters["cmpp"] = _build_cmpp(settings, engine)
     return ProviderSet(adapters, channel_providers(settings), closers=[client.aclose])

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from govconnect.api.params import RowId
 from govconnect.text_rules import MultilineText, Text, TitleText
 
-Channel = Literal["sms", "voice", "wechat", "wecom", "weibo", "site", "tv"]
+Channel = Literal["sms", "voice", "wechat", "wecom", "dingtalk", "weibo", "site", "tv"]
 
 
 class SubscriberAudience(BaseModel):
@@ -92,6 +92,8 @@ class ChannelProgress(BaseModel):
     suppressed: int = 0
     capped: int = 0
     parts: int = 0
+    # Delivered and reported read by the provider (DingTalk); counted within `delivered` too.
+    read: int = 0
 
 
 class NoticePublic(BaseModel):
@@ -149,6 +151,7 @@ class DeliveryPublic(BaseModel):
     sent_at: datetime | None
     final_at: datetime | None
     uncertain: bool
+    read_at: datetime | None = None  # when the provider reported it read (DingTalk)
 
 
 class DeliveryPage(BaseModel):
@@ -205,14 +208,15 @@ def mask_recipient(recipient: str) -> str:
     return "***"
 
 
-def progress_from_counts(rows: list[tuple[str, str, int, int]]) -> dict[str, ChannelProgress]:
-    """(channel, status, count, parts) rows → progress per channel."""
+def progress_from_counts(rows: list[tuple[Any, ...]]) -> dict[str, ChannelProgress]:
+    """(channel, status, count, parts[, read]) rows → progress per channel."""
     out: dict[str, ChannelProgress] = {}
-    for channel, status, count, parts in rows:
+    for channel, status, count, parts, *read in rows:
         progress = out.setdefault(channel, ChannelProgress())
         data: dict[str, Any] = progress.model_dump()
         data[status] = data.get(status, 0) + count
         data["total"] += count
         data["parts"] += int(parts or 0)
+        data["read"] += int(read[0] or 0) if read else 0
         out[channel] = ChannelProgress(**data)
     return out

@@ -234,6 +234,10 @@ def validate_notice(
     count, fields, report = _audience_size(session, agency, data, channels)
     if "wecom" in people and data.audience.staff is None:
         raise _invalid("empty_audience", "企业微信只能发给工作人员 / WeCom reaches staff only", {"channel": "wecom"})
+    if "dingtalk" in people and data.audience.staff is None:
+        raise _invalid(
+            "empty_audience", "浙政钉只能发给工作人员 / DingTalk reaches staff only", {"channel": "dingtalk"}
+        )
     if people and count == 0:
         details: dict[str, Any] = {"channels": people}
         if report is not None:
@@ -426,7 +430,7 @@ def get_notice(session: Session, agency: Agency, notice_id: str) -> Notice:
 def _count_progress(conn: Connection, notice_id: str) -> tuple[dict[str, Any], datetime]:
     moment = datetime.now(UTC)
     rows: Any = conn.execute(
-        select(D.c.channel, D.c.status, func.count(), func.sum(D.c.parts))
+        select(D.c.channel, D.c.status, func.count(), func.sum(D.c.parts), func.count(D.c.read_at))
         .where(D.c.notice_id == notice_id)
         .group_by(D.c.channel, D.c.status)
     ).all()

@@ -133,6 +133,8 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     finished = 0
     for notice_id in found["sending"]:
         finished += int(await run_db(finish_if_done, ctx["engine"], notice_id, now(ctx)))
+    if ctx["settings"].dingtalk.appkey:  # DingTalk reports nothing itself: ask who got and read its notices
+        await ctx["queue"].enqueue("poll_dingtalk", job_id="poll_dingtalk")
     # Governance: occurrences of recurring notices, and notices whose sign-off came too late.
     governed = await run_governance_tick(ctx, now(ctx))
     if found["reclaimed"] or requeued:

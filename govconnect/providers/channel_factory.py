@@ -13,6 +13,7 @@ from channels.aliyun_sms import AliyunSms, AliyunSmsConfig
 from channels.aliyun_voice import CALLEE_LIMITS, AliyunVoice, AliyunVoiceConfig
 from channels.base import Channel
 from channels.cmpp import CmppChannel, CmppConfig
+from channels.dingtalk import Dingtalk, DingtalkConfig
 from channels.registry import PROVIDERS
 from channels.shared_windows import RedisCalleeLimiter, RedisPostWindow
 from channels.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
@@ -70,6 +71,9 @@ def config_for(provider: str, settings: Settings) -> Any:
     if provider == "wecom":
         c = settings.wecom
         return WecomConfig(c.base_url, c.corpid, c.corpsecret.get_secret_value(), c.agentid)
+    if provider == "dingtalk":
+        t = settings.dingtalk
+        return DingtalkConfig(t.base_url, t.appkey, t.appsecret.get_secret_value(), t.agentid)
     if provider == "weibo":
         return WeiboConfig(
             settings.weibo.base_url,
@@ -113,6 +117,8 @@ def build_channel(provider: str, settings: Settings, client: httpx.AsyncClient, 
         return WechatMp(config, client, store)
     if provider == "wecom":
         return Wecom(config, client, store)
+    if provider == "dingtalk":
+        return Dingtalk(config, client, store)
     if redis is not None:  # every worker shares the account's posts an hour
         return Weibo(
             config, client, RedisPostWindow(redis, f"{settings.queue_name}:weibo-posts", config.posts_per_hour)

@@ -34,6 +34,10 @@ def sandbox_config(settings: Settings, callback_base_url: str) -> SandboxConfig:
         wecom_corpid=settings.wecom.corpid or DEFAULTS.wecom_corpid,
         wecom_corpsecret=settings.wecom.corpsecret.get_secret_value() or DEFAULTS.wecom_corpsecret,
         wecom_agentid=settings.wecom.agentid or DEFAULTS.wecom_agentid,
+        dingtalk_appkey=settings.dingtalk.appkey or DEFAULTS.dingtalk_appkey,
+        dingtalk_appsecret=settings.dingtalk.appsecret.get_secret_value() or DEFAULTS.dingtalk_appsecret,
+        dingtalk_agentid=settings.dingtalk.agentid or DEFAULTS.dingtalk_agentid,
+        dingtalk_read_after=settings.sandbox.dingtalk_read_after or None,
         weibo_access_token=settings.weibo.access_token.get_secret_value() or DEFAULTS.weibo_access_token,
         weibo_safe_domain=settings.weibo.safe_domain,
         cmpp_source_addr=settings.cmpp.source_addr or DEFAULTS.cmpp_source_addr,
@@ -59,6 +63,10 @@ def gateway_env(sandbox_url: str, config: SandboxConfig) -> dict[str, str]:
         "GOVCONNECT_WECOM__CORPID": config.wecom_corpid,
         "GOVCONNECT_WECOM__CORPSECRET": config.wecom_corpsecret,
         "GOVCONNECT_WECOM__AGENTID": str(config.wecom_agentid),
+        "GOVCONNECT_DINGTALK__BASE_URL": f"{base}/dingtalk/",
+        "GOVCONNECT_DINGTALK__APPKEY": config.dingtalk_appkey,
+        "GOVCONNECT_DINGTALK__APPSECRET": config.dingtalk_appsecret,
+        "GOVCONNECT_DINGTALK__AGENTID": str(config.dingtalk_agentid),
         "GOVCONNECT_WEIBO__BASE_URL": f"{base}/weibo/",
         "GOVCONNECT_WEIBO__ACCESS_TOKEN": config.weibo_access_token,
         "GOVCONNECT_CMPP__HOST": urlsplit(base).hostname or "127.0.0.1",
@@ -106,6 +114,14 @@ def point_at_sandbox(settings: Settings, sandbox_url: str) -> Settings:
                 "corpid": d.wecom_corpid,
                 "corpsecret": SecretStr(d.wecom_corpsecret),
                 "agentid": d.wecom_agentid,
+            }
+        ),
+        "dingtalk": settings.dingtalk.model_copy(
+            update={
+                "base_url": f"{base}/dingtalk/",
+                "appkey": d.dingtalk_appkey,
+                "appsecret": SecretStr(d.dingtalk_appsecret),
+                "agentid": d.dingtalk_agentid,
             }
         ),
         "weibo": settings.weibo.model_copy(

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from channels.aliyun_sms import AliyunSmsConfig
 from channels.aliyun_voice import AliyunVoiceConfig
+from channels.dingtalk import DingtalkConfig
 from channels.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from channels.sandbox.runner import RunningServer, run_in_thread
 from channels.wechat_mp import WechatMpConfig
@@ -176,6 +177,17 @@ def wecom_config(sandbox: Sandbox, **overrides: Any) -> WecomConfig:
         "agentid": cfg.wecom_agentid,
     }
     return WecomConfig(**{**values, **overrides})
+
+
+def dingtalk_config(sandbox: Sandbox, **overrides: Any) -> DingtalkConfig:
+    cfg = sandbox.state.config
+    values: dict[str, Any] = {
+        "base_url": f"{sandbox.url}/dingtalk/",
+        "appkey": cfg.dingtalk_appkey,
+        "appsecret": cfg.dingtalk_appsecret,
+        "agentid": cfg.dingtalk_agentid,
+    }
+    return DingtalkConfig(**{**values, **overrides})
 
 
 def weibo_config(sandbox: Sandbox, **overrides: Any) -> WeiboConfig:

@@ -69,7 +69,7 @@ def test_token_overlap_and_expiry() -> None:
 
 def test_registry() -> None:
     assert provider_class("aliyun_sms").provider == "aliyun_sms"
-    assert set(CHANNEL_PROVIDERS) == {"sms", "voice", "wechat", "wecom", "weibo"}
+    assert set(CHANNEL_PROVIDERS) == {"sms", "voice", "wechat", "wecom", "dingtalk", "weibo"}
     assert providers_for("sms")[0] == "aliyun_sms"
     for name, cls in PROVIDERS.items():
         assert cls.provider == name and name in {p for ps in CHANNEL_PROVIDERS.values() for p in ps}

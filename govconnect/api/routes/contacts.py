@@ -75,6 +75,7 @@ class ContactCreate(BaseModel):
     visibility: Literal["public", "staff"] = "public"
     sort_order: int = Field(default=0, ge=0, le=100_000)
     external_id: Text | None = Field(default=None, max_length=64)
+    dingtalk_userid: Text = Field(default="", max_length=64)
 
 
 class ContactUpdate(BaseModel):
@@ -94,6 +95,7 @@ class ContactUpdate(BaseModel):
     visibility: Literal["public", "staff"] | None = None
     sort_order: int | None = Field(default=None, ge=0, le=100_000)
     external_id: Text | None = Field(default=None, max_length=64)
+    dingtalk_userid: Text | None = Field(default=None, max_length=64)
 
 
 class DepartmentCreate(BaseModel):

@@ -156,6 +156,7 @@ def _delivery_public(r: Any, reveal: RecipientVisibility) -> DeliveryPublic:
         sent_at=r.sent_at,
         final_at=r.final_at,
         uncertain=bool(r.uncertain),
+        read_at=r.read_at,
     )
 
 

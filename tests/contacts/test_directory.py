@@ -163,6 +163,29 @@ def test_reimport_updates_by_external_id_then_by_name_and_department(session: Se
     assert search_directory(tmp_path / "data", "甲", privileged=False).total == 1  # the old name is gone
 
 
+def test_dingtalk_userid_column_imports_checks_and_exports(session: Session, tmp_path: Path) -> None:
+    text = "\n".join(
+        [
+            f"{HEADER_ZH},钉钉ID",
+            "甲,衢州市应急管理局,科员,,,,,市级,public,d1,manager4521",
+            "乙,衢州市应急管理局,科员,,,,,市级,public,d2,",
+            "丙,衢州市应急管理局,科员,,,,,市级,public,d3,有 空格",
+        ]
+    )
+    report = import_file(session, None, write(tmp_path, "d.csv", text.encode()))
+    assert report.created == 2 and [line for line, _ in report.failed] == [4]
+    assert "钉钉ID" in report.failed[0][1] and "DingTalk" in report.failed[0][1]
+    found = {c.name: c.dingtalk_userid for c in session.exec(select(Contact)).all()}
+    assert found == {"甲": "manager4521", "乙": ""}
+    rows = list(export_rows(session))
+    assert rows[0][-1] == "dingtalk_userid" and [r[-1] for r in rows[1:]] == ["manager4521", ""]
+    # A file without the column leaves the ids as they are.
+    import_file(
+        session, None, write(tmp_path, "e.csv", f"{HEADER_ZH}\n甲,衢州市应急管理局,科长,,,,,市级,public,d1".encode())
+    )
+    assert session.exec(select(Contact).where(Contact.name == "甲")).one().dingtalk_userid == "manager4521"
+
+
 def test_unreadable_files(session: Session, tmp_path: Path) -> None:
     with pytest.raises(ImportFileError):
         import_file(session, None, write(tmp_path, "x.csv", b"foo,bar\n1,2\n"))
@@ -176,7 +199,7 @@ def test_export_round_trip(session: Session, loaded: Path, tmp_path: Path) -> No
     import csv
 
     rows = list(export_rows(session, chinese=True))
-    assert rows[0] == HEADER_ZH.split(",")
+    assert rows[0] == [*HEADER_ZH.split(","), "钉钉ID"]
     path = tmp_path / "export.csv"
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         csv.writer(handle).writerows(rows)

@@ -199,3 +199,15 @@ def test_department_crud(client: TestClient, keys: dict[str, str]) -> None:
     assert cycle.status_code == 422
     assert client.get("/api/v1/departments/999999").status_code == 404
     assert len(ROWS) == 10
+
+
+def test_contacts_take_a_dingtalk_userid(client: TestClient, keys: dict[str, str], session: Session) -> None:
+    from contacts.models import Contact
+
+    new = {"name": "周鹏", "department": "衢州市水利局/河湖管理科", "dingtalk_userid": "zhoupeng01"}
+    r = client.post("/api/v1/contacts", json=new, headers=auth(keys["writer"]))
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert session.get(Contact, cid).dingtalk_userid == "zhoupeng01"  # type: ignore[union-attr]
+    bad = client.patch(f"/api/v1/contacts/{cid}", json={"dingtalk_userid": "周 鹏"}, headers=auth(keys["writer"]))
+    assert bad.status_code == 422 and "钉钉ID" in bad.json()["error"]["message"]

@@ -23,6 +23,7 @@ RECIPIENTS = {
     "aliyun_voice": "13800138009",
     "wechat_mp": "oDemoFollower0001",
     "wecom": "zhangsan",
+    "dingtalk": "zhangsan",
     "weibo": "",
 }
 
@@ -60,7 +61,14 @@ def test_callback_token_and_sandbox_config_follow_settings(tmp_path: Path) -> No
     assert callback_token(s.model_copy(update={"callback_token": SecretStr("given")})) == "given"
     cfg = sandbox_config(s, "http://gw")
     assert (cfg.wecom_corpid, cfg.wecom_agentid, cfg.callback_token) == ("ww-real", 7, derived)
-    assert gateway_env("http://sb:1/", cfg)["GOVCONNECT_WECOM__BASE_URL"] == "http://sb:1/wecom/"
+    env = gateway_env("http://sb:1/", cfg)
+    assert env["GOVCONNECT_WECOM__BASE_URL"] == "http://sb:1/wecom/"
+    assert env["GOVCONNECT_DINGTALK__BASE_URL"] == "http://sb:1/dingtalk/"
+    assert (env["GOVCONNECT_DINGTALK__APPKEY"], env["GOVCONNECT_DINGTALK__AGENTID"]) == (
+        cfg.dingtalk_appkey,
+        str(cfg.dingtalk_agentid),
+    )
+    assert env["GOVCONNECT_DINGTALK__APPSECRET"] == cfg.dingtalk_appsecret
     with pytest.raises(KeyError):
         config_for("fax", s)
 

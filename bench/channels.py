@@ -3,7 +3,8 @@
 The sandbox runs in a separate process (`python -m channels.sandbox PORT --no-limits`) so it does
 not share this process's interpreter. Each channel sends single-recipient messages from
 CONCURRENCY tasks over one httpx client for SECONDS; SMS and WeCom also report batched sends
-(1000 recipients per request). Final line: JSON keyed by provider.
+(1000 recipients per request), DingTalk batched sends of 100 (its most per task). Final line:
+JSON keyed by provider.
 
     .venv/bin/python bench/channels.py [--seconds 3] [--concurrency 4]
 """
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from channels.aliyun_sms import AliyunSms, AliyunSmsConfig  # noqa: E402
 from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig, CalleeLimiter  # noqa: E402
 from channels.base import Channel, MessageKind, OutboundMessage, Outcome  # noqa: E402
+from channels.dingtalk import Dingtalk, DingtalkConfig  # noqa: E402
 from channels.sandbox import SandboxConfig  # noqa: E402
 from channels.sandbox.runner import bind_loopback  # noqa: E402
 from channels.wechat_mp import WechatMp, WechatMpConfig  # noqa: E402
@@ -48,6 +50,9 @@ def adapters(base: str, client: httpx.AsyncClient) -> dict[str, Channel]:
         ),
         "wechat_mp": WechatMp(WechatMpConfig(f"{base}/wechat/", D.wechat_appid, D.wechat_secret, "tmpl"), client),
         "wecom": Wecom(WecomConfig(f"{base}/wecom/", D.wecom_corpid, D.wecom_corpsecret, D.wecom_agentid), client),
+        "dingtalk": Dingtalk(
+            DingtalkConfig(f"{base}/dingtalk/", D.dingtalk_appkey, D.dingtalk_appsecret, D.dingtalk_agentid), client
+        ),
         "weibo": Weibo(WeiboConfig(f"{base}/weibo/", D.weibo_access_token), client, PostWindow(10**9)),
     }
 
@@ -123,6 +128,9 @@ async def run(base: str, seconds: float, concurrency: int) -> dict[str, Any]:
             if provider in ("aliyun_sms", "wecom"):
                 batched = await measure(adapter, provider, seconds, max(1, concurrency // 8), batch=1000)
                 figures[provider]["batched_1000_msgs_per_s"] = batched["msgs_per_s"]
+            if provider == "dingtalk":
+                batched = await measure(adapter, provider, seconds, max(1, concurrency // 2), batch=100)
+                figures[provider]["batched_100_msgs_per_s"] = batched["msgs_per_s"]
             print(provider, json.dumps(figures[provider]), flush=True)
     return figures
 
@@ -144,7 +152,7 @@ def main() -> None:
         proc.wait(10)
     # measure_cmpp() runs its own event loop (and its own ISMG sandbox), so it is called outside ours.
     figures["cmpp"] = cmpp_figures()
-    order = ["aliyun_sms", "cmpp", "aliyun_voice", "wechat_mp", "wecom", "weibo"]
+    order = ["aliyun_sms", "cmpp", "aliyun_voice", "wechat_mp", "wecom", "dingtalk", "weibo"]
     print(json.dumps({k: figures[k] for k in order}, ensure_ascii=False))
 
 

@@ -152,6 +152,7 @@ def generate(count: int, seed: int = 20261125) -> Iterator[dict[str, str]]:
             "region": region,
             "visibility": "staff" if rng.random() < 0.15 else "public",
             "external_id": f"demo-{n + 1:06d}",
+            "dingtalk_userid": f"qzdemo{n + 1:06d}",  # every demo person is on 浙政钉
         }
 
 
@@ -194,6 +195,7 @@ def load_demo(session: Session, count: int, seed: int = 20261125) -> int:
                 region_id=region_row.id if region_row else None,
                 visibility=row["visibility"],
                 external_id=row["external_id"],
+                dingtalk_userid=row["dingtalk_userid"],
             )
         )
     session.add_all(rows)

@@ -124,3 +124,8 @@ def seed_notice_demo(engine: Engine, settings: Settings, info: object) -> None:
         'meeting (staff, SMS + WeCom): the same call with "channels": ["sms", "wecom"] and '
         '"audience": {"staff": {"departments": [<department ids from /api/v1 directory>]}}'
     )
+    notes.append(
+        '浙政钉 (DingTalk) work notice to staff: "channels": ["dingtalk"] with the same staff audience; '
+        "progress shows delivered, then read (the sandbox's users read it after "
+        f"{settings.sandbox.dingtalk_read_after:g} s)"
+    )

@@ -148,7 +148,11 @@ def use_demo_sandbox(settings: Settings, host: str, port: int) -> Settings:
     probe.close()
     settings = settings.model_copy(update={"cmpp": settings.cmpp.model_copy(update={"port": cmpp_port})})
     sandbox = settings.sandbox.model_copy(update={"in_process": True, "callback_base_url": gateway})
-    return settings.model_copy(update={"sandbox": sandbox})
+    # The sandbox is local: ask it about DingTalk tasks often, so the demo shows reading soon after.
+    dingtalk = settings.dingtalk.model_copy(
+        update={"status_poll_seconds": min(settings.dingtalk.status_poll_seconds, 5.0)}
+    )
+    return settings.model_copy(update={"sandbox": sandbox, "dingtalk": dingtalk})
 
 
 def mount_provider_sandbox(app: FastAPI, settings: Settings) -> SandboxState | None:

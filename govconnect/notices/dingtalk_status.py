@@ -7,7 +7,7 @@ listed read or unread become `delivered`, the failed, forbidden (daily cap, same
 and invalid ones `failed` with DingTalk's code, through the same receipt path as pushed reports.
 Tasks whose people are delivered but not all read are asked `getsendresult` again until
 DINGTALK__READ_WINDOW_HOURS (DingTalk answers for 24 hours): a person in the read list gets
-`read_at` on their delivery. Reading is a fact beside the status (migration 0016 says why).
+`read_at` on their delivery. Reading is a fact beside the status (migration 0017 says why).
 """
 
 from __future__ import annotations

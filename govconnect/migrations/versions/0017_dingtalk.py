@@ -1,7 +1,7 @@
 """DingTalk work notices: staff get a DingTalk user id, deliveries record when they were read
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 
 `dir_contact.dingtalk_userid` is where the audience resolver addresses `dingtalk` deliveries
 (empty: the person has none). `delivery.read_at` is when the provider reported the message read
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

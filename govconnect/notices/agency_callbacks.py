@@ -17,27 +17,33 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from govconnect.agencies.models import Agency
 from govconnect.errors import Invalid
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
-from govconnect.notices.pipeline_models import Delivery
+from govconnect.notices.pipeline_models import AgencyCallback, Delivery
+from govconnect.notices.policy import now
 from govconnect.settings import Settings
 
 log = logging.getLogger("govconnect.notices")
 D = Delivery.__table__  # type: ignore[attr-defined]
 N = Notice.__table__  # type: ignore[attr-defined]
 A = Agency.__table__  # type: ignore[attr-defined]
+C = AgencyCallback.__table__  # type: ignore[attr-defined]
 SIGNATURE_HEADER = "X-GovConnect-Signature"
-MAX_ATTEMPTS = 8
+# Owed callbacks are retried for at least this long, then marked failed for the agency to see.
+GIVE_UP_SECONDS = 24 * 3600
+# A worker taking a callback moves its due time this far ahead; if it dies, the sweeper retries after it.
+CLAIM_LEASE_SECONDS = 60
 
 
 class CallbackUrlError(Invalid):
@@ -178,20 +184,74 @@ def _callback_url(engine: Engine, agency_id: int) -> str | None:
         return conn.execute(select(A.c.callback_url).where(A.c.id == agency_id)).scalar()
 
 
+def _store(engine: Engine, grouped: dict[int, list[dict[str, Any]]], moment: datetime) -> list[tuple[int, int]]:
+    """One owed callback row per agency; their (id, attempts) for the fast path."""
+    with engine.begin() as conn:
+        return [
+            (
+                int(
+                    conn.execute(
+                        insert(C)
+                        .values(
+                            agency_id=agency_id,
+                            events=events,
+                            status="pending",
+                            attempts=0,
+                            next_attempt_at=moment,
+                            last_result="",
+                            created_at=moment,
+                        )
+                        .returning(C.c.id)
+                    ).scalar_one()
+                ),
+                0,
+            )
+            for agency_id, events in sorted(grouped.items())
+        ]
+
+
+def job_id(callback_id: int, attempts: int) -> str:
+    """One queued job per callback and attempt (a re-enqueue by the sweeper does not double it)."""
+    return f"agency_callback:{callback_id}:{attempts}"
+
+
 async def emit_status_events(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:
-    """Queue callbacks for these deliveries to agencies that registered a URL."""
+    """Record callbacks for these deliveries to agencies that registered a URL, and queue their first try."""
     if not delivery_ids or not await asyncio.to_thread(_any_callback_url, ctx["engine"]):
         return
     grouped = await asyncio.to_thread(_events, ctx["engine"], delivery_ids)
-    for agency_id, events in grouped.items():
-        await ctx["queue"].enqueue("post_agency_callback", agency_id=agency_id, events=events, attempt=0)
+    if not grouped:
+        return
+    stored = await asyncio.to_thread(_store, ctx["engine"], grouped, now(ctx))
+    for callback_id, attempts in stored:
+        await ctx["queue"].enqueue(
+            "post_agency_callback", job_id=job_id(callback_id, attempts), callback_id=callback_id
+        )
 
 
-@job
-async def post_agency_callback(
-    ctx: dict[str, Any], agency_id: int, events: list[dict[str, Any]], attempt: int = 0
-) -> str:
-    """POST signed status events; retry 5xx, 429 and network errors with backoff, never 4xx."""
+def _claim(engine: Engine, callback_id: int, moment: datetime) -> Any:
+    """Take a due callback for one attempt (its due time moves a lease ahead), or None when not due."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(C)
+            .where(C.c.id == callback_id, C.c.status == "pending", C.c.next_attempt_at <= moment)
+            .values(next_attempt_at=moment + timedelta(seconds=CLAIM_LEASE_SECONDS))
+            .returning(C.c.agency_id, C.c.events, C.c.attempts, C.c.created_at)
+        ).first()
+
+
+def _settle(engine: Engine, callback_id: int, values: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(C).where(C.c.id == callback_id, C.c.status == "pending").values(**values))
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before try `attempts + 1`: 5 s doubling up to an hour."""
+    return min(3600.0, 5.0 * 2 ** min(attempts, 20))
+
+
+async def _post(ctx: dict[str, Any], agency_id: int, events: list[dict[str, Any]]) -> int | str:
+    """POST the signed events; the HTTP status (0: no answer), or why nothing was sent."""
     settings: Settings = ctx["settings"]
     url = await asyncio.to_thread(_callback_url, ctx["engine"], agency_id)
     if not url:
@@ -215,22 +275,67 @@ async def post_agency_callback(
         headers["Host"] = target.host_header
         extensions = {"sni_hostname": target.server_name} if target.url.startswith("https://") else {}
         response = await client.post(target.url, content=body, headers=headers, extensions=extensions)
-        status = response.status_code
+        return response.status_code
     except httpx.HTTPError:
-        status = 0
+        return 0
     finally:
         if owns:
             await client.aclose()
-    if 200 <= status < 300:
+
+
+@job
+async def post_agency_callback(ctx: dict[str, Any], callback_id: int) -> str:
+    """Try one owed callback: done on 2xx, rejected on 4xx (not 429), else retried with backoff for 24 h."""
+    engine: Engine = ctx["engine"]
+    moment = now(ctx)
+    claimed = await asyncio.to_thread(_claim, engine, callback_id, moment)
+    if claimed is None:
+        return "not_due"
+    agency_id, events, attempts, created_at = claimed
+    outcome = await _post(ctx, agency_id, list(events))
+    attempts += 1
+    done = {"attempts": attempts, "next_attempt_at": None, "done_at": moment}
+    if isinstance(outcome, str):  # the URL was removed or is no longer acceptable: nothing can be sent
+        await asyncio.to_thread(_settle, engine, callback_id, {**done, "status": "failed", "last_result": outcome})
+        return outcome
+    if 200 <= outcome < 300:
+        await asyncio.to_thread(_settle, engine, callback_id, {**done, "status": "delivered", "last_result": "ok"})
         return "ok"
-    if 400 <= status < 500 and status != 429:
-        log.warning("agency %s callback rejected with %d; not retried", agency_id, status)
-        return f"rejected:{status}"
-    if attempt + 1 >= MAX_ATTEMPTS:
-        log.warning("agency %s callback gave up after %d attempts", agency_id, attempt + 1)
+    if 400 <= outcome < 500 and outcome != 429:
+        log.warning("agency %s callback rejected with %d; not retried", agency_id, outcome)
+        result = f"rejected:{outcome}"
+        await asyncio.to_thread(_settle, engine, callback_id, {**done, "status": "rejected", "last_result": result})
+        return result
+    delay = retry_delay(attempts - 1)
+    due = moment + timedelta(seconds=delay)
+    if due - created_at > timedelta(seconds=GIVE_UP_SECONDS):
+        log.warning("agency %s callback %s failed after %d attempts over 24 h", agency_id, callback_id, attempts)
+        await asyncio.to_thread(
+            _settle, engine, callback_id, {**done, "status": "failed", "last_result": f"gave_up:{outcome}"}
+        )
         return "gave_up"
-    delay = min(3600.0, 5.0 * 2**attempt)
+    values = {"attempts": attempts, "next_attempt_at": due, "last_result": f"retry:{outcome}"}
+    await asyncio.to_thread(_settle, engine, callback_id, values)
     await ctx["queue"].enqueue(
-        "post_agency_callback", agency_id=agency_id, events=events, attempt=attempt + 1, defer_by=delay
+        "post_agency_callback", job_id=job_id(callback_id, attempts), callback_id=callback_id, defer_by=delay
     )
-    return f"retry:{status}"
+    return f"retry:{outcome}"
+
+
+def due_callbacks(conn: Any, moment: datetime, limit: int = 1000) -> list[tuple[int, int]]:
+    """(id, attempts) of owed callbacks whose time has come (for the sweeper: their queued job may be gone)."""
+    rows = conn.execute(
+        select(C.c.id, C.c.attempts)
+        .where(C.c.status == "pending", C.c.next_attempt_at <= moment)
+        .order_by(C.c.next_attempt_at)
+        .limit(limit)
+    ).all()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def callback_page(conn: Any, agency_id: int, status: str | None, limit: int, offset: int) -> tuple[list[Any], int]:
+    """One agency's owed callbacks, newest first, and how many match."""
+    where = [C.c.agency_id == agency_id] + ([C.c.status == status] if status else [])
+    total = int(conn.execute(select(func.count()).select_from(C).where(*where)).scalar_one())
+    rows = conn.execute(select(C).where(*where).order_by(C.c.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total

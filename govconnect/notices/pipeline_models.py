@@ -92,3 +92,29 @@ class NoticeOutbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     enqueued_at: datetime | None = None
     done_at: datetime | None = Field(default=None, index=True)
+
+
+CALLBACK_STATUSES = ("pending", "delivered", "rejected", "failed")
+
+
+class AgencyCallback(SQLModel, table=True):
+    """Status events owed to an agency's callback URL: kept here (not only in the queue) until answered.
+
+    `pending` rows are due at `next_attempt_at`; a worker that takes one pushes that time a lease
+    ahead, so a worker (or a Redis) that dies mid-post leaves it due again for the sweeper. Retried
+    with backoff for at least 24 hours, then `failed` (the agency sees it in its callback list);
+    `rejected` when the agency's server answered 4xx.
+    """
+
+    __tablename__ = "agency_callback"
+    __table_args__ = (Index("ix_agency_callback_agency_status", "agency_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id")
+    events: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=12)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    last_result: str = Field(default="", max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+    done_at: datetime | None = Field(default=None)

@@ -19,6 +19,8 @@ from channels.catalogue import NO_RECEIPT_CHANNELS
 from govconnect.audit.record import Actor
 from govconnect.governance.schedules import run_governance_tick
 from govconnect.jobs import job
+from govconnect.notices.agency_callbacks import due_callbacks
+from govconnect.notices.agency_callbacks import job_id as callback_job_id
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
@@ -106,6 +108,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
         for (notice_id,) in outboxes:
             conn.execute(update(O).where(O.c.notice_id == notice_id).values(enqueued_at=moment))
         sending = conn.execute(select(N.c.id).where(N.c.status == "sending")).all()
+        callbacks = due_callbacks(conn, moment)
     groups: dict[tuple[str, str, bool], list[str]] = defaultdict(list)
     for delivery_id, notice_id, channel, urgency in due:
         groups[(notice_id, channel, urgency == "urgent")].append(delivery_id)
@@ -115,6 +118,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
         "groups": groups,
         "outboxes": [row[0] for row in outboxes],
         "sending": [row[0] for row in sending],
+        "callbacks": callbacks,
     }
 
 
@@ -130,6 +134,11 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         requeued += len(ids)
     for notice_id in found["outboxes"]:
         await ctx["queue"].enqueue("fanout_notice", notice_id=notice_id)
+    # Owed agency callbacks whose queued retry was lost (a Redis restart) or whose worker died.
+    for callback_id, attempts in found["callbacks"]:
+        await ctx["queue"].enqueue(
+            "post_agency_callback", job_id=callback_job_id(callback_id, attempts), callback_id=callback_id
+        )
     finished = 0
     for notice_id in found["sending"]:
         finished += int(await run_db(finish_if_done, ctx["engine"], notice_id, now(ctx)))
@@ -146,6 +155,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         "fanouts": len(found["outboxes"]),
         "finished": finished,
         "governance": governed,
+        "callbacks": len(found["callbacks"]),
     }
 
 

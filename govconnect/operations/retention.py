@@ -22,13 +22,14 @@ from govconnect.audit.models import RETENTION_OPTION
 from govconnect.clock import utcnow
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
-from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
+from govconnect.notices.pipeline_models import AgencyCallback, Delivery, NoticeOutbox
 from govconnect.settings import RetentionSettings
 
 log = logging.getLogger("govconnect.operations")
 D = Delivery.__table__  # type: ignore[attr-defined]
 N = Notice.__table__  # type: ignore[attr-defined]
 O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
+C = AgencyCallback.__table__  # type: ignore[attr-defined]
 # Notices in these states still have work ahead of them and are never purged.
 ACTIVE_NOTICE_STATUSES = ("scheduled", "accepted", "sending")
 # Audit tables (name -> timestamp column) purged after `audit_days`. The audit log is append-only
@@ -45,11 +46,18 @@ class PurgeReport:
     deliveries: int = 0
     notices: int = 0
     audit: dict[str, int] = field(default_factory=dict)
+    callbacks: int = 0
     batches: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """For the CLI and job results."""
-        return {"deliveries": self.deliveries, "notices": self.notices, "audit": self.audit, "batches": self.batches}
+        return {
+            "deliveries": self.deliveries,
+            "notices": self.notices,
+            "audit": self.audit,
+            "callbacks": self.callbacks,
+            "batches": self.batches,
+        }
 
 
 BatchHook = Callable[[PurgeReport], None]
@@ -161,6 +169,29 @@ def _purge_audit(
         report.audit[name] = removed
 
 
+def _purge_callbacks(
+    engine: Engine, settings: RetentionSettings, moment: datetime, report: PurgeReport, on_batch: BatchHook | None
+) -> None:
+    """Answered or abandoned agency callbacks carry delivery ids and outcomes: kept as long as deliveries."""
+    cutoff = moment - timedelta(days=settings.deliveries_days)
+    while True:
+        with engine.begin() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    select(C.c.id).where(C.c.done_at.is_not(None), C.c.done_at < cutoff).limit(settings.batch_size)
+                )
+            ]
+            if ids:
+                conn.execute(delete(C).where(C.c.id.in_(ids)))
+        if not ids:
+            return
+        report.callbacks += len(ids)
+        report.batches += 1
+        if on_batch is not None:
+            on_batch(report)
+
+
 def purge_expired(
     engine: Engine, settings: RetentionSettings, moment: datetime | None = None, on_batch: BatchHook | None = None
 ) -> PurgeReport:
@@ -170,6 +201,7 @@ def purge_expired(
     _purge_deliveries(engine, settings, moment, report, on_batch)
     _purge_notices(engine, settings, moment, report, on_batch)
     _purge_audit(engine, settings, moment, report, on_batch)
+    _purge_callbacks(engine, settings, moment, report, on_batch)
     log.info("retention: purged %s", report.as_dict())
     return report
 

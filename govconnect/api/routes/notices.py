@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, require_scope
@@ -19,7 +20,7 @@ from govconnect.clock import utcnow
 from govconnect.errors import ApiError
 from govconnect.escaping import spreadsheet_row
 from govconnect.notices import service
-from govconnect.notices.agency_callbacks import check_callback_url, signing_secret
+from govconnect.notices.agency_callbacks import callback_page, check_callback_url, signing_secret
 from govconnect.notices.intake import accept_and_enqueue
 from govconnect.notices.pipeline_models import DELIVERY_STATUSES
 from govconnect.notices.schemas import (
@@ -195,3 +196,44 @@ def callback_put(
     session.commit()
     secret = signing_secret(settings, agency.id or 0) if agency.callback_url else None
     return CallbackInfo(url=agency.callback_url, signing_secret=secret)
+
+
+class OwedCallback(BaseModel):
+    """One batch of status events owed to the agency's callback URL, and how sending it went."""
+
+    id: int
+    status: Literal["pending", "delivered", "rejected", "failed"]
+    attempts: int
+    last_result: str
+    next_attempt_at: datetime | None
+    created_at: datetime
+    done_at: datetime | None
+    events: list[dict[str, Any]]
+
+
+class OwedCallbackPage(BaseModel):
+    """A page of the agency's callbacks, newest first."""
+
+    items: list[OwedCallback]
+    total: int
+    limit: int
+    offset: int
+
+
+@router.get(
+    "/agencies/me/callbacks", response_model=OwedCallbackPage, summary="Callbacks sent, pending and failed (admin)"
+)
+def callbacks_list(
+    principal: Admin,
+    session: SessionDep,
+    page: Annotated[Page, Depends(paging(default=50, maximum=200))],
+    status: Literal["pending", "delivered", "rejected", "failed"] | None = None,
+) -> OwedCallbackPage:
+    """What the gateway owes or owed the agency's callback URL; `failed` ones gave up after 24 hours of retries."""
+    rows, total = callback_page(session.connection(), principal.agency.id or 0, status, page.limit, page.offset)
+    return OwedCallbackPage(
+        items=[OwedCallback.model_validate(row, from_attributes=True) for row in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )

@@ -7,6 +7,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,17 +16,20 @@ from arq.worker import Worker
 from sqlmodel import Session, select
 
 from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices.agency_callbacks import (
     CallbackUrlError,
+    _store,
     check_callback_url,
     post_agency_callback,
     signing_secret,
 )
 from govconnect.notices.fanout import fanout_notice
-from govconnect.notices.pipeline_models import Delivery
+from govconnect.notices.pipeline_models import AgencyCallback, Delivery
+from govconnect.notices.sweeper import sweep
 from govconnect.settings import Settings
 from govconnect.worker import open_arq_queue, worker_settings
-from tests.factories import make_subscriber
+from tests.factories import make_key, make_subscriber
 from tests.govconnect.notices.fakes import provider_set
 from tests.govconnect.notices.test_pipeline import make_notice
 
@@ -75,6 +79,18 @@ class RecordingQueue:
         return True
 
 
+def _owe(engine: Any, agency: Agency, events: list[dict[str, Any]], moment: datetime) -> int:
+    [(callback_id, _attempts)] = _store(engine, {agency.id or 0: events}, moment)
+    return callback_id
+
+
+def _row(session: Session, callback_id: int) -> AgencyCallback:
+    session.expire_all()
+    row = session.get(AgencyCallback, callback_id)
+    assert row is not None
+    return row
+
+
 async def test_callback_signed_retried_on_5xx_not_4xx(
     pipeline_settings: Settings, engine: Any, session: Session, agency: Agency, receiver_factory: Any
 ) -> None:
@@ -83,18 +99,60 @@ async def test_callback_signed_retried_on_5xx_not_4xx(
     session.add(agency)
     session.commit()
     queue = RecordingQueue()
-    ctx = {"settings": pipeline_settings, "engine": engine, "queue": queue}
+    clock = [utcnow()]
+    ctx = {"settings": pipeline_settings, "engine": engine, "queue": queue, "clock": lambda: clock[0]}
     events = [{"delivery_id": "d1", "status": "delivered"}]
-    assert await post_agency_callback(ctx, agency_id=agency.id, events=events) == "retry:503"
-    assert queue.calls[0][0] == "post_agency_callback" and queue.calls[0][1]["attempt"] == 1
-    assert queue.calls[0][1]["defer_by"] > 0
-    assert await post_agency_callback(ctx, agency_id=agency.id, events=events, attempt=1) == "rejected:400"
+    callback_id = _owe(engine, agency, events, clock[0])
+    assert await post_agency_callback(ctx, callback_id=callback_id) == "retry:503"
+    assert queue.calls[0][0] == "post_agency_callback" and queue.calls[0][1]["defer_by"] == 5.0
+    row = _row(session, callback_id)
+    assert (row.status, row.attempts, row.last_result) == ("pending", 1, "retry:503")
+    assert await post_agency_callback(ctx, callback_id=callback_id) == "not_due"  # a duplicate job does nothing
+    clock[0] += timedelta(seconds=6)
+    assert await post_agency_callback(ctx, callback_id=callback_id) == "rejected:400"
     assert len(queue.calls) == 1  # a 4xx is never retried
+    row = _row(session, callback_id)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("rejected", 2, None)
     body, signature = receiver.bodies[0]
     assert json.loads(body) == {"events": events}
     t, v1 = (part.split("=", 1)[1] for part in signature.split(","))
     secret = signing_secret(pipeline_settings, agency.id or 0)
     assert v1 == hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def test_owed_callbacks_outlive_a_lost_queue_and_fail_visibly_after_a_day(
+    pipeline_settings: Settings, engine: Any, session: Session, agency: Agency, receiver_factory: Any, app_client: Any
+) -> None:
+    """The queue forgets (a Redis restart): the sweeper finds the owed rows; after 24 h of 5xx they are failed."""
+    receiver = receiver_factory([200] + [503] * 40)
+    agency.callback_url = receiver.url
+    session.add(agency)
+    session.commit()
+    clock = [utcnow()]
+    lost = RecordingQueue()  # the first try's job is never run
+    ctx = {"settings": pipeline_settings, "engine": engine, "queue": lost, "clock": lambda: clock[0]}
+    first = _owe(engine, agency, [{"delivery_id": "d1", "status": "delivered"}], clock[0])
+    second = _owe(engine, agency, [{"delivery_id": "d2", "status": "failed"}], clock[0])
+    swept = RecordingQueue()
+    result = await sweep({**ctx, "queue": swept})
+    assert result["callbacks"] == 2
+    assert sorted(kw["callback_id"] for name, kw in swept.calls if name == "post_agency_callback") == [first, second]
+    assert await post_agency_callback(ctx, callback_id=first) == "ok"
+    assert _row(session, first).status == "delivered"
+    outcome = ""
+    for _ in range(40):  # every retry's job is lost too; only the sweeper brings it back
+        outcome = await post_agency_callback(ctx, callback_id=second)
+        if outcome == "gave_up":
+            break
+        assert outcome == "retry:503"
+        clock[0] = _row(session, second).next_attempt_at  # type: ignore[assignment]
+    row = _row(session, second)
+    assert outcome == "gave_up" and row.status == "failed" and row.last_result == "gave_up:503"
+    assert clock[0] - row.created_at >= timedelta(hours=23)
+    admin = {"Authorization": f"Bearer {make_key(session, agency, ['admin']).key}"}
+    listed = app_client.get("/api/v1/agencies/me/callbacks?status=failed", headers=admin).json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == second
+    assert listed["items"][0]["events"] == [{"delivery_id": "d2", "status": "failed"}]
 
 
 def test_callback_urls_refused_outside_test_mode(pipeline_settings: Settings) -> None:

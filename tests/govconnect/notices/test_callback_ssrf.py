@@ -12,9 +12,11 @@ import pytest
 from sqlmodel import Session
 
 from govconnect.agencies.models import Agency
+from govconnect.clock import utcnow
 from govconnect.notices import agency_callbacks
 from govconnect.notices.agency_callbacks import (
     CallbackUrlError,
+    _store,
     address_refusal,
     check_callback_url,
     post_agency_callback,
@@ -91,7 +93,8 @@ async def test_the_connection_goes_to_the_checked_address(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         ctx = {"settings": strict, "engine": engine, "queue": RecordingQueue(), "callback_client": client}
-        assert await post_agency_callback(ctx, agency_id=agency.id, events=[{"delivery_id": "d1"}]) == "ok"
+        [(callback_id, _)] = _store(engine, {agency.id or 0: [{"delivery_id": "d1"}]}, utcnow())
+        assert await post_agency_callback(ctx, callback_id=callback_id) == "ok"
     [request] = seen
     assert lookups == ["hooks.agency.example"]  # resolved once
     assert request.url.host == "93.184.216.34" and request.url.path == "/status" and request.url.query == b"x=1"

@@ -16,7 +16,7 @@ from govconnect.audit.record import Actor, record_audit
 from govconnect.clock import utcnow
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.models import Notice
-from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
+from govconnect.notices.pipeline_models import AgencyCallback, Delivery, NoticeOutbox
 from govconnect.notices.sending import _claim
 from govconnect.operations.retention import PurgeReport, purge_expired
 from govconnect.reports.queries import agency_reports
@@ -115,3 +115,18 @@ def test_audit_rows_past_their_keeping_time_go_and_nobody_else_deletes_them(sess
             raw.exec_driver_sql("DELETE FROM audit")
     with session.get_bind().connect() as raw, pytest.raises(DBAPIError):  # type: ignore[union-attr]
         raw.exec_driver_sql("UPDATE audit SET actor = 'x'")
+
+
+def test_answered_agency_callbacks_go_with_the_deliveries(session: Session, agency: Agency) -> None:
+    """A callback answered (or given up) before DELIVERIES_DAYS goes; a pending one stays, however old."""
+    now = utcnow()
+    old = now - timedelta(days=200)
+    answered = AgencyCallback(agency_id=agency.id or 0, status="delivered", created_at=old, done_at=old)
+    owed = AgencyCallback(agency_id=agency.id or 0, status="pending", created_at=old, next_attempt_at=old)
+    recent = AgencyCallback(agency_id=agency.id or 0, status="failed", created_at=now, done_at=now)
+    session.add_all([answered, owed, recent])
+    session.commit()
+    report = purge_expired(session.get_bind(), RetentionSettings(deliveries_days=180), now)  # type: ignore[arg-type]
+    assert report.callbacks == 1
+    session.expire_all()
+    assert sorted(c.status for c in session.exec(select(AgencyCallback)).all()) == ["failed", "pending"]

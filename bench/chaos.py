@@ -8,6 +8,9 @@ so `lost` (requested minus delivered or permanently failed) must be 0. `duplicat
 people the sandbox accepted a message for more than once on one channel: those come from
 requests that timed out after the provider had accepted them (reported as `uncertain`).
 
+The agency has a callback URL (a receiver in this process that answers 30% of POSTs with 503):
+`callbacks_lost` counts final deliveries whose status event never reached it, and must be 0 too.
+
     .venv/bin/python bench/chaos.py [--subscribers 2000] [--seed 7]
 """
 
@@ -16,14 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import threading
 import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 from notice_harness import build_stack, delivery_counts, post_notice, seed
 
 FINAL = ("delivered", "failed", "cancelled", "unknown")
 PIPELINE = {
+    # The agency's callback receiver is on loopback over http: allowed in test mode only.
+    "GOVCONNECT_TEST_MODE": "true",
     "GOVCONNECT_NOTICES__RETRY_BASE_SECONDS": "0.5",
     "GOVCONNECT_NOTICES__RETRY_MAX_SECONDS": "8",
     "GOVCONNECT_NOTICES__CLAIM_TIMEOUT_SECONDS": "30",
@@ -50,12 +57,46 @@ def duplicates(sandbox_url: str) -> tuple[int, int]:
     return sum(n - 1 for n in accepted.values() if n > 1), sum(accepted.values())
 
 
+class CallbackReceiver:
+    """The agency's callback endpoint: answers 30% of POSTs with 503 and records the delivery ids it accepted."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.received: set[str] = set()
+        self.posts = self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts += 1
+                if rng.random() < 0.3:
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.received.update(e["delivery_id"] for e in json.loads(body)["events"])
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/agency-hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)  # noqa: S311 - chaos timing, not security
     stack = build_stack(2, embedded=False, private_redis=True, report_delay=0.2, pipeline=PIPELINE)
+    receiver = CallbackReceiver(random.Random(args.seed + 1))  # noqa: S311
     events: list[str] = []
     try:
         key = seed(stack, args.subscribers)
+        import psycopg
+
+        conninfo = stack.db_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(conninfo) as conn:
+            conn.execute("UPDATE agency SET callback_url = %s", (receiver.url,))
         inject_faults(stack.sandbox_url)
         requested = args.subscribers * 2
         started = time.monotonic()
@@ -86,9 +127,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             time.sleep(1)
         seconds = time.monotonic() - started
         extra, accepted = duplicates(stack.sandbox_url)
-        conninfo = stack.db_url.replace("postgresql+psycopg://", "postgresql://")
-        import psycopg
-
+        # Every final delivery's status event must reach the agency, through the 503s and the Redis restart.
+        callbacks_deadline = time.monotonic() + args.callback_wait
+        while True:
+            with psycopg.connect(conninfo) as conn:
+                final_ids = {
+                    r[0] for r in conn.execute("SELECT id FROM delivery WHERE status IN ('delivered', 'failed')")
+                }
+                owed = conn.execute("SELECT count(*) FROM agency_callback WHERE status = 'pending'").fetchone()[0]  # type: ignore[index]
+            if not final_ids - receiver.received or time.monotonic() > callbacks_deadline:
+                break
+            time.sleep(2)
+        callback_seconds = time.monotonic() - started - seconds
         with psycopg.connect(conninfo) as conn:
             uncertain = conn.execute("SELECT count(*) FROM delivery WHERE uncertain").fetchone()[0]  # type: ignore[index]
             attempts = conn.execute("SELECT coalesce(sum(attempts), 0) FROM delivery").fetchone()[0]  # type: ignore[index]
@@ -99,6 +149,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "permanently_failed": failed,
             "lost": requested - delivered - failed,
             "duplicates": extra,
+            "callbacks_lost": len(final_ids - receiver.received),
+            "callbacks_pending": int(owed),
+            "callback_posts": receiver.posts,
+            "callback_posts_refused": receiver.refused,
+            "callback_seconds_after_sends": round(callback_seconds, 1),
             "uncertain": int(uncertain),
             "provider_accepted": accepted,
             "attempts": int(attempts),
@@ -108,6 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         }
     finally:
         stack.stop()
+        receiver.server.shutdown()
 
 
 def main() -> None:
@@ -115,6 +171,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--callback-wait", type=float, default=300, help="seconds to wait for every status event")
     print(json.dumps(run(parser.parse_args()), ensure_ascii=False))
 
 

@@ -1,7 +1,7 @@
 """agency callbacks are kept in the database until answered
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 
 Status events for agencies' callback URLs used to live only in deferred queue jobs, so a Redis
 restart lost every pending retry. Each batch is now a row (govconnect/notices/agency_callbacks.py)
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

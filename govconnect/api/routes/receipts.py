@@ -43,7 +43,7 @@ from govconnect.errors import ApiError, api_error_handler, error_response, http_
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.agency_callbacks import emit_status_events
-from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome
+from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome, ReceiptsBusy
 from govconnect.notices.sending import enqueue_finish
 from govconnect.providers.channel_factory import callback_token
 from govconnect.security import secrets_equal
@@ -92,7 +92,15 @@ def receipt_batcher(app: Any) -> ReceiptBatcher:
 
 
 async def _apply(request: Request, receipts: list[Receipt]) -> None:
-    await receipt_batcher(request.app).apply(receipts)
+    try:
+        await receipt_batcher(request.app).apply(receipts)
+    except ReceiptsBusy as exc:
+        raise ApiError(
+            503,
+            "busy",
+            "回执处理繁忙，请稍后重推 / Too many reports waiting; push again later",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def _parsed(parser: Callable[[Any], list[Any]], payload: Any) -> list[Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from govconnect import __version__
 from govconnect.api.admission import UNMETERED_PATHS, AdmissionControl, KnownTokens
 from govconnect.api.deps import RateLimiter
+from govconnect.api.openapi import install_openapi
 from govconnect.api.routes import agencies, health, notices, receipts
 from govconnect.api.routes import contacts as contacts_routes
 from govconnect.api.strict_query import reject_unknown_query
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
     install_api_docs(app)
+    install_openapi(app)  # after every route: keys, errors, files and 405 declared from the routes
     # Outside the session (which loads the staff user) and every route: overload is answered before any
     # database work (api/admission.py).
     app.state.known_tokens = KnownTokens()

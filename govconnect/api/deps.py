@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse
@@ -44,6 +44,27 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+F = TypeVar("F", bound=Callable[..., Any])
+KEY_REQUIRED = "required"
+KEY_OPTIONAL = "optional"
+
+
+def takes_key(kind: str, scope: str | None = None) -> Callable[[F], F]:
+    """Mark a dependency that reads the Bearer key (`required` or `optional`, and the scope it demands).
+
+    The OpenAPI hook (api/openapi.py) declares the security scheme and the 401/403/429 answers of
+    every route whose dependencies carry the mark.
+    """
+
+    def mark(func: F) -> F:
+        func.__dict__["takes_key"] = kind
+        func.__dict__["required_scope"] = scope
+        return func
+
+    return mark
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
@@ -108,6 +129,7 @@ def _authenticate(request: Request, session: Session, token: str) -> Principal:
     return Principal(agency=agency, key=record, scopes=frozenset(record.scopes))
 
 
+@takes_key(KEY_REQUIRED)
 def get_principal(request: Request, session: SessionDep) -> Principal:
     """The caller behind `Authorization: Bearer <key>`, or 401."""
     token = _bearer_token(request)
@@ -116,6 +138,7 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
     return _authenticate(request, session, token)
 
 
+@takes_key(KEY_OPTIONAL)
 def get_optional_principal(request: Request, session: SessionDep) -> Principal | None:
     """The caller if credentials were presented (and valid), None for anonymous callers."""
     token = _bearer_token(request)
@@ -155,7 +178,7 @@ def require_scope(scope: str) -> Callable[[Principal], Principal]:
         return principal
 
     checker.__name__ = f"require_{scope.replace(':', '_')}"
-    return checker
+    return takes_key(KEY_REQUIRED, scope)(checker)
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,7 @@ class Viewer:
         return self.staff is not None or (self.principal is not None and self.principal.has("contacts:write"))
 
 
+@takes_key(KEY_OPTIONAL)
 def get_viewer(request: Request, session: SessionDep) -> Viewer:
     """The viewer: a Bearer key if presented, and the staff user the session middleware put on request.state."""
     principal = get_optional_principal(request, session)

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from govconnect.api.deps import Principal, SessionDep, require_scope
+from govconnect.api.openapi import media_responses
 from govconnect.api.paging import Page, paging
 from govconnect.audit.models import AUDIT_ACTIONS
 from govconnect.audit.queries import AuditFilter, audit_page, iter_audit
@@ -60,7 +61,12 @@ def _public(row: Any) -> AuditPublic:
     )
 
 
-@router.get("/audit", response_model=AuditPage, summary="The agency's audit log (admin; JSON or CSV)")
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses=media_responses("csv"),
+    summary="The agency's audit log (admin; JSON or CSV)",
+)
 def audit_list(
     request: Request,
     principal: Admin,

@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from govconnect.api.deps import Principal, SessionDep, require_scope
+from govconnect.api.openapi import media_responses
 from govconnect.api.paging import Page, paging
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.subscriptions import masked_rows
@@ -86,7 +87,7 @@ def masked_csv(session: SessionDep) -> str:
     return buffer.getvalue()
 
 
-@router.get("/export.csv")
+@router.get("/export.csv", response_class=Response, responses=media_responses("csv", json=False))
 def export_subscribers(_principal: ReaderDep, session: SessionDep) -> Response:
     """A masked CSV export."""
     return Response(

@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from govconnect.agencies.models import Agency
 from govconnect.api.deps import Principal, SessionDep, require_scope
+from govconnect.api.openapi import media_responses
 from govconnect.errors import ApiError
 from govconnect.reports.chart import scorecard_svg
 from govconnect.reports.export import csv_bytes, xlsx_bytes
@@ -70,7 +71,9 @@ def _export_rows(reports: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-@router.get("/agencies", summary="Delivery reports per agency over Beijing days")
+@router.get(
+    "/agencies", responses=media_responses("csv", "xlsx"), summary="Delivery reports per agency over Beijing days"
+)
 def agencies_report(
     principal: Reader,
     session: SessionDep,
@@ -125,7 +128,12 @@ def agency_scorecard(principal: Reader, session: SessionDep, code: str, month: M
     return JSONResponse({"agency": {"id": agency.id, "code": agency.code, "name": agency.name}, **card})
 
 
-@router.get("/agencies/{code}/scorecard.svg", summary="The monthly scorecard as an SVG chart")
+@router.get(
+    "/agencies/{code}/scorecard.svg",
+    response_class=Response,
+    responses=media_responses("svg", json=False),
+    summary="The monthly scorecard as an SVG chart",
+)
 def agency_scorecard_svg(principal: Reader, session: SessionDep, code: str, month: MonthQuery = None) -> Response:
     """Daily delivered / failed bars for the month, rendered by the server (no script)."""
     agency = _visible_agency(session, principal, code)

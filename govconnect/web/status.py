@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
-from govconnect.api.deps import SessionDep, get_optional_principal
+from govconnect.api.deps import KEY_OPTIONAL, SessionDep, get_optional_principal, takes_key
+from govconnect.api.openapi import media_responses
 from govconnect.clock import utcnow
 from govconnect.errors import Forbidden
 from govconnect.notices.models import Notice
@@ -35,6 +36,7 @@ N = Notice.__table__  # type: ignore[attr-defined]
 OPERATOR_ROLES = ("operator", "admin")
 
 
+@takes_key(KEY_OPTIONAL, scope="admin")
 def require_operator_view(request: Request, session: SessionDep) -> str:
     """An admin API key, or a signed-in operator/admin; anonymous browsers are sent to sign in."""
     principal = get_optional_principal(request, session)
@@ -136,7 +138,12 @@ async def collect_status(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/status", response_model=None, summary="Operations status (operators and admin keys)")
+@router.get(
+    "/status",
+    response_model=None,
+    responses={**media_responses("html"), 303: {"description": "未登录的浏览器转到登录页 / Browsers sign in first"}},
+    summary="Operations status (operators and admin keys)",
+)
 async def status_page(
     request: Request,
     viewer: Annotated[str, Depends(require_operator_view)],

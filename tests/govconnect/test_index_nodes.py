@@ -133,7 +133,7 @@ def test_a_change_through_node_a_reaches_node_b(nodes: Callable[[str], Node], se
         b.search(q)  # answers 200 whatever B has indexed so far
     for q, code in (("", "query_empty"), ("张" * 101, "query_too_long")):
         response = b.client.get("/api/v1/contacts/search", params={"q": q})
-        assert response.status_code == 400 and response.json()["error"]["code"] == code
+        assert response.status_code == 422 and response.json()["error"]["code"] == code
     _wait_for(lambda: _names(b, "oyxy") == ["欧阳晓燕"], START_LIMIT_S)
     assert _names(b, "医保局") == ["欧阳晓燕"]  # derived short names work on the rebuilt node too
 

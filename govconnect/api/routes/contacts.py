@@ -188,7 +188,7 @@ def contacts_search(
             offset=offset,
         )
     except QueryError as exc:
-        raise ApiError(400, exc.code, exc.message) from exc
+        raise ApiError(422, exc.code, exc.message) from exc  # the query typed is the invalid input
     return SearchResponse(
         total=result.total,
         items=result.items,
@@ -220,7 +220,7 @@ def contacts_list(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/contacts/{contact_id}", summary="One contact")
+@router.get("/contacts/{contact_id:int}", summary="One contact")
 def contacts_get(contact_id: RowId, session: SessionDep, viewer: ViewerDep) -> dict[str, Any]:
     """A contact; a staff-only contact is 404 to public callers."""
     contact = _visible_contact(session, contact_id, viewer.privileged)
@@ -239,7 +239,7 @@ def contacts_create(body: ContactCreate, request: Request, session: SessionDep, 
     return Tree.load(session).record(contact).display()
 
 
-@router.patch("/contacts/{contact_id}", summary="Change a contact (contacts:write)")
+@router.patch("/contacts/{contact_id:int}", summary="Change a contact (contacts:write)")
 def contacts_update(
     contact_id: RowId, body: ContactUpdate, request: Request, session: SessionDep, _w: WriterDep
 ) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def contacts_update(
     return Tree.load(session).record(contact).display()
 
 
-@router.delete("/contacts/{contact_id}", status_code=204, summary="Delete a contact (contacts:write)")
+@router.delete("/contacts/{contact_id:int}", status_code=204, summary="Delete a contact (contacts:write)")
 def contacts_delete(contact_id: RowId, request: Request, session: SessionDep, _w: WriterDep) -> Response:
     """Delete a contact and drop it from the index."""
     crud.delete_contact(session, _index(request), _visible_contact(session, contact_id, True))

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from govconnect.api.openapi import METRICS_SCHEME, media_responses
 from govconnect.db import ping
 from govconnect.errors import ApiError
 from govconnect.security import secrets_equal
@@ -62,7 +63,13 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics (Authorization: Bearer METRICS_TOKEN)", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (Authorization: Bearer METRICS_TOKEN)",
+    response_class=Response,
+    responses=media_responses("prometheus", json=False),
+    openapi_extra={"security": [{METRICS_SCHEME: []}]},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition, for the bearer of GOVCONNECT_METRICS_TOKEN only."""
     settings: Settings = request.app.state.settings

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, require_scope
+from govconnect.api.openapi import media_responses
 from govconnect.api.paging import Page, paging
 from govconnect.clock import utcnow
 from govconnect.errors import ApiError
@@ -112,7 +113,12 @@ def notice_cancel(request: Request, notice_id: str, principal: Sender, session: 
     return service.notice_public(session, notice)
 
 
-@router.get("/notices/{notice_id}/deliveries", response_model=DeliveryPage, summary="Deliveries (JSON or CSV)")
+@router.get(
+    "/notices/{notice_id}/deliveries",
+    response_model=DeliveryPage,
+    responses=media_responses("csv"),
+    summary="Deliveries (JSON or CSV)",
+)
 def notice_deliveries(
     request: Request,
     notice_id: str,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -19,33 +16,9 @@ from govconnect.api.admission import AdmissionControl, KnownTokens, _Gate
 from govconnect.app import create_app
 from govconnect.settings import Settings
 from tests.factories import make_agency, make_key
+from tests.http_server import ThreadServer
 
 BURST = 200
-
-
-class ThreadServer:
-    """uvicorn serving the app on an ephemeral loopback port, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", backlog=1024)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -98,6 +71,7 @@ def test_a_burst_from_one_agency_is_answered_fast_and_does_not_starve_another(
     assert slowest < 5, slowest
     # The issue's goal is 1 s; on the shared 2-core machine at load 12-19 the bystander took 0.6-1.2 s
     # (the event loop itself waits for CPU), so the test allows 2 s rather than flake.
+    print(f"bystander answered in {other[1]:.3f} s; slowest of the burst {slowest:.3f} s")
     assert other[0] == 200 and other[1] < 2, other
 
 

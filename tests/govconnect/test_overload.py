@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,10 +16,9 @@ from sqlmodel import Session
 from govconnect.api.admission import AdmissionControl, KnownTokens, _Gate
 from govconnect.app import create_app
 from govconnect.settings import Settings
+from tests.burst_client import flood, timed_get
 from tests.factories import make_agency, make_key
 from tests.http_server import ThreadServer
-
-BURST = 200
 
 
 @pytest.fixture
@@ -27,32 +27,25 @@ def server(settings: Settings, engine: Engine) -> Iterator[ThreadServer]:
         yield running
 
 
-async def timed_get(host: str, port: int, path: str, key: str) -> tuple[int, float, str | None]:
-    """One GET on its own connection (a bare HTTP/1.1 client: httpx would cost more CPU than the server)."""
-    started = time.monotonic()
-    reader, writer = await asyncio.open_connection(host, port)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
-    writer.write(request.encode())
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    took = time.monotonic() - started
-    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in head[1:] if ": " in line)
-    return int(head[0].split(" ")[1]), took, headers.get("retry-after")
-
-
-async def burst_with_a_bystander(url: str, flooder: str, bystander: str) -> tuple[list[Any], tuple[Any, ...]]:
+def burst_with_a_bystander(url: str, flooder: str, bystander: str) -> tuple[list[Any], tuple[int, float, str | None]]:
+    """One agency's burst from another process (as from another client) and, during it, another agency's request."""
     parsed = httpx.URL(url)
     host, port, path = parsed.host, parsed.port or 80, parsed.raw_path.decode()
     for key in (flooder, bystander):  # each key has authenticated once before: its agency is known
-        assert (await timed_get(host, port, path, key))[0] == 200
-    flood = [asyncio.create_task(timed_get(host, port, path, flooder)) for _ in range(BURST)]
-    await asyncio.sleep(0.2)  # the burst is in flight: its share is busy, the rest wait or are refused
-    other = await timed_get(host, port, path, bystander)
-    unanswered = sum(not task.done() for task in flood)
-    answers = await asyncio.gather(*flood, return_exceptions=True)
-    return answers, (*other, unanswered)
+        assert asyncio.run(timed_get(host, port, path, key))[0] == 200
+    spawn = multiprocessing.get_context("spawn")
+    in_flight, results = spawn.Event(), spawn.Queue()
+    burst = spawn.Process(target=flood, args=(url, flooder, in_flight, results), daemon=True)
+    burst.start()
+    try:
+        assert in_flight.wait(60), "the flood did not start"
+        other = asyncio.run(timed_get(host, port, path, bystander))
+        answers: list[Any] = results.get(timeout=60)
+    finally:
+        burst.join(timeout=10)
+        if burst.is_alive():
+            burst.kill()
+    return answers, other
 
 
 def test_a_burst_from_one_agency_is_answered_fast_and_does_not_starve_another(
@@ -60,8 +53,8 @@ def test_a_burst_from_one_agency_is_answered_fast_and_does_not_starve_another(
 ) -> None:
     flooder = make_key(session, make_agency(session, code="qz-flood"), ["notices:read"]).key
     bystander = make_key(session, make_agency(session, code="qz-other"), ["notices:read"]).key
-    answers, other = asyncio.run(burst_with_a_bystander(f"{server.url}/api/v1/agencies/me", flooder, bystander))
-    failures = [repr(a) for a in answers if isinstance(a, BaseException)]
+    answers, other = burst_with_a_bystander(f"{server.url}/api/v1/agencies/me", flooder, bystander)
+    failures = [a for a in answers if isinstance(a, str)]
     assert failures == []
     statuses = [status for status, _took, _retry in answers]
     assert set(statuses) <= {200, 503}, statuses
@@ -69,10 +62,10 @@ def test_a_burst_from_one_agency_is_answered_fast_and_does_not_starve_another(
     assert statuses.count(200) >= 4  # the agency's own share kept being served
     slowest = max(took for _status, took, _retry in answers)
     assert slowest < 5, slowest
-    # The issue's goal is 1 s; on the shared 2-core machine at load 12-19 the bystander took 0.6-1.2 s
-    # (the event loop itself waits for CPU), so the test allows 2 s rather than flake.
+    # The burst comes from another process, as from another client: in the server's process its 200
+    # connections' client side took the server's CPU and GIL, and the figure was the test's own.
     print(f"bystander answered in {other[1]:.3f} s; slowest of the burst {slowest:.3f} s")
-    assert other[0] == 200 and other[1] < 2, other
+    assert other[0] == 200 and other[1] < 1, other
 
 
 async def test_the_gate_hands_places_over_in_order_and_times_out() -> None:

@@ -4,9 +4,11 @@
   operation whose dependencies take the key (`api.deps.takes_key`): required, or optional.
 - The one error shape (`{"error": {"code", "message", "details"}}`) as the `Error` component for
   each status an operation can answer: 401/429 where a key is read, 403 where a scope is demanded,
-  404 where the path names an object, 409 on changes, 400/413 where a JSON body is read, 422 where
-  anything is read, 503 wherever admission control or the database pool may refuse, 405 (with
-  `Allow`) everywhere. FastAPI's own 422 (`HTTPValidationError`, a shape we never send) is replaced.
+  404 where the path or body names an object, 409 on changes, 400/413 where a JSON body is read,
+  422 where anything is read, 503 wherever admission control or the database pool may refuse, 405
+  (with `Allow`) everywhere, and whatever a dependency marks with `may_answer(...)` (the API
+  routers' unknown-query check: 422). FastAPI's own 422 (`HTTPValidationError`, a shape we never
+  send) is replaced.
 - Routes that answer files (CSV, XLSX, SVG) or HTML beside JSON declare those media types with
   `media_responses(...)` in their decorator: what a route returns is the route's own business.
 
@@ -18,8 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -30,6 +32,7 @@ from govconnect.api.admission import UNMETERED_PATHS
 from govconnect.api.deps import KEY_OPTIONAL, KEY_REQUIRED
 from govconnect.errors import MESSAGES, error_answer
 
+F = TypeVar("F", bound=Callable[..., Any])
 SCHEME = "bearerAuth"
 METRICS_SCHEME = "metricsToken"
 ERROR_SCHEMA = "Error"
@@ -117,17 +120,30 @@ def _dependency_calls(dependant: Any) -> Iterator[Any]:
         stack.extend(node.dependencies)
 
 
-def _key_use(dependant: Any) -> tuple[str | None, bool]:
-    """(`required`/`optional`/None, whether a scope is demanded) from the marks on the route's dependencies."""
+def may_answer(*statuses: int) -> Callable[[F], F]:
+    """Mark a dependency that can answer these error statuses whatever the route (e.g. 422 for unknown query names)."""
+
+    def mark(func: F) -> F:
+        func.__dict__["may_answer"] = frozenset(statuses)
+        return func
+
+    return mark
+
+
+def _marks(dependant: Any) -> tuple[str | None, bool, set[int]]:
+    """From the marks on the route's dependencies: `required`/`optional`/None key, whether a scope is
+    demanded, and the statuses the dependencies say they may answer."""
     kinds = set()
     scoped = False
+    statuses: set[int] = set()
     for call in _dependency_calls(dependant):
+        statuses |= getattr(call, "may_answer", frozenset())
         kind = getattr(call, "takes_key", None)
         if kind is not None:
             kinds.add(kind)
             scoped = scoped or getattr(call, "required_scope", None) is not None
     kind = KEY_REQUIRED if KEY_REQUIRED in kinds else (KEY_OPTIONAL if kinds else None)
-    return kind, scoped
+    return kind, scoped, statuses
 
 
 def _statuses(path: str, method: str, operation: dict[str, Any], key: str | None, scoped: bool) -> set[int]:
@@ -189,7 +205,7 @@ def _declare(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
         dependant = getattr(context, "dependant", None)
         if dependant is None or path not in paths or not getattr(context, "include_in_schema", True):
             continue
-        key, scoped = _key_use(dependant)
+        key, scoped, answered = _marks(dependant)
         for method in sorted(getattr(context, "methods", None) or ()):
             operation = paths[path].get(method.lower())
             if operation is None:
@@ -199,7 +215,7 @@ def _declare(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             elif key == KEY_OPTIONAL:
                 operation["security"] = [{}, {SCHEME: []}]
             declared = operation.setdefault("responses", {})
-            for status in sorted(_statuses(path, method, operation, key, scoped)):
+            for status in sorted(_statuses(path, method, operation, key, scoped) | answered):
                 name = ERROR_RESPONSES[status][0]
                 responses[name] = _error_response(status)
                 declared[str(status)] = {"$ref": f"#/components/responses/{name}"}

@@ -13,6 +13,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from govconnect.api.openapi import may_answer
 from govconnect.errors import ApiError
 
 # The answer names what it refused, cut short: a query string is the caller's text.
@@ -51,6 +52,7 @@ def _accepted_cached(request: Request, route: APIRoute) -> frozenset[str]:
     return entry[1]
 
 
+@may_answer(422)
 def reject_unknown_query(request: Request) -> None:
     """Dependency: 422 `unknown_parameter` when the query string carries a name the route does not take."""
     if not request.query_params:

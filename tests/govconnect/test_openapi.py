@@ -125,6 +125,8 @@ def test_every_error_answer_is_declared_in_the_one_error_shape(spec: dict[str, A
             assert {"400", "413", "422"} <= set(responses), (method, path)
         if path.startswith("/api/v1/") and method != "GET":
             assert "409" in responses, (method, path)
+        if path.startswith("/api/v1/"):  # unknown query names are refused on every API route
+            assert "422" in responses, (method, path)
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SCHEME = "bearerAuth"
 METRICS_SCHEME = "metricsToken"
 ERROR_SCHEMA = "Error"
+ERROR_REF = f"#/components/schemas/{ERROR_SCHEMA}"
 MEDIA_TYPES = {
     "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -72,12 +73,17 @@ HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
-def media_responses(*kinds: str, json: bool = True) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route whose 200 can be a file (`csv`, `xlsx`, `svg` ...) or a page, beside JSON if `json`."""
+def media_responses(*kinds: str, with_json: bool = True) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route whose 200 can be a file (`csv`, `xlsx`, `svg`...) or a page, and JSON if `with_json`."""
     content: dict[str, Any] = {MEDIA_TYPES[kind]: {"schema": {"type": "string", "format": "binary"}} for kind in kinds}
-    if json:
+    if with_json:
         content["application/json"] = {}
     return {200: {"content": content}}
+
+
+def error_declaration(description: str) -> dict[str, Any]:
+    """`responses=` entry for an error a route answers beyond what the hook derives (e.g. /readyz's 503)."""
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}}
 
 
 def _error_schema() -> dict[str, Any]:
@@ -104,7 +110,7 @@ def _error_response(status: int) -> dict[str, Any]:
     _name, description, headers = ERROR_RESPONSES[status]
     response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
+        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
     }
     if headers:
         response["headers"] = {name: HEADERS[name] for name in headers}

@@ -87,7 +87,7 @@ def masked_csv(session: SessionDep) -> str:
     return buffer.getvalue()
 
 
-@router.get("/export.csv", response_class=Response, responses=media_responses("csv", json=False))
+@router.get("/export.csv", response_class=Response, responses=media_responses("csv", with_json=False))
 def export_subscribers(_principal: ReaderDep, session: SessionDep) -> Response:
     """A masked CSV export."""
     return Response(

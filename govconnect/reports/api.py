@@ -131,7 +131,7 @@ def agency_scorecard(principal: Reader, session: SessionDep, code: str, month: M
 @router.get(
     "/agencies/{code}/scorecard.svg",
     response_class=Response,
-    responses=media_responses("svg", json=False),
+    responses=media_responses("svg", with_json=False),
     summary="The monthly scorecard as an SVG chart",
 )
 def agency_scorecard_svg(principal: Reader, session: SessionDep, code: str, month: MonthQuery = None) -> Response:

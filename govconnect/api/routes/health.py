@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from govconnect.api.openapi import METRICS_SCHEME, media_responses
+from govconnect.api.openapi import METRICS_SCHEME, error_declaration, media_responses
 from govconnect.db import ping
 from govconnect.errors import ApiError
 from govconnect.security import secrets_equal
@@ -25,7 +25,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database and Redis reachable")
+@router.get(
+    "/readyz",
+    summary="Database and Redis reachable",
+    responses={503: error_declaration("依赖服务不可用 / A dependency is unavailable (`checks` says which)")},
+)
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database and, when configured, Redis answer."""
     checks: dict[str, Any] = {}
@@ -67,7 +71,7 @@ async def readyz(request: Request) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics (Authorization: Bearer METRICS_TOKEN)",
     response_class=Response,
-    responses=media_responses("prometheus", json=False),
+    responses=media_responses("prometheus", with_json=False),
     openapi_extra={"security": [{METRICS_SCHEME: []}]},
 )
 async def metrics(request: Request) -> Response:

@@ -126,7 +126,9 @@ def _by_provider_id(conn: Connection, pending: Sequence[tuple[int, Receipt]]) ->
 
 def _outcome_values(receipt: Receipt, moment: datetime) -> tuple[tuple[Any, ...], dict[str, Any]]:
     values: dict[str, Any] = {"status": "delivered" if receipt.delivered else "failed"}
-    if not receipt.delivered:
+    if receipt.delivered:
+        values.update(error_code=None, error_reason=None)  # an earlier attempt's error no longer applies
+    else:
         values.update(error_code=(receipt.code or "failed")[:64], error_reason=(receipt.reason or "")[:200])
     return tuple(sorted(values.items())), values
 
@@ -180,7 +182,7 @@ def apply_receipts(engine: Engine, receipts: Sequence[Receipt]) -> ReceiptOutcom
                     done.update(str(row[0]) for row in changed)
                     outcome.notices.update(str(row[1]) for row in changed)
                     rollup_hooks.count_receipts(
-                        conn, [row[1:] for row in changed], delivered, values.get("error_code", ""), moment, late
+                        conn, [row[1:] for row in changed], delivered, values.get("error_code") or "", moment, late
                     )
                 outcome.changed.extend(done)
                 repeats.extend(i for i in part if i not in done)

@@ -420,6 +420,8 @@ RECORDABLE = ("sending", "delivered", "failed", "unknown")
 # one statement per delivery, 100,000 of them for a broadcast).
 _ACCEPTED_UNNEST = text(
     "UPDATE delivery AS d SET status = CASE WHEN d.status = 'sending' THEN 'sent' ELSE d.status END, "
+    "error_code = CASE WHEN d.status = 'sending' THEN NULL ELSE d.error_code END, "
+    "error_reason = CASE WHEN d.status = 'sending' THEN NULL ELSE d.error_reason END, "
     "provider = u.provider, provider_id = u.provider_id, parts = u.parts, sent_at = :moment, "
     "final_at = coalesce(d.final_at, u.final_at), next_attempt_at = NULL, updated_at = :moment "
     "FROM unnest(CAST(:ids AS varchar[]), CAST(:providers AS varchar[]), CAST(:pids AS varchar[]), "
@@ -433,6 +435,9 @@ _ACCEPTED_UNNEST = text(
 
 def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: datetime) -> list[Any]:
     """Mark accepted deliveries `sent` with the provider's id; `next_attempt_at` is cleared (no longer pending).
+
+    The error of an earlier attempt is cleared with it: a sent delivery has no error (a receipt
+    that came first and failed it keeps its own).
 
     Returns the rows it changed (for the report rollups).
     """
@@ -454,6 +459,8 @@ def _record_accepted(conn: Connection, accepted: list[dict[str, Any]], moment: d
         .where(D.c.id == bindparam("b_id"), D.c.status.in_(RECORDABLE))
         .values(
             status=case((D.c.status == "sending", "sent"), else_=D.c.status),
+            error_code=case((D.c.status == "sending", None), else_=D.c.error_code),
+            error_reason=case((D.c.status == "sending", None), else_=D.c.error_reason),
             provider=bindparam("b_provider"),
             provider_id=bindparam("b_pid"),
             parts=bindparam("b_parts"),

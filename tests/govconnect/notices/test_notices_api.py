@@ -165,6 +165,31 @@ def test_list_deliveries_masked_and_csv(
     assert [r.id for r in exported] == sorted(i["id"] for i in full["items"])
 
 
+def test_sent_delivery_drops_the_error_of_an_earlier_attempt(
+    app_client: TestClient, session: Session, auth: dict[str, str], fake_providers: dict[str, ScriptedChannel]
+) -> None:
+    """A retry that succeeds is `sent` with no error code, in the JSON page and in the CSV export."""
+    from channels.base import SendResult
+
+    make_subscriber(session, "13800000001", None, regions=["江山市"], channels=["sms"])
+    fake_providers["aliyun_sms"].script = lambda m, attempt: (
+        SendResult.retryable(m.reference, "isv.BUSINESS_LIMIT_CONTROL", "flow control", retry_after=0.01)
+        if attempt == 1
+        else SendResult.accepted(m.reference, f"p-{m.reference}")
+    )
+    notice_id = app_client.post("/api/v1/notices", json=notice_body(channels=["sms"]), headers=auth).json()["id"]
+    url = f"/api/v1/notices/{notice_id}/deliveries"
+    wait_for(lambda: [i["status"] for i in app_client.get(url, headers=auth).json()["items"]] == ["sent"])
+    [item] = app_client.get(url, headers=auth).json()["items"]
+    assert (item["attempts"], item["error_code"]) == (2, None)
+    rows = app_client.get(f"{url}?format=csv", headers=auth).text.lstrip("\ufeff").strip().splitlines()
+    header, line = rows[0].split(","), rows[1].split(",")
+    assert line[header.index("status")] == "sent" and line[header.index("error_code")] == ""
+    session.expire_all()
+    stored = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).one()
+    assert (stored.error_code, stored.error_reason) == (None, None)
+
+
 def test_scheduled_notice_can_be_cancelled(app_client: TestClient, session: Session, auth: dict[str, str]) -> None:
     seed_people(session)
     send_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()

@@ -219,6 +219,23 @@ async def test_receipts_update_ignore_unknown_and_duplicates_and_finish(
     assert session.get(Notice, notice.id).status == "completed"  # type: ignore[union-attr]
 
 
+async def test_delivered_receipt_clears_the_error_of_an_earlier_attempt(
+    ctx: dict[str, Any], session: Session, agency: Agency, fake_providers: dict[str, ScriptedChannel]
+) -> None:
+    """An attempt we thought lost (timeout, waiting to retry) turns out delivered: no error code is left."""
+    make_subscriber(session, "13200002000", None, channels=["sms"])
+    fake_providers["aliyun_sms"].script = lambda m, a: SendResult.retryable(m.reference, "timeout", "read timeout", 600)
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    [row] = deliveries(session, notice.id)
+    await send_deliveries(ctx, notice.id, "sms", [row.id])
+    [row] = deliveries(session, notice.id)
+    assert (row.status, row.error_code) == ("queued", "timeout")
+    apply_receipts(ctx["engine"], [Receipt(reference=row.id, provider_id=None, delivered=True, code="DELIVRD")])
+    [row] = deliveries(session, notice.id)
+    assert (row.status, row.error_code, row.error_reason) == ("delivered", None, None)
+
+
 async def test_wechat_receipts_match_before_and_after_the_send_is_recorded(
     ctx: dict[str, Any], session: Session, agency: Agency
 ) -> None:

@@ -58,7 +58,9 @@ class InProcessQueue:
         self._queue: asyncio.Queue[tuple[str, dict[str, Any], str | None]] = asyncio.Queue()
         self._pending: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
+        # Deferred jobs not yet due, by a token; a timer removes its own entry when it fires.
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._next_timer = 0
         self.concurrency = concurrency
         self.results: dict[str, Any] = {}
 
@@ -73,13 +75,21 @@ class InProcessQueue:
                 return False
             self._pending.add(job_id)
         item = (name, kwargs, job_id)
-        if defer_by:
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(defer_by, self._queue.put_nowait, item)
-            self._timers.add(handle)
+        if defer_by and defer_by > 0:
+            self._next_timer += 1
+            token = self._next_timer
+            self._timers[token] = asyncio.get_running_loop().call_later(defer_by, self._due, token, item)
         else:
             self._queue.put_nowait(item)
         return True
+
+    def _due(self, token: int, item: tuple[str, dict[str, Any], str | None]) -> None:
+        self._timers.pop(token, None)
+        self._queue.put_nowait(item)
+
+    def depth(self) -> int:
+        """Jobs waiting: queued to run now, plus deferred ones not yet due (quiet hours, retries)."""
+        return self._queue.qsize() + len(self._timers)
 
     def start(self) -> None:
         """Start the consumer tasks."""
@@ -88,8 +98,9 @@ class InProcessQueue:
 
     async def stop(self) -> None:
         """Stop the consumers; queued work stays in the database and the sweeper picks it up."""
-        for handle in self._timers:
+        for handle in self._timers.values():
             handle.cancel()
+        self._timers.clear()
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -2,8 +2,8 @@
 
 Counters of attempts and latency histograms live in the process that sends (each arq worker
 serves its own on `MONITORING__WORKER_METRICS_PORT`); outcome totals come from the report
-rollups (a few hundred rows, never a scan of the delivery table), pending work from the pending
-partial index, queue depth from Redis.
+rollups (a few hundred rows, never a scan of the delivery table), pending and held work from the
+pending partial index, queue depth from Redis (or the embedded queue, deferred jobs included).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from govconnect.agencies.models import Agency
 from govconnect.notices.models import Notice
-from govconnect.notices.pipeline_models import Delivery
+from govconnect.notices.pipeline_models import HELD_REASONS, Delivery
 from govconnect.reports.models import ReportRollup
 
 log = logging.getLogger("govconnect.notices")
@@ -59,8 +59,14 @@ class PipelineCollector(Collector):
                 select(R.c.channel, R.c.provider, *sums).where(R.c.channel != "").group_by(R.c.channel, R.c.provider)
             ).all()
             by_agency = conn.execute(select(A.c.code, *sums).join(A, A.c.id == R.c.agency_id).group_by(A.c.code)).all()
+            # Held work is pending work, counted in the same pass: queued, due later, for a reason.
+            held_now = D.c.next_attempt_at > datetime.now(UTC)
             pending: Any = conn.execute(
-                select(func.count(), func.min(D.c.created_at)).where(D.c.next_attempt_at.is_not(None))
+                select(
+                    func.count(),
+                    func.min(D.c.created_at),
+                    *(func.count().filter(held_now, D.c.held_reason == reason) for reason in HELD_REASONS),
+                ).where(D.c.next_attempt_at.is_not(None))
             ).one()
             last_weibo = conn.execute(
                 select(func.max(D.c.sent_at)).where(
@@ -75,6 +81,7 @@ class PipelineCollector(Collector):
             "by_agency": [(str(r[0]), [int(v) for v in r[1:]]) for r in by_agency],
             "pending": int(pending[0]),
             "oldest_pending": _timestamp(pending[1]),
+            "held": dict(zip(HELD_REASONS, (int(v) for v in pending[2:]), strict=True)),
             "last_weibo": _timestamp(last_weibo),
             "newest_public": _timestamp(newest_public),
         }
@@ -82,6 +89,7 @@ class PipelineCollector(Collector):
         return data
 
     def _queue_depth(self) -> int | None:
+        """Jobs waiting, deferred ones included (arq keeps those in the same sorted set, scored later)."""
         if self.redis_url:
             import redis
 
@@ -90,8 +98,8 @@ class PipelineCollector(Collector):
                 return int(client.zcard(self.queue_name))  # type: ignore[arg-type]
             finally:
                 client.close()
-        inner = getattr(self.queue, "_queue", None)
-        return inner.qsize() if inner is not None else None
+        depth = getattr(self.queue, "depth", None)
+        return int(depth()) if depth is not None else None
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """Yield the metrics (errors are logged, never break /metrics)."""
@@ -107,6 +115,11 @@ class PipelineCollector(Collector):
         )
         depth = GaugeMetricFamily("govconnect_queue_depth", "Jobs waiting in the work queue")
         pending = GaugeMetricFamily("govconnect_pending_deliveries", "Deliveries queued or being sent")
+        held = GaugeMetricFamily(
+            "govconnect_held_deliveries",
+            "Queued deliveries held back until a known time, by reason (quiet_hours: normal SMS/voice until 07:00)",
+            labels=["reason"],
+        )
         oldest = GaugeMetricFamily(
             "govconnect_oldest_pending_delivery_age_seconds", "Age of the oldest delivery still queued or sending"
         )
@@ -125,6 +138,8 @@ class PipelineCollector(Collector):
             if "pending" in data:
                 pending.add_metric([], data["pending"])
                 oldest.add_metric([], max(0.0, time.time() - data["oldest_pending"]) if data["oldest_pending"] else 0)
+                for reason, count in data["held"].items():
+                    held.add_metric([reason], count)
             if data.get("last_weibo"):
                 weibo.add_metric([], data["last_weibo"])
             if data.get("newest_public"):
@@ -134,7 +149,7 @@ class PipelineCollector(Collector):
                 depth.add_metric([], queued)
         except Exception:  # noqa: BLE001 - metrics must not fail the scrape
             log.warning("pipeline metrics unavailable", exc_info=True)
-        yield from (deliveries, by_agency, depth, pending, oldest, weibo, feed)
+        yield from (deliveries, by_agency, depth, pending, held, oldest, weibo, feed)
 
 
 COLLECTOR = PipelineCollector()

@@ -29,6 +29,8 @@ FINAL_STATUSES = ("delivered", "failed", "cancelled", "unknown", "suppressed", "
 # Set exactly while a delivery is `queued` or `sending` (the sweeper's partial index).
 PENDING_STATUSES = ("queued", "sending")
 PENDING_CLAUSE = "next_attempt_at IS NOT NULL"
+# Why queued work waits: `quiet_hours` holds normal SMS and voice from 22:00 to 07:00 Beijing time.
+HELD_REASONS = ("quiet_hours",)
 
 
 class Delivery(SQLModel, table=True):
@@ -75,6 +77,8 @@ class Delivery(SQLModel, table=True):
     read_at: datetime | None = None
     error_code: str | None = Field(default=None, max_length=64)
     error_reason: str | None = Field(default=None, max_length=200)
+    # Why a queued delivery waits until `next_attempt_at` (HELD_REASONS); NULL once claimed again.
+    held_reason: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from govconnect.api.params import RowId
+from govconnect.clock import CHINA_TZ
 from govconnect.text_rules import MultilineText, Text, TitleText
 
 Channel = Literal["sms", "voice", "wechat", "wecom", "dingtalk", "weibo", "site", "tv"]
@@ -77,8 +79,18 @@ class NoticeCreate(BaseModel):
         return self
 
 
+class HeldDeliveries(BaseModel):
+    """Queued deliveries of one channel held back on purpose, why, and until when."""
+
+    reason: Literal["quiet_hours"] = Field(
+        description="`quiet_hours`: normal SMS and voice wait from 22:00 until 07:00 Beijing time"
+    )
+    count: int = Field(description="How many of the channel's `queued` deliveries are held for this reason")
+    until: datetime = Field(description="When they go out (Beijing time, with its +08:00 offset)")
+
+
 class ChannelProgress(BaseModel):
-    """Deliveries of one channel by status, and SMS parts."""
+    """Deliveries of one channel by status, and SMS parts; `held` says why queued ones wait."""
 
     total: int = 0
     queued: int = 0
@@ -94,6 +106,8 @@ class ChannelProgress(BaseModel):
     parts: int = 0
     # Delivered and reported read by the provider (DingTalk); counted within `delivered` too.
     read: int = 0
+    # Part of `queued`: deliveries held back until a known time (empty when nothing is held).
+    held: list[HeldDeliveries] = Field(default_factory=list)
 
 
 class NoticePublic(BaseModel):
@@ -208,8 +222,10 @@ def mask_recipient(recipient: str) -> str:
     return "***"
 
 
-def progress_from_counts(rows: list[tuple[Any, ...]]) -> dict[str, ChannelProgress]:
-    """(channel, status, count, parts[, read]) rows → progress per channel."""
+def progress_from_counts(
+    rows: list[tuple[Any, ...]], held: Sequence[tuple[str, str, int, datetime]] = ()
+) -> dict[str, ChannelProgress]:
+    """(channel, status, count, parts[, read]) rows, and (channel, reason, count, until) held rows → progress."""
     out: dict[str, ChannelProgress] = {}
     for channel, status, count, parts, *read in rows:
         progress = out.setdefault(channel, ChannelProgress())
@@ -219,4 +235,8 @@ def progress_from_counts(rows: list[tuple[Any, ...]]) -> dict[str, ChannelProgre
         data["parts"] += int(parts or 0)
         data["read"] += int(read[0] or 0) if read else 0
         out[channel] = ChannelProgress(**data)
+    for channel, reason, count, until in held:
+        progress = out.setdefault(channel, ChannelProgress())
+        moment = until if until.tzinfo else until.replace(tzinfo=UTC)
+        progress.held.append(HeldDeliveries(reason=reason, count=count, until=moment.astimezone(CHINA_TZ)))  # type: ignore[arg-type]
     return out

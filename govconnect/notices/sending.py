@@ -109,7 +109,7 @@ def claim_statement(ids: Sequence[str], moment: datetime) -> Any:
             D.c.status == "queued",
             or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= moment + timedelta(seconds=1)),
         )
-        .values(status="sending", claimed_at=moment, attempts=D.c.attempts + 1, updated_at=moment)
+        .values(status="sending", claimed_at=moment, attempts=D.c.attempts + 1, held_reason=None, updated_at=moment)
         .returning(
             D.c.id,
             D.c.recipient,
@@ -135,15 +135,20 @@ def _cancel_queued(engine: Engine, ids: Sequence[str], moment: datetime) -> None
         changed = conn.execute(
             update(D)
             .where(D.c.id.in_(list(ids)), D.c.status == "queued")
-            .values(status="cancelled", final_at=moment, next_attempt_at=None, updated_at=moment)
+            .values(status="cancelled", final_at=moment, next_attempt_at=None, held_reason=None, updated_at=moment)
             .returning(*ROLLUP_RETURNING)
         ).all()
         rollup_hooks.count_cancelled(conn, changed)
 
 
 def _defer_for_quiet_hours(engine: Engine, ids: Sequence[str], until: datetime) -> None:
+    """Hold queued deliveries until quiet hours end, saying so (progress and /metrics count `held_reason`)."""
     with engine.begin() as conn:
-        conn.execute(update(D).where(D.c.id.in_(list(ids)), D.c.status == "queued").values(next_attempt_at=until))
+        conn.execute(
+            update(D)
+            .where(D.c.id.in_(list(ids)), D.c.status == "queued")
+            .values(next_attempt_at=until, held_reason="quiet_hours")
+        )
 
 
 def _load_notice(engine: Engine, notice_id: str) -> Any:

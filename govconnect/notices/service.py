@@ -434,7 +434,19 @@ def _count_progress(conn: Connection, notice_id: str) -> tuple[dict[str, Any], d
         .where(D.c.notice_id == notice_id)
         .group_by(D.c.channel, D.c.status)
     ).all()
-    return progress_from_counts([tuple(r) for r in rows]), moment
+    # Held work is pending work (the partial index): a few rows read, whatever the notice's size.
+    held: Any = conn.execute(
+        select(D.c.channel, D.c.held_reason, func.count(), func.max(D.c.next_attempt_at))
+        .where(
+            D.c.notice_id == notice_id,
+            D.c.next_attempt_at.is_not(None),
+            D.c.next_attempt_at > moment,
+            D.c.held_reason.is_not(None),
+            D.c.status == "queued",
+        )
+        .group_by(D.c.channel, D.c.held_reason)
+    ).all()
+    return progress_from_counts([tuple(r) for r in rows], [tuple(r) for r in held]), moment
 
 
 class ProgressCache:

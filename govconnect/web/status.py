@@ -105,12 +105,12 @@ def pipeline_state(engine: Engine) -> dict[str, Any]:
 
 
 async def queue_depth(request: Request) -> int | None:
-    """Jobs waiting in arq's queue (Redis) or the in-process queue."""
+    """Jobs waiting in arq's queue (Redis) or the in-process queue, deferred ones included."""
     app = request.app
     if app.state.redis is not None:
         return int(await app.state.redis.zcard(app.state.settings.queue_name))
-    inner = getattr(app.state.queue, "_queue", None)
-    return inner.qsize() if inner is not None else None
+    depth = getattr(app.state.queue, "depth", None)
+    return int(depth()) if depth is not None else None
 
 
 async def collect_status(request: Request) -> dict[str, Any]:

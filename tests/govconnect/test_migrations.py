@@ -96,3 +96,44 @@ def test_0012_governance_tables_up_down_up(fresh_url: str) -> None:
         assert GOVERNANCE_TABLES <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_0019_adds_held_reason_and_clears_errors_of_sent_deliveries(fresh_url: str) -> None:
+    upgrade(fresh_url, "0005")
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO agency (id, name, code, region, daily_limit, created_at)"
+                    " VALUES (1, 'a', 'a', 'r', 10, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO notice (id, agency_id, title, body, category, regions, urgency, channels, audience,"
+                    " status, public, recipient_count, created_at) VALUES"
+                    " ('n1', 1, 't', 'b', '', '[]', 'normal', '[]', '{}', 'sending', false, 0, CURRENT_TIMESTAMP)"
+                )
+            )
+            for i, status in enumerate(("queued", "sent", "delivered", "failed")):
+                conn.execute(
+                    text(
+                        "INSERT INTO delivery (id, notice_id, channel, provider, recipient, params, status, priority,"
+                        " attempts, parts, uncertain, receipts, error_code, error_reason, created_at, updated_at)"
+                        " VALUES (:id, 'n1', 'sms', '', :r, '{}', :s, 1, 2, 1, false, 0, 'timeout', 'read timeout',"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": f"d{i}", "r": f"1390000000{i}", "s": status},
+                )
+        upgrade(fresh_url, "0019")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT status, error_code, error_reason, held_reason FROM delivery")).all()
+        by_status = {row[0]: tuple(row[1:]) for row in rows}
+        assert by_status["sent"] == by_status["delivered"] == (None, None, None)
+        assert by_status["queued"] == by_status["failed"] == ("timeout", "read timeout", None)
+        command.downgrade(alembic_config(fresh_url), "0018")
+        assert "held_reason" not in {c["name"] for c in inspect(engine).get_columns("delivery")}
+        upgrade(fresh_url)
+    finally:
+        engine.dispose()

@@ -78,8 +78,8 @@ async def drain(ctx: dict[str, Any], rounds: int = 50) -> None:
     for _ in range(rounds):
         await queue.join()
         await asyncio.sleep(0.01)  # timers popped in this loop iteration run their callbacks
-        # A timer is pending until asyncio pops it to run (`_scheduled`); long deferrals are ignored.
-        pending = [h for h in queue._timers if getattr(h, "_scheduled", False) and h.when() < loop.time() + 1.5]
+        # A deferred job stays in `_timers` until its timer fires; long deferrals are ignored.
+        pending = [h for h in queue._timers.values() if h.when() < loop.time() + 1.5]
         if not pending and queue._queue._unfinished_tasks == 0:  # type: ignore[attr-defined]
             return
         await asyncio.sleep(0.05)

@@ -190,6 +190,46 @@ def test_sent_delivery_drops_the_error_of_an_earlier_attempt(
     assert (stored.error_code, stored.error_reason) == (None, None)
 
 
+def test_work_held_by_quiet_hours_says_until_when(
+    app_client: TestClient, session: Session, agency: Agency, auth: dict[str, str]
+) -> None:
+    """Normal SMS at 23:30 Beijing time: the API, the staff progress page and /metrics say `held until 07:00`."""
+    from govconnect.agencies.service import create_staff
+    from govconnect.clock import CHINA_TZ, utcnow
+    from tests.govconnect.publishing.test_staff_directory import sign_in
+
+    night = utcnow().astimezone(CHINA_TZ).replace(hour=23, minute=30)
+    morning = (night + timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
+    app_client.app.state.queue.ctx["clock"] = lambda: night.astimezone(UTC)  # type: ignore[attr-defined]
+    seed_people(session)
+    body = notice_body(urgency="normal", channels=["sms", "wechat"])
+    notice_id = app_client.post("/api/v1/notices", json=body, headers=auth).json()["id"]
+
+    def progress() -> dict[str, dict[str, object]]:
+        return app_client.get(f"/api/v1/notices/{notice_id}", headers=auth).json()["progress"]  # type: ignore[no-any-return]
+
+    wait_for(lambda: progress().get("sms", {}).get("held") and progress().get("wechat", {}).get("sent") == 1)
+    sms, wechat = progress()["sms"], progress()["wechat"]
+    assert sms["queued"] == 2 and wechat["held"] == []
+    assert sms["held"] == [{"reason": "quiet_hours", "count": 2, "until": morning.isoformat()}]
+    assert morning.isoformat().endswith("T07:00:00+08:00")
+
+    metrics = app_client.get("/metrics", headers=METRICS_AUTH).text
+    assert 'govconnect_held_deliveries{reason="quiet_hours"} 2.0' in metrics
+    # The send job waits for 07:00 on a timer of the embedded queue: the queue is not empty.
+    depth = next(line for line in metrics.splitlines() if line.startswith("govconnect_queue_depth "))
+    assert float(depth.split()[1]) >= 1
+    admin = {"Authorization": f"Bearer {make_key(session, agency, ['admin']).key}"}
+    assert app_client.get("/status?format=json", headers=admin).json()["queue_jobs"] >= 1
+
+    create_staff(session, "wangfang", agency, "operator", "correct-horse-1", "王芳")
+    session.commit()
+    sign_in(app_client, "wangfang")
+    page = app_client.get(f"/m/staff/notices/{notice_id}")
+    assert page.status_code == 200 and "夜间免打扰：2 条暂缓，07:00 起发送" in page.text
+    assert "held until 07:00" in page.text
+
+
 def test_scheduled_notice_can_be_cancelled(app_client: TestClient, session: Session, auth: dict[str, str]) -> None:
     seed_people(session)
     send_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()

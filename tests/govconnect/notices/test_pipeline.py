@@ -165,13 +165,19 @@ async def test_quiet_hours_defer_normal_sms_but_not_urgent(
     by_channel = {d.channel: d for d in deliveries(session, normal.id)}
     assert by_channel["sms"].status == "queued"  # deferred, not dropped
     assert by_channel["sms"].next_attempt_at == datetime(2026, 6, 1, 23, 0, tzinfo=UTC)
-    assert by_channel["wechat"].status == "sent"
+    assert by_channel["sms"].held_reason == "quiet_hours"  # says why it waits
+    assert by_channel["wechat"].status == "sent" and by_channel["wechat"].held_reason is None
+    ctx["clock"] = lambda: datetime(2026, 6, 1, 23, 0, 5, tzinfo=UTC)  # 07:00:05 Shanghai
+    await send_deliveries(ctx, normal.id, "sms", [ids["sms"]])
+    sms = {d.channel: d for d in deliveries(session, normal.id)}["sms"]
+    assert (sms.status, sms.held_reason) == ("sent", None)  # held no longer
+    ctx["clock"] = lambda: night
     urgent = make_notice(session, agency, urgency="urgent", channels=["sms"])
     await fanout_notice(ctx, urgent.id)
     (u,) = deliveries(session, urgent.id)
     await send_deliveries(ctx, urgent.id, "sms", [u.id])
     assert deliveries(session, urgent.id)[0].status == "sent"
-    assert [m.recipient for m in fake_providers["aliyun_sms"].sent] == ["13400000001"]
+    assert [m.recipient for m in fake_providers["aliyun_sms"].sent] == ["13400000001", "13400000001"]
 
 
 async def test_cancel_stops_queued_sends(

@@ -1,9 +1,10 @@
 """Alibaba Cloud voice notification (dyvmsapi 2017-05-25): SingleCallByTts and VoiceReport pushes.
 
 The provider allows each callee at most 1 call a minute, 5 an hour and 20 a day. The adapter
-keeps the same windows locally so it does not spend a request it knows will fail, and maps the
-provider's flow-control answer alike: permanent for now (code `isv.BUSINESS_LIMIT_CONTROL`), since
-an emergency call that cannot go out within the hour should fall back to another channel.
+keeps the same windows locally so it does not spend a request it knows will fail. Either refusal
+(code `isv.BUSINESS_LIMIT_CONTROL`) is a limit on when, not whether: the call is retryable, after
+the wait the local windows compute (or a minute, the shortest window, when the provider refused).
+A call whose wait runs past the delivery's deadline fails then (`deadline_exceeded`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ CALLEE_LIMITS: tuple[tuple[float, int], ...] = ((60.0, 1), (3600.0, 5), (86400.0
 LIMIT_CODE = "isv.BUSINESS_LIMIT_CONTROL"
 ANSWERED = "200000"
 
+LIMIT_RETRY_AFTER = min(window for window, _ in CALLEE_LIMITS)
+
 PERMANENT = frozenset(
     {
-        LIMIT_CODE,
         "isv.MOBILE_NUMBER_ILLEGAL",
         "isv.CALLED_NUMBER_ILLEGAL",
         "isv.CALLEDSHOWNUMBER_ILLEGAL",
@@ -40,7 +42,11 @@ PERMANENT = frozenset(
         "isv.PRODUCT_UN_SUBSCRIPT",
     }
 )
-RETRYABLE_AFTER: dict[str, float] = {"isv.OUT_OF_SERVICE": 600.0, "isv.AMOUNT_NOT_ENOUGH": 600.0}
+RETRYABLE_AFTER: dict[str, float] = {
+    LIMIT_CODE: LIMIT_RETRY_AFTER,
+    "isv.OUT_OF_SERVICE": 600.0,
+    "isv.AMOUNT_NOT_ENOUGH": 600.0,
+}
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,24 @@ class CalleeLimiter:
 
     def allow(self, callee: str, now: float | None = None) -> bool:
         """Record a call and return True when every window has room; False (not recorded) otherwise."""
+        return self.reserve(callee, now) == 0
+
+    def reserve(self, callee: str, now: float | None = None) -> float:
+        """Record a call and return 0 when every window has room; else the seconds until they all do."""
         now = time.monotonic() if now is None else now
         calls = self._calls[callee]
         longest = max((window for window, _ in self.limits), default=0.0)
         while calls and now - calls[0] >= longest:
             calls.popleft()
+        wait = 0.0
         for window, allowed in self.limits:
-            if sum(1 for t in calls if now - t < window) >= allowed:
-                return False
+            recent = [t for t in calls if now - t < window]
+            if len(recent) >= allowed:
+                wait = max(wait, recent[len(recent) - allowed] + window - now)
+        if wait > 0:
+            return wait
         calls.append(now)
-        return True
+        return 0.0
 
 
 class AliyunVoice(Channel):
@@ -96,8 +110,9 @@ class AliyunVoice(Channel):
 
     async def _send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         (message,) = messages
-        if not await maybe_await(self.limiter.allow(message.recipient)):
-            return [SendResult.permanent(message.reference, LIMIT_CODE, "callee limit reached (local)")]
+        wait: float = await maybe_await(self.limiter.reserve(message.recipient))
+        if wait > 0:
+            return [SendResult.retryable(message.reference, LIMIT_CODE, "callee limit reached (local)", wait)]
         params = message.template_params or {self.config.template_param_name: message.text}
         answer, retry_after = await aliyun_rpc.call(
             self.client,

@@ -84,5 +84,9 @@ class RedisCalleeLimiter:
 
     async def allow(self, callee: str, now: float | None = None) -> bool:
         """Record a call and return True when every window has room; False (not recorded) otherwise."""
+        return await self.reserve(callee, now) == 0
+
+    async def reserve(self, callee: str, now: float | None = None) -> float:
+        """Record a call and return 0 when every window has room; else the seconds until they all do."""
         digest = hashlib.sha256(callee.encode()).hexdigest()[:32]
-        return await _reserve(self.redis, f"{self.prefix}{digest}", self.limits, now) == 0
+        return await _reserve(self.redis, f"{self.prefix}{digest}", self.limits, now)

@@ -36,15 +36,17 @@ async def test_unanswered_call_reports_failure(sandbox: Sandbox, client: httpx.A
     assert not receipt.delivered and receipt.code == "NOANSWER"
 
 
-async def test_per_callee_limit_is_permanent_for_now(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
+async def test_per_callee_limit_defers_the_call(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
+    """A second call to one person within a minute waits for the window: a limit on when, not whether."""
     voice = AliyunVoice(voice_config(sandbox), client)
     [first] = await voice.send([call("v3")])
     [local] = await voice.send([call("v4")])  # the adapter's own window refuses without a request
     assert first.outcome is Outcome.ACCEPTED
-    assert (local.outcome, local.code) == (Outcome.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL")
-    # Another process (a fresh limiter) reaches the provider, which refuses alike.
+    assert (local.outcome, local.code) == (Outcome.RETRYABLE, "isv.BUSINESS_LIMIT_CONTROL")
+    assert local.retry_after is not None and 55 < local.retry_after <= 60  # until the minute is over
+    # Another process (a fresh limiter) reaches the provider, which refuses alike: retry in a minute.
     [remote] = await AliyunVoice(voice_config(sandbox), client).send([call("v5")])
-    assert (remote.outcome, remote.code) == (Outcome.PERMANENT, "isv.BUSINESS_LIMIT_CONTROL")
+    assert (remote.outcome, remote.code, remote.retry_after) == (Outcome.RETRYABLE, "isv.BUSINESS_LIMIT_CONTROL", 60)
     assert (await sandbox.get("/_sandbox/counts"))["accepted"]["aliyun_voice"] == 1
 
 
@@ -55,6 +57,10 @@ def test_callee_limiter_windows() -> None:
     assert allowed == [True, True, True, True, True, False, False]  # 5 an hour
     assert limiter.allow("c", t + 3601)  # the first call left the hour window
     assert limiter.allow("other", t)
+    # `reserve` says how long until the fullest window has room (0: the call is recorded).
+    assert limiter.reserve("d", t) == 0
+    assert limiter.reserve("d", t + 20) == 40  # 1 a minute
+    assert limiter.reserve("d", t + 60) == 0
 
 
 @pytest.mark.parametrize(

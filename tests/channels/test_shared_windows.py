@@ -39,6 +39,8 @@ async def test_callee_limits_hold_across_processes(redis_url: str) -> None:
         assert await limiters[1].allow("13900000002", t + 30)  # another callee
         allowed = [await limiters[i % 2].allow("13800000001", t + 61 * (i + 1)) for i in range(6)]
         assert allowed == [True, True, True, True, False, False]  # 5 an hour
+        # The wait until a place is free: the first call of the hour leaves the window at t + 3600.
+        assert await limiters[0].reserve("13800000001", t + 61 * 7) == 3600 - 61 * 7
         keys = [k.decode() for k in await clients[0].keys(prefix + "*")]
         assert keys and not any("1380000" in k for k in keys)  # numbers are hashed in keys
     finally:

@@ -20,6 +20,7 @@ from govconnect.api.strict_query import reject_unknown_query
 from govconnect.audiences import api as audiences_api
 from govconnect.audit import api as audit_api
 from govconnect.citizens import api as subscribers_api
+from govconnect.citizens.code_limits import CodeBudget
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.governance import api as governance_api
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.code_budget = CodeBudget.from_settings(settings)
     app.state.startup_hooks = []
     app.state.startup_hooks.append(contacts_routes.warm_directory)
     app.state.shutdown_hooks = []

@@ -171,6 +171,13 @@ class Settings(BaseSettings):
     anonymous_rate_limit: str = Field(
         default="600/minute", description="Per client address limit on anonymous pages, feeds and directory search"
     )
+    code_limit_per_number: str = Field(
+        default="1/minute;5/hour;10/day", description="Verification codes one mobile number may ask for"
+    )
+    code_limit_per_address: str = Field(
+        default="20/10 minutes",
+        description="Verification codes one client address may ask for (loose: a carrier NAT serves many people)",
+    )
     api_concurrency_per_caller: int = Field(
         default=4, ge=1, description="Requests in progress per agency (or client address); more wait, then 503"
     )
@@ -211,6 +218,17 @@ class Settings(BaseSettings):
     sandbox: ProviderSandboxSettings = ProviderSandboxSettings()
     retention: RetentionSettings = RetentionSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+
+    @field_validator("api_rate_limit", "anonymous_rate_limit", "code_limit_per_number", "code_limit_per_address")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '1/minute;5/hour': {value!r}") from exc
+        return value
 
     @field_validator("database_url")
     @classmethod

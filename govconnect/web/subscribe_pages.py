@@ -15,13 +15,13 @@ from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.citizens.models import Subscriber
 from govconnect.citizens.optout import leave
 from govconnect.citizens.subscriptions import (
-    CODE_TEXT,
     Preferences,
     active_categories,
     active_regions,
     allowed_channels,
     check_code,
     clean_preferences,
+    code_text,
     preferences_of,
     request_code,
     set_preferences,
@@ -66,9 +66,11 @@ async def _send_code(request: Request, settings: Settings, phone: str, purpose: 
     """Issue a code and hand it to the SMS sender; returns an error message or None."""
     secret = settings.secret_key.get_secret_value()
 
+    budget = request.app.state.code_budget
+
     def issue() -> tuple[str, str]:
         with session_scope(request.app.state.engine) as db:
-            return request_code(db, secret, phone, client_ip(request), purpose)
+            return request_code(db, secret, phone, client_ip(request), purpose, budget=budget)
 
     try:
         number, code = await run_in_threadpool(issue)
@@ -78,7 +80,7 @@ async def _send_code(request: Request, settings: Settings, phone: str, purpose: 
     if sender is None:
         return "短信服务暂不可用，请稍后再试"
     try:
-        await sender(request.app, number, CODE_TEXT.format(code=code))
+        await sender(request.app, number, code_text(purpose, code))
     except Exception:  # noqa: BLE001 - any provider failure becomes a message, never a 500
         log.exception("verification code could not be sent")
         return "验证码发送失败，请稍后再试"
@@ -98,7 +100,7 @@ def subscribe_page(request: Request, session: SessionDep) -> Response:
 async def subscribe_code(
     request: Request, settings: SettingsDep, phone: Annotated[Text, Form(max_length=20)] = ""
 ) -> Response:
-    """Send a 6-digit code to the number (rate-limited per number and IP)."""
+    """Send a 6-digit code to the number (limited per number, and more loosely per client address)."""
     error = await _send_code(request, settings, phone, "subscribe")
     if error:
         return await run_in_threadpool(_render_subscribe_error, request, error, phone)

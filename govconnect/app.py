@@ -21,6 +21,7 @@ from govconnect.audiences import api as audiences_api
 from govconnect.audit import api as audit_api
 from govconnect.citizens import api as subscribers_api
 from govconnect.citizens.code_limits import CodeBudget
+from govconnect.console.install import install_console
 from govconnect.db import engine_from_settings
 from govconnect.errors import install_error_handlers
 from govconnect.governance import api as governance_api
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_operations(app)
     mount_provider_sandbox(app, settings)  # only when SANDBOX__IN_PROCESS (serve --demo)
     install_web(app, settings)
+    install_console(app)
     install_api_docs(app)
     install_openapi(app)  # after every route: keys, errors, files and 405 declared from the routes
     # Outside the session (which loads the staff user) and every route: overload is answered before any

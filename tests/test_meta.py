@@ -99,8 +99,8 @@ ROOT_WIRING_MODULES = {
     "worker",
 }
 # Folders that sit at the edge (pages, API, CLI, demo seeding) rather than in a domain.
-EDGE_FOLDERS = {"api", "web", "cli", "demo", "migrations"}
-EDGE_MODULES = ("govconnect.app", "govconnect.cli", "govconnect.demo", "govconnect.web")
+EDGE_FOLDERS = {"api", "web", "console", "cli", "demo", "migrations"}
+EDGE_MODULES = ("govconnect.app", "govconnect.cli", "govconnect.demo", "govconnect.web", "govconnect.console")
 
 
 def _govconnect_imports(path: Path) -> set[str]:

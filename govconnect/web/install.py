@@ -23,7 +23,7 @@ from govconnect.web.session import install_login_redirect, install_sessions
 log = logging.getLogger("govconnect.web")
 STATIC_DIR = Path(__file__).parent / "static"
 # Errors under these paths are answered with the HTML error page (govconnect.errors maps them).
-PAGE_PREFIXES = ("/m", "/tv")
+PAGE_PREFIXES = ("/m", "/tv", "/console")
 ERROR_HEADINGS = {403: "无权访问", 404: "页面不存在", 409: "操作与当前状态冲突", 422: "输入有误", 429: "操作过于频繁"}
 
 

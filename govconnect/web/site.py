@@ -106,8 +106,9 @@ def weibo_page(request: Request, session: SessionDep, settings: SettingsDep) -> 
 
 
 def _safe_next(value: str) -> str:
-    # Only same-site paths under /m/: never an open redirect.
-    return value if value.startswith("/m/") and not value.startswith("//") and "\\" not in value else "/m/staff/"
+    # Only same-site paths under /m/ or the console: never an open redirect.
+    inside = value.startswith(("/m/", "/console/")) or value == "/console"
+    return value if inside and not value.startswith("//") and "\\" not in value else "/m/staff/"
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -32,6 +32,7 @@ from govconnect.errors import DomainError
 from govconnect.message_templates import service as templates
 from govconnect.message_templates.senders import sms_identity
 from govconnect.notices.intake import accept_and_enqueue
+from govconnect.notices.policy import PLACEHOLDER
 from govconnect.notices.publication import public_text
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, StaffAudience, SubscriberAudience
 from govconnect.notices.service import validate_notice
@@ -51,6 +52,8 @@ ListForm = Annotated[list[Text], Form()]
 IdsForm = Annotated[list[int], Form()]
 # Placeholders each recipient fills (the others are asked for on the form).
 AUDIENCE_FILLED = ("name", "department", "unsubscribe_url")
+# The recipient previews of personal channels are filled for.
+SAMPLE_RECIPIENT = {"name": "张三", "department": "办公室"}
 PER_PART_YUAN = 0.045  # a typical government SMS price per billed part, for the estimate only
 
 
@@ -128,35 +131,43 @@ def _sign_name(session: Session, agency: Agency, settings: Settings) -> str:
     return sms_identity(session.connection(), agency.id or 0).sign_name or settings.aliyun_sms.sign_name
 
 
+def fill_text(text: str, values: dict[str, str]) -> str:
+    """Placeholders filled from `values`; any other shows as 〔name〕 (each recipient's file fills it)."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), f"〔{m.group(1)}〕"), text)
+
+
 def channel_previews(
     session: Session, agency: Agency, draft: Draft, sign_name: str, count: int | None
 ) -> dict[str, dict[str, Any]]:
-    """How the notice will read on each chosen channel (SMS with signature, parts and a cost estimate)."""
+    """How the notice will read on each chosen channel: personal channels for a sample recipient (SMS with
+    signature, parts and a cost estimate), public channels as everyone sees them (a name reads 市民)."""
     title, body = draft.title, draft.body
     variants: dict[str, Any] = {}
     if draft.mode == "template" and draft.template_id:
         template = templates.get_template(session, agency.id or 0, draft.template_id)
         version = templates.version_of(session, template)
-        rendered = templates.preview(version, template.id or 0, draft.values, sign_name)
-        title = rendered.title
-        variants = {k: v.model_dump() for k, v in rendered.variants.items()}
-        body = next((variants[c]["text"] for c in ("site", "wecom", "weibo", "sms", "voice") if c in variants), "")
+        variants = templates.fill_variants(dict(version.variants), draft.values)
+        title = templates.fill(version.title, draft.values)
+        body = next((str(variants[c]["text"]) for c in templates.BODY_TEXT_FROM if c in variants), "")
+        if not body and "wechat" in variants:
+            body = "\n".join(str(v) for v in variants["wechat"]["fields"].values())
     out: dict[str, dict[str, Any]] = {}
     for channel in draft.channels:
-        text = variants.get(channel, {}).get("text") or body
-        item: dict[str, Any] = {"name": CHANNEL_NAMES.get(channel, channel), "title": title, "text": text}
-        if channel == "sms":
-            sms = compose_sms(text, sign_name, MessageKind.SUBSCRIPTION)
-            if channel in variants:
-                sms_text, parts = variants["sms"]["text"], variants["sms"]["parts"] or 1
-            else:
-                sms_text, parts = sms.text, sms.parts
-            item.update(text=sms_text, length=len(sms_text), parts=parts)
-            if count is not None:
-                item["billed"] = parts * count
-                item["cost"] = round(parts * count * PER_PART_YUAN, 2)
-        elif channel in PUBLIC_CHANNELS:
+        variant = variants.get(channel) or {}
+        text = str(variant.get("text") or body)
+        if channel == "wechat" and variant.get("fields"):
+            text = "\n".join(str(v) for v in variant["fields"].values())
+        item: dict[str, Any] = {"name": CHANNEL_NAMES.get(channel, channel)}
+        if channel in PUBLIC_CHANNELS:
             item.update(title=public_text(title), text=public_text(text))
+        else:
+            item.update(title=fill_text(title, SAMPLE_RECIPIENT), text=fill_text(text, SAMPLE_RECIPIENT))
+        if channel == "sms":
+            sms = compose_sms(item["text"], sign_name, MessageKind.SUBSCRIPTION)
+            item.update(text=sms.text, length=sms.length, parts=sms.parts)
+            if count is not None:
+                item["billed"] = sms.parts * count
+                item["cost"] = round(sms.parts * count * PER_PART_YUAN, 2)
         out[channel] = item
     return out
 

@@ -17,13 +17,17 @@ from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.api.routes.notices import _csv_lines, _delivery_public
 from govconnect.console import queries
 from govconnect.console.pages import (
+    APPROVE_ROLES,
     DELIVERY_STATUS_NAMES,
+    DRAFT_ROLES,
     STATUS_NAMES,
     ConsoleUser,
     Drafter,
     actor,
     drafter_names,
+    may,
     render,
+    staff_label,
     user_agency,
 )
 from govconnect.errors import DomainError, NotFound
@@ -43,6 +47,8 @@ PAGE_SIZE = 20
 DELIVERY_PAGE = 50
 # Done deliveries: nothing more will happen to them.
 FINAL = ("sent", "delivered", "failed", "cancelled", "unknown")
+# Notices a correction may follow (they went out, or are on their way): retraction.check_correctable's list.
+CORRECTABLE = ("sending", "completed", "failed", "retracted", "accepted", "approved")
 # A staff session sees staff contacts as the directory shows them; citizens' numbers stay masked.
 CONSOLE_VISIBILITY = RecipientVisibility(staff=True, others=False)
 
@@ -101,7 +107,31 @@ def notice_list(
     )
 
 
-def _progress_view(session: Session, notice: Notice) -> dict[str, Any]:
+# Statuses whose page follows the notice live (anything else changes only by someone's action).
+LIVE_STATUSES = ("pending_approval", "approved", "scheduled", "accepted", "sending")
+
+
+def allowed_actions(notice: Notice, user: StaffUser) -> list[str]:
+    """The actions the page offers this user on this notice now (the services check again on POST)."""
+    actions: list[str] = []
+    if notice.status == "pending_approval" and may(user, APPROVE_ROLES):
+        if staff_label(user) not in (notice.created_by, notice.status_changed_by):
+            actions += ["approve", "reject"]
+    if not may(user, DRAFT_ROLES):
+        return actions
+    if notice.status in EDITABLE_STATUSES and notice.status != "scheduled":
+        actions.append("edit")
+    if notice.status == "draft":
+        actions.append("submit")
+    for action, target in (("cancel", "cancelled"), ("retract", "retracted")):
+        if target in NOTICE_TRANSITIONS[notice.status]:
+            actions.append(action)
+    if notice.status in CORRECTABLE:
+        actions.append("correct")
+    return actions
+
+
+def _progress_view(session: Session, notice: Notice, user: StaffUser) -> dict[str, Any]:
     """Per-channel counts and the share done, as the page and its polling script show them."""
     progress, _as_of = service.PROGRESS.get(session, notice.id)
     channels: dict[str, Any] = {}
@@ -126,7 +156,10 @@ def _progress_view(session: Session, notice: Notice) -> dict[str, Any]:
         "published": publishes,
         "percent": percent,
         "over": over,
+        "live": notice.status in LIVE_STATUSES,
+        "deliveries": total,
         "held": queries.held_reasons(session, notice, channels, queries.now()),
+        "actions": allowed_actions(notice, user),
     }
 
 
@@ -156,7 +189,7 @@ def notice_page(
         "notices",
         {
             "notice": notice,
-            "view": _progress_view(session, notice),
+            "view": _progress_view(session, notice, user),
             "deliveries": deliveries,
             "d_total": d_total,
             "d_status": d_status,
@@ -167,11 +200,6 @@ def notice_page(
             "delivery_statuses": DELIVERY_STATUSES,
             "names": names,
             "report": service.csv_report(notice),
-            "can_cancel": "cancelled" in NOTICE_TRANSITIONS[notice.status],
-            "can_retract": "retracted" in NOTICE_TRANSITIONS[notice.status],
-            "can_edit": notice.status in EDITABLE_STATUSES and notice.status != "scheduled",
-            "can_submit": notice.status == "draft",
-            "can_correct": notice.status in ("sending", "completed", "failed", "retracted", "accepted", "approved"),
             "message": message,
             "message_kind": "error" if status_code >= 400 else "ok",
         },
@@ -200,7 +228,7 @@ def notice_detail(
 def notice_progress(session: SessionDep, user: ConsoleUser, notice_id: str) -> JSONResponse:
     """What the notice page polls: status, per-channel progress, the share done, why work is held."""
     notice = _notice(session, user, notice_id)
-    return JSONResponse(_progress_view(session, notice), headers={"Cache-Control": "no-store"})
+    return JSONResponse(_progress_view(session, notice, user), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/notices/{notice_id}/deliveries.csv")

@@ -37,7 +37,15 @@
       li.textContent = reason;
       held.appendChild(li);
     });
-    if (data.over) { document.getElementById("live-note").textContent = ""; }
+    if (!data.live) { document.getElementById("live-note").textContent = ""; }
+    // Actions the notice no longer allows (it finished, was approved ...) leave the page.
+    Array.prototype.forEach.call(document.querySelectorAll("[data-action]"), function (el) {
+      el.classList.toggle("hidden", data.actions.indexOf(el.getAttribute("data-action")) < 0);
+    });
+    var shown = document.getElementById("d-total");
+    if (shown && String(data.deliveries) !== shown.textContent) {
+      document.getElementById("d-stale").classList.remove("hidden");
+    }
   }
 
   function poll(section) {
@@ -46,7 +54,7 @@
       .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); })
       .then(function (data) {
         showProgress(section, data);
-        if (!data.over) { window.setTimeout(function () { poll(section); }, 2000); }
+        if (data.live) { window.setTimeout(function () { poll(section); }, 2000); }
       })
       .catch(function () { window.setTimeout(function () { poll(section); }, 5000); });
   }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.agencies.models import Agency
-from govconnect.agencies.service import create_agency, create_staff
+from govconnect.agencies.models import Agency, StaffUser
+from govconnect.agencies.service import create_agency
 from govconnect.audit.record import Actor
 from govconnect.governance.policy import set_policy
+from govconnect.security import hash_password
 from tests.govconnect.publishing.conftest import app, client, sandbox  # noqa: F401 - fixtures
 from tests.govconnect.publishing.helpers import csrf_from
 
@@ -31,12 +34,28 @@ def console_csrf(http: TestClient, path: str = "/console/") -> str:
     return csrf_from(http.get(path).text)
 
 
+@cache
+def _password_hash() -> str:
+    return hash_password(PASSWORD)  # argon2 is slow on purpose: hash the test password once
+
+
 def make_team(session: Session, code: str = "qz-yjj", name: str = "衢州市应急管理局") -> Agency:
-    """An agency with an operator (wangli), an approver (zhaomin) and a plain staff member (liuyang)."""
+    """An agency with an operator (wangli-…), an approver (zhaomin-…) and a plain staff member (liuyang-…)."""
     agency = create_agency(session, name, code, "衢州市")
-    create_staff(session, f"wangli-{code}", agency, "operator", PASSWORD, "王丽")
-    create_staff(session, f"zhaomin-{code}", agency, "approver", PASSWORD, "赵敏")
-    create_staff(session, f"liuyang-{code}", agency, "staff", PASSWORD, "刘洋")
+    for username, role, display in (
+        ("wangli", "operator", "王丽"),
+        ("zhaomin", "approver", "赵敏"),
+        ("liuyang", "staff", "刘洋"),
+    ):
+        session.add(
+            StaffUser(
+                username=f"{username}-{code}",
+                agency_id=agency.id or 0,
+                role=role,
+                password_hash=_password_hash(),
+                display_name=display,
+            )
+        )
     session.commit()
     return agency
 

@@ -18,6 +18,7 @@ AUDIT_ACTIONS = (
     "sign_out",
     "key_create",
     "key_revoke",
+    "staff_create",
     "template_change",
     "draft",
     "submit",

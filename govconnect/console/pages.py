@@ -76,6 +76,11 @@ NAV = (
     ("compose", "/console/compose", "发布通知"),
     ("notices", "/console/notices", "通知"),
     ("approvals", "/console/approvals", "审核"),
+    ("templates", "/console/templates", "模板"),
+)
+ADMIN_NAV = (
+    ("keys", "/console/keys", "API 密钥"),
+    ("team", "/console/team", "团队"),
 )
 
 ConsoleUser = Annotated[StaffUser, Depends(require_role(*READ_ROLES))]
@@ -118,7 +123,7 @@ def render(
     ctx: dict[str, Any] = {
         "user": user,
         "role_name": ROLE_NAMES.get(user.role, user.role),
-        "nav": NAV,
+        "nav": NAV + ADMIN_NAV if user.role == "admin" else NAV,
         "active": active,
         "csrf": csrf_token(request),
         "csp_nonce": csp_nonce(request),

@@ -68,6 +68,7 @@ def test_operator_composes_approver_rejects_then_approves_and_operator_retracts(
     agency = create_agency(session, "衢州市应急管理局", "qz-yjj", "衢州市")
     create_staff(session, "wangli", agency, "operator", PASSWORD, "王丽")
     create_staff(session, "zhaomin", agency, "approver", PASSWORD, "赵敏")
+    create_staff(session, "chenjing", agency, "admin", PASSWORD, "陈静")
     set_policy(session, agency.id or 0, Actor.cli(agency.id), require_approval="all")
     template, _version = create_template(
         session,
@@ -172,6 +173,30 @@ def test_operator_composes_approver_rejects_then_approves_and_operator_retracts(
         page.goto(f"{base}/console/notices")
         page.screenshot(path=str(artifacts / "8-notices.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+        _sign_out(page)
+
+        # An admin creates an API key (shown once), revokes it, and adds a staff account.
+        _sign_in(page, base, "chenjing")
+        page.click("nav.side >> text=API 密钥")
+        page.fill("#key-name", "值班系统")
+        page.click("#create-key")
+        key = page.locator("#issued-key .secret").inner_text().strip()
+        assert key.startswith("gck_")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{base}/api/v1/notices", headers=headers, timeout=5).status_code == 200
+        page.screenshot(path=str(artifacts / "9-key-created.png"), full_page=True)
+        page.click("#key-table a")
+        page.click("#revoke-key")
+        expect(page.locator("#key-status")).to_contain_text("已吊销")
+        assert httpx.get(f"{base}/api/v1/notices", headers=headers, timeout=5).status_code == 401
+        page.click("nav.side >> text=团队")
+        page.fill("#new-username", "sunli")
+        page.fill("#new-name", "孙立")
+        page.select_option("#new-role", "operator")
+        page.fill("#new-password", PASSWORD)
+        page.click("#create-staff")
+        expect(page.locator("#team-table")).to_contain_text("孙立")
+        page.screenshot(path=str(artifacts / "10-team.png"), full_page=True)
     finally:
         context.close()
     assert time.monotonic() - started < 60

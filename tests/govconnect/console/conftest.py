@@ -35,7 +35,7 @@ def console_csrf(http: TestClient, path: str = "/console/") -> str:
 
 
 @cache
-def _password_hash() -> str:
+def team_password_hash() -> str:
     return hash_password(PASSWORD)  # argon2 is slow on purpose: hash the test password once
 
 
@@ -52,7 +52,7 @@ def make_team(session: Session, code: str = "qz-yjj", name: str = "衢州市应�
                 username=f"{username}-{code}",
                 agency_id=agency.id or 0,
                 role=role,
-                password_hash=_password_hash(),
+                password_hash=team_password_hash(),
                 display_name=display,
             )
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ from channels.sms_text import compose as compose_sms
 from contacts.models import Contact, Department
 from govconnect.agencies.models import Agency, StaffUser
 from govconnect.api.deps import SessionDep, SettingsDep
+from govconnect.api.params import RowId
 from govconnect.audiences import lists
 from govconnect.audiences.reader import FileRefused
 from govconnect.citizens.subscriptions import active_categories, active_regions
@@ -49,7 +50,7 @@ REASON_NAMES = {
     "value_too_long": "内容过长",
 }
 ListForm = Annotated[list[Text], Form()]
-IdsForm = Annotated[list[int], Form()]
+IdsForm = Annotated[list[RowId], Form()]
 # Placeholders each recipient fills (the others are asked for on the form).
 AUDIENCE_FILLED = ("name", "department", "unsubscribe_url")
 # The recipient previews of personal channels are filled for.
@@ -210,11 +211,15 @@ def _page(
 
 @router.get("/compose", response_class=HTMLResponse)
 def compose_page(
-    request: Request, session: SessionDep, settings: SettingsDep, user: Drafter, template: int = 0
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Drafter,
+    template: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """The compose form (a template chosen from the templates list opens it in template mode)."""
     draft = Draft()
-    if 0 < template < 2**31:
+    if template:
         draft.mode, draft.template_id = "template", template
     return _page(request, session, user, user_agency(session, user), settings, draft)
 
@@ -260,8 +265,8 @@ async def compose_submit(
         subscribers=bool(subscribers),
         sub_categories=sub_category[:50],
         sub_regions=sub_region[:200],
-        departments=[d for d in department if 0 < d < 2**31][:200],
-        lists=[i for i in dict.fromkeys(audience_list) if 0 < i < 2**31][:20],
+        departments=list(dict.fromkeys(department))[:200],
+        lists=list(dict.fromkeys(audience_list))[:20],
         channels=[c for c in channel if c in COMPOSE_CHANNELS],
         when="at" if when == "at" else "now",
         send_at=send_at,

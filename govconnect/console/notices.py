@@ -36,7 +36,7 @@ from govconnect.governance.schemas import CorrectionCreate
 from govconnect.notices import service
 from govconnect.notices.intake import accept_and_enqueue, dispatch, enqueue_fanout
 from govconnect.notices.models import EDITABLE_STATUSES, NOTICE_STATUSES, NOTICE_TRANSITIONS, Notice
-from govconnect.notices.pipeline_models import DELIVERY_STATUSES
+from govconnect.notices.pipeline_models import DELIVERY_STATUSES, FINAL_STATUSES
 from govconnect.notices.schemas import RecipientVisibility
 from govconnect.text_rules import MultilineText, Text
 from govconnect.web.session import verify_csrf
@@ -45,8 +45,8 @@ log = logging.getLogger("govconnect.console")
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 PAGE_SIZE = 20
 DELIVERY_PAGE = 50
-# Done deliveries: nothing more will happen to them.
-FINAL = ("sent", "delivered", "failed", "cancelled", "unknown")
+# Done deliveries: handed to the provider (a receipt may follow) or final (held back at fan-out included).
+FINAL = ("sent", *FINAL_STATUSES)
 # Notices a correction may follow (they went out, or are on their way): retraction.check_correctable's list.
 CORRECTABLE = ("sending", "completed", "failed", "retracted", "accepted", "approved")
 # A staff session sees staff contacts as the directory shows them; citizens' numbers stay masked.

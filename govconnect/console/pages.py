@@ -70,6 +70,8 @@ DELIVERY_STATUS_NAMES = {
     "failed": "失败",
     "cancelled": "已取消",
     "unknown": "未知",
+    "suppressed": "免打扰未发",
+    "capped": "超每日上限未发",
 }
 NAV = (
     ("dashboard", "/console/", "工作台"),

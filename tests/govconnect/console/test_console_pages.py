@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from govconnect.clock import utcnow
+from govconnect.clock import CHINA_TZ, utcnow
 from govconnect.notices.pipeline_models import Delivery
 from tests.govconnect.console.conftest import console_csrf, console_sign_in, make_team
 from tests.govconnect.publishing.helpers import make_notice
@@ -168,3 +168,34 @@ def test_cancel_and_retract_from_the_notice_page(client: TestClient, session: Se
     session.refresh(public)
     assert public.status == "retracted" and public.retracted_reason == "信息有误"
     assert "已发布的通知" not in client.get("/m/").text
+
+
+def test_quiet_hours_and_caps_are_said_as_reasons(client: TestClient, session: Session) -> None:
+    agency = make_team(session)
+    notice = make_notice(session, agency, title="夜间停水", channels=["sms"], status="sending")
+    seven = (utcnow().astimezone(CHINA_TZ) + timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
+    session.add_all(
+        [
+            Delivery(
+                notice_id=notice.id,
+                channel="sms",
+                recipient="13800001111",
+                status="queued",
+                next_attempt_at=seven.astimezone(UTC),
+            ),
+            Delivery(notice_id=notice.id, channel="sms", recipient="13800002222", status="capped"),
+        ]
+    )
+    pending = make_notice(session, agency, title="待审", status="pending_approval", created_by="staff:9")
+    session.commit()
+    console_sign_in(client, "wangli-qz-yjj")
+    assert "静默时段暂缓" in client.get("/console/").text
+    held = client.get(f"/console/notices/{notice.id}/progress.json").json()["held"]
+    assert any(r.startswith("静默时段：1 条短信将于 07:00 后发送") for r in held), held
+    assert "每人每日上限：1 条短信未发送" in held
+    waiting = client.get(f"/console/notices/{pending.id}/progress.json").json()
+    assert (
+        waiting["held"][0].startswith("等待审核")
+        and waiting["live"] is True
+        and waiting["actions"] == ["edit", "cancel"]
+    )

@@ -20,7 +20,10 @@ from sqlmodel import Session, col, select
 
 from contacts.models import Department
 from govconnect.agencies.models import Agency
+from govconnect.agencies.service import create_api_key, create_staff
 from govconnect.citizens.subscriptions import Preferences, subscribe_phone, subscriber_token
+from govconnect.message_templates.schemas import TemplateCreate
+from govconnect.message_templates.service import create_template
 from govconnect.settings import Settings
 from tests.govconnect.publishing.helpers import make_notice
 from tests.govconnect.publishing.test_staff_directory import seed_directory, sign_in
@@ -86,8 +89,16 @@ def check_page(response: Any, where: str) -> None:
 def signed_in_everywhere(
     client: TestClient, session: Session, settings: Settings, agency: Agency, operator: str
 ) -> dict[str, str]:
-    """An operator's session, a subscriber's session, and one real object for each path parameter."""
+    """An admin's session (every staff page, the console's admin rooms too), a subscriber's session, and one
+    real object for each path parameter."""
     contact_ids = seed_directory(session, settings)
+    create_staff(session, "sweep-admin", agency, "admin", "correct-horse-1", "管理员")
+    key = create_api_key(session, agency, ["notices:read"], "sweep")
+    template, _version = create_template(
+        session,
+        agency.id or 0,
+        TemplateCreate.model_validate({"name": "模板", "title": "标题", "variants": {"site": {"text": "正文"}}}),
+    )
     notice = make_notice(session, agency, title="暴雨橙色预警", urgency="urgent", channels=["site", "tv", "sms"])
     subscriber = subscribe_phone(session, "13800138000", Preferences([], [], ["sms"]))
     session.commit()
@@ -95,13 +106,15 @@ def signed_in_everywhere(
     token = subscriber_token(secret, int(subscriber.id or 0))
     department = session.exec(select(Department).order_by(col(Department.id))).first()
     assert department is not None
-    sign_in(client, operator)
+    sign_in(client, "sweep-admin")
     assert client.get(f"/m/s/{token}", follow_redirects=False).status_code == 303  # the subscriber's session
     return {
         "notice_id": notice.id,
         "contact_id": str(contact_ids["张伟"]),
         "department_id": str(department.id),
         "token": token,
+        "key_id": str(key.record.id),
+        "template_id": str(template.id),
     }
 
 
@@ -124,7 +137,7 @@ def test_every_page_renders_safely_with_hostile_parameters(
         plain = client.get(path, follow_redirects=False)
         check_page(plain, path)
         if route.response_class is HTMLResponse:
-            # Signed in as operator and subscriber, every page renders for real (no redirect to a sign-in page).
+            # Signed in as admin and subscriber, every page renders for real (no redirect to a sign-in page).
             assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/html"), path
         query_params, path_params = declared_params(route)
         for value in HOSTILE:

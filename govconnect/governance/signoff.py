@@ -17,6 +17,7 @@ from govconnect.agencies.models import Agency
 from govconnect.audit.record import Actor, record_audit
 from govconnect.errors import Conflict, Forbidden
 from govconnect.governance.policy import dispose, get_policy
+from govconnect.message_templates.service import drop_text_variants
 from govconnect.notices.gate import InvalidTransition, change_status
 from govconnect.notices.models import EDITABLE_STATUSES, Notice, NoticeApproval
 from govconnect.notices.pipeline_models import NoticeOutbox
@@ -179,6 +180,8 @@ def edit(
         "send_at": checked.send_at,
     }
     changed = sorted(name for name in EDITABLE_FIELDS if new_values[name] != current[name])
+    if "body" in changed:
+        drop_text_variants(session, notice.id)  # else the template's old wording would still be sent
     session.connection().execute(
         update(N)
         .where(N.c.id == notice.id, N.c.status == notice.status)

@@ -255,6 +255,22 @@ def record_use(
     )
 
 
+def drop_text_variants(session: Session, notice_id: str) -> bool:
+    """The drafter rewrote the text of a notice made from a template: its text channels now send that text.
+
+    The record of the template and version stays; only the variants that carry text (SMS with its
+    Alibaba code and parameters, voice, WeCom, Weibo, the site) are dropped, so each message is built
+    from the notice's own body. True when the notice was made from a template. The caller commits.
+    """
+    use = session.get(NoticeTemplateUse, notice_id)
+    if use is None:
+        return False
+    use.variants = {channel: v for channel, v in use.variants.items() if channel not in TEXT_CHANNELS}
+    session.add(use)
+    session.flush()
+    return True
+
+
 @dataclass(frozen=True)
 class FromTemplate:
     """A notice request filled from a template, and what to record with the notice."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -13,6 +14,7 @@ from govconnect.message_templates.service import create_template
 from govconnect.notices.models import Notice
 from govconnect.settings import Settings
 from tests.govconnect.console.conftest import console_csrf, console_sign_in, make_team, require_sign_off
+from tests.govconnect.publishing.conftest import SandboxHandle
 from tests.govconnect.publishing.test_staff_directory import seed_directory
 
 BAD_CSV = "手机号,姓名\n13800001111,张三\n12345,李四\n13800002222,王五\n,赵六\n13800003333,钱七\n"
@@ -88,7 +90,9 @@ def test_compose_errors_are_said_on_the_form(client: TestClient, session: Sessio
     assert session.exec(select(Notice)).all() == []
 
 
-def test_template_to_uploaded_list_reject_edit_resubmit_approve(client: TestClient, session: Session) -> None:
+def test_template_to_uploaded_list_reject_edit_resubmit_approve(
+    client: TestClient, session: Session, sandbox: SandboxHandle
+) -> None:
     agency = make_team(session)
     require_sign_off(session, agency)
     template, _version = create_template(
@@ -110,7 +114,13 @@ def test_template_to_uploaded_list_reject_edit_resubmit_approve(client: TestClie
     assert "防汛预警（第 1 版）" in client.get("/console/compose").text
     files = {"audience_file": ("名单.csv", BAD_CSV.encode(), "text/csv")}
     submitted = _compose(
-        client, "submit", files=files, mode="template", template_id=str(template.id), channel=["sms", "site"]
+        client,
+        "submit",
+        files=files,
+        mode="template",
+        template_id=str(template.id),
+        channel=["sms", "site"],
+        urgent="1",  # urgent: not held by quiet hours whatever time the test runs
     )
     assert submitted.status_code == 200 and "已提交" in submitted.text, submitted.text
     notice = session.exec(select(Notice)).one()
@@ -145,6 +155,12 @@ def test_template_to_uploaded_list_reject_edit_resubmit_approve(client: TestClie
     assert approved.status_code == 200 and "已审核通过" in approved.text
     session.refresh(notice)
     assert notice.status in ("approved", "sending", "completed")
+    # The edited wording is what went out, not the template's first one.
+    deadline = time.monotonic() + 20
+    while not sandbox.sms_texts("13800001111") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [sms] = sandbox.sms_texts("13800001111")
+    assert "张三您好：今夜22时起有暴雨。" in sms
     history = client.get("/console/approvals").text
     assert "请写明时间" in history and "通过" in history and "退回" in history
 

@@ -5,9 +5,10 @@ writing a notice; "提交" accepts it (for sign-off where the agency's policy as
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -30,9 +31,10 @@ from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.console import queries
 from govconnect.console.pages import CHANNEL_NAMES, Drafter, actor, render, user_agency
 from govconnect.errors import DomainError
+from govconnect.governance import schedules
 from govconnect.message_templates import service as templates
 from govconnect.message_templates.senders import sms_identity
-from govconnect.notices.intake import accept_and_enqueue
+from govconnect.notices.intake import accept_and_enqueue, enqueue_fanout
 from govconnect.notices.policy import PLACEHOLDER
 from govconnect.notices.publication import public_text
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, StaffAudience, SubscriberAudience
@@ -41,6 +43,7 @@ from govconnect.settings import Settings
 from govconnect.text_rules import MultilineText, Text
 from govconnect.web.session import verify_csrf
 
+log = logging.getLogger("govconnect.console")
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(verify_csrf)])
 COMPOSE_CHANNELS = ("sms", "wechat", "voice", "wecom", "site", "tv", "weibo")
 REASON_NAMES = {
@@ -49,6 +52,7 @@ REASON_NAMES = {
     "invalid_phone": "手机号无效",
     "value_too_long": "内容过长",
 }
+REPEAT_RULES = {"daily": "每天", "weekly": "每周", "monthly": "每月"}
 ListForm = Annotated[list[Text], Form()]
 IdsForm = Annotated[list[RowId], Form()]
 # Placeholders each recipient fills (the others are asked for on the form).
@@ -75,8 +79,10 @@ class Draft:
     departments: list[int] = field(default_factory=list)
     lists: list[int] = field(default_factory=list)
     channels: list[str] = field(default_factory=lambda: ["sms", "site"])
-    when: str = "now"
+    when: str = "now"  # now | at | repeat
     send_at: str = ""
+    rule: str = "weekly"
+    ends_on: str = ""
     nonce: str = field(default_factory=lambda: secrets.token_urlsafe(12))
 
     def notice(self) -> NoticeCreate:
@@ -93,7 +99,7 @@ class Draft:
             "urgency": "urgent" if self.urgent else "normal",
             "channels": self.channels,
             "audience": audience,
-            "send_at": datetime.fromisoformat(self.send_at) if self.when == "at" and self.send_at else None,
+            "send_at": datetime.fromisoformat(self.send_at) if self.when != "now" and self.send_at else None,
         }
         if self.mode == "template" and self.template_id:
             return NoticeCreate(template_id=self.template_id, template_values=self.values, **common)
@@ -130,6 +136,27 @@ def department_choices(session: Session) -> list[dict[str, Any]]:
 
 def _sign_name(session: Session, agency: Agency, settings: Settings) -> str:
     return sms_identity(session.connection(), agency.id or 0).sign_name or settings.aliyun_sms.sign_name
+
+
+async def _create_schedule(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    agency: Agency,
+    user: StaffUser,
+    data: NoticeCreate,
+    draft: Draft,
+    moment: datetime,
+) -> None:
+    """A repeating notice: one notice each day, week or month from send_at until ends_on (as the API's)."""
+    schedule = schedules.create_schedule(
+        session, agency, data, draft.rule, date.fromisoformat(draft.ends_on), actor(request, user), settings, moment
+    )
+    session.commit()
+    log.info("schedule %s created from the console", schedule.id)
+    # Occurrences due within the lead time are created now rather than at the next sweep.
+    for notice in await run_in_threadpool(schedules.governance_tick, request.app.state.engine, settings, moment):
+        await enqueue_fanout(request.app.state.queue, notice, moment)
 
 
 def fill_text(text: str, values: dict[str, str]) -> str:
@@ -200,6 +227,7 @@ def _page(
         "compose_channels": COMPOSE_CHANNELS,
         "sign_name": sign_name,
         "reason_names": REASON_NAMES,
+        "repeat_rules": REPEAT_RULES,
         "count": None,
         "previews": None,
         "upload": None,
@@ -243,8 +271,10 @@ async def compose_submit(
     department: IdsForm = [],  # noqa: B006
     audience_list: IdsForm = [],  # noqa: B006
     channel: ListForm = [],  # noqa: B006
-    when: Annotated[Text, Form(max_length=5)] = "now",
+    when: Annotated[Text, Form(max_length=6)] = "now",
     send_at: Annotated[Text, Form(max_length=20)] = "",
+    rule: Annotated[Text, Form(max_length=8)] = "weekly",
+    ends_on: Annotated[Text, Form(max_length=10)] = "",
     nonce: Annotated[Text, Form(max_length=40)] = "",
     audience_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -268,8 +298,10 @@ async def compose_submit(
         departments=list(dict.fromkeys(department))[:200],
         lists=list(dict.fromkeys(audience_list))[:20],
         channels=[c for c in channel if c in COMPOSE_CHANNELS],
-        when="at" if when == "at" else "now",
+        when=when if when in ("at", "repeat") else "now",
         send_at=send_at,
+        rule=rule if rule in REPEAT_RULES else "weekly",
+        ends_on=ends_on,
         nonce=nonce or secrets.token_urlsafe(12),
     )
     upload = None
@@ -307,6 +339,9 @@ async def compose_submit(
             return _page(
                 request, session, user, agency, settings, draft, count=checked.count, previews=previews, upload=upload
             )
+        if draft.when == "repeat":
+            await _create_schedule(request, session, settings, agency, user, data, draft, moment)
+            return RedirectResponse("/console/notices?done=repeating", status_code=303)
         notice, _created = await accept_and_enqueue(
             request.app.state.queue,
             session,
@@ -325,6 +360,6 @@ async def compose_submit(
         return _page(request, session, user, agency, settings, draft, message=text, message_kind="error", upload=upload)
     except (DomainError, ValueError) as exc:
         session.rollback()
-        text = exc.message if isinstance(exc, DomainError) else "定时发送时间格式有误"
+        text = exc.message if isinstance(exc, DomainError) else "发送时间或结束日期格式有误"
         return _page(request, session, user, agency, settings, draft, message=text, message_kind="error", upload=upload)
     return RedirectResponse(f"/console/notices/{notice.id}?done=submitted", status_code=303)

@@ -73,6 +73,7 @@ def notice_list(
     until: date | None = None,
     drafter: Annotated[str, Query(max_length=80)] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    done: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     """Notices of the agency, searchable by title, status, channel, date and drafter; 20 a page."""
     filters = queries.NoticeFilters(
@@ -87,7 +88,7 @@ def notice_list(
     labels = queries.drafters(session, user.agency_id)
     names = drafter_names(session, set(labels) | {n.created_by for n in rows})
     pages = max(1, -(-total // PAGE_SIZE))
-    query = {k: v for k, v in request.query_params.items() if k != "page"}
+    query = {k: v for k, v in request.query_params.items() if k not in ("page", "done")}
     return render(
         request,
         "notices.html",
@@ -103,6 +104,7 @@ def notice_list(
             "names": names,
             "query": query,
             "statuses": NOTICE_STATUSES,
+            "message": DONE_MESSAGES.get(done),
         },
     )
 
@@ -263,6 +265,7 @@ DONE_MESSAGES = {
     "approved": "已审核通过",
     "rejected": "已退回起草人",
     "corrected": "已创建更正通知",
+    "repeating": "已创建重复发送：每次的通知会出现在此列表中",
 }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from contacts.models import Department
+from govconnect.clock import CHINA_TZ, utcnow
+from govconnect.governance.models import NoticeSchedule
 from govconnect.message_templates.schemas import TemplateCreate
 from govconnect.message_templates.service import create_template
 from govconnect.notices.models import Notice
@@ -175,3 +178,27 @@ def test_an_approver_cannot_approve_their_own_notice(client: TestClient, session
     assert "您起草的通知" in client.get("/console/approvals").text
     refused = client.post(f"/console/notices/{notice.id}/approve", data={"csrf": console_csrf(client)})
     assert refused.status_code == 403 and "起草人不能审核自己的通知" in refused.text
+
+
+def test_repeat_creates_a_schedule_and_its_first_notice(client: TestClient, session: Session) -> None:
+    make_team(session)
+    console_sign_in(client, "wangli-qz-yjj")
+    first = (utcnow() + timedelta(minutes=30)).astimezone(CHINA_TZ)
+    fields = {"mode": "text", "title": "每周安全提示", "body": "注意用电安全。", "channel": ["site"]}
+    bad_end = _compose(client, "submit", when="repeat", send_at=first.strftime("%Y-%m-%dT%H:%M"), ends_on="x", **fields)
+    assert bad_end.status_code == 422 and "结束日期格式有误" in bad_end.text
+    no_start = _compose(client, "submit", when="repeat", rule="weekly", ends_on=str(first.date()), **fields)
+    assert no_start.status_code == 422 and "首次发送时间" in no_start.text
+    made = _compose(
+        client,
+        "submit",
+        when="repeat",
+        rule="weekly",
+        send_at=first.strftime("%Y-%m-%dT%H:%M"),
+        ends_on=str(first.date() + timedelta(days=21)),
+        **fields,
+    )
+    assert made.status_code == 200 and "已创建重复发送" in made.text
+    schedule = session.exec(select(NoticeSchedule)).one()
+    assert schedule.rule == "weekly" and schedule.created_by.startswith("staff:")
+    assert "每周安全提示" in made.text  # its first occurrence is within the lead time: already a notice

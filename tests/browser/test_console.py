@@ -173,6 +173,11 @@ def test_operator_composes_approver_rejects_then_approves_and_operator_retracts(
         page.goto(f"{base}/console/notices")
         page.screenshot(path=str(artifacts / "8-notices.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+        page.set_viewport_size({"width": 1024, "height": 768})  # a tablet held sideways
+        page.goto(notice_url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1024
+        page.screenshot(path=str(artifacts / "8b-notice-tablet.png"))
+        page.set_viewport_size(DESKTOP["viewport"])
         _sign_out(page)
 
         # An admin creates an API key (shown once), revokes it, and adds a staff account.

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from channels.base import MessageKind
-from channels.catalogue import PUBLIC_CHANNELS
+from channels.catalogue import CHANNEL_NAMES, PUBLIC_CHANNELS
 from channels.sms_text import compose as compose_sms
 from contacts.models import Contact, Department
 from govconnect.agencies.models import Agency, StaffUser
@@ -29,7 +29,8 @@ from govconnect.audiences import lists
 from govconnect.audiences.reader import FileRefused
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.console import queries
-from govconnect.console.pages import CHANNEL_NAMES, Drafter, actor, render, user_agency
+from govconnect.console.pages import CHANNEL_NAMES as CHANNEL_LABELS
+from govconnect.console.pages import Drafter, actor, render, user_agency
 from govconnect.errors import DomainError
 from govconnect.governance import schedules
 from govconnect.message_templates import service as templates
@@ -45,7 +46,7 @@ from govconnect.web.session import verify_csrf
 
 log = logging.getLogger("govconnect.console")
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(verify_csrf)])
-COMPOSE_CHANNELS = ("sms", "wechat", "voice", "wecom", "site", "tv", "weibo")
+COMPOSE_CHANNELS = CHANNEL_NAMES  # every catalogued channel, in the catalogue's order
 REASON_NAMES = {
     "empty_row": "空行",
     "missing_phone": "缺少手机号",
@@ -185,7 +186,7 @@ def channel_previews(
         text = str(variant.get("text") or body)
         if channel == "wechat" and variant.get("fields"):
             text = "\n".join(str(v) for v in variant["fields"].values())
-        item: dict[str, Any] = {"name": CHANNEL_NAMES.get(channel, channel)}
+        item: dict[str, Any] = {"name": CHANNEL_LABELS.get(channel, channel)}
         if channel in PUBLIC_CHANNELS:
             item.update(title=public_text(title), text=public_text(text))
         else:

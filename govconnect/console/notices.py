@@ -18,6 +18,7 @@ from govconnect.api.routes.notices import _csv_lines, _delivery_public
 from govconnect.console import queries
 from govconnect.console.pages import (
     APPROVE_ROLES,
+    CHANNEL_NAMES,
     DELIVERY_STATUS_NAMES,
     DRAFT_ROLES,
     STATUS_NAMES,
@@ -142,6 +143,7 @@ def _progress_view(session: Session, notice: Notice, user: StaffUser) -> dict[st
         data = p.model_dump() if hasattr(p, "model_dump") else dict(p)
         done = sum(int(data.get(s, 0)) for s in FINAL)
         data["done"] = done
+        data["label"] = CHANNEL_NAMES.get(channel, channel)
         data["percent"] = int(100 * done / data["total"]) if data["total"] else 100
         channels[channel] = data
         total += int(data["total"])

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 from starlette.templating import Jinja2Templates
 
+from channels.catalogue import CATALOGUE
 from govconnect.agencies.models import Agency, StaffUser
 from govconnect.api.deps import SessionDep
 from govconnect.audit.record import Actor
@@ -53,15 +54,8 @@ STATUS_NAMES = {
     "retracted": "已撤回",
     "expired": "已过期",
 }
-CHANNEL_NAMES = {
-    "sms": "短信",
-    "voice": "语音",
-    "wechat": "微信公众号",
-    "wecom": "企业微信",
-    "weibo": "微博",
-    "site": "网站",
-    "tv": "电视",
-}
+# What the office calls each channel (the catalogue's labels).
+CHANNEL_NAMES = {info.name: info.label for info in CATALOGUE}
 DELIVERY_STATUS_NAMES = {
     "queued": "排队",
     "sending": "发送中",

@@ -11,7 +11,6 @@
   }
 
   function showProgress(section, data) {
-    var names = {sms: "短信", voice: "语音", wechat: "微信公众号", wecom: "企业微信", weibo: "微博", site: "网站", tv: "电视"};
     document.getElementById("overall-percent").textContent = data.percent + "%";
     document.getElementById("overall-bar").value = data.percent;
     var tag = document.querySelector("#notice-status .tag");
@@ -22,7 +21,7 @@
       var p = data.channels[channel];
       var row = document.createElement("tr");
       row.setAttribute("data-channel", channel);
-      cell(row, names[channel] || channel);
+      cell(row, p.label || channel);
       cell(row, p.percent + "%（" + p.done + "/" + p.total + "）");
       cell(row, String(p.sent), "num");
       cell(row, String(p.delivered), "num");

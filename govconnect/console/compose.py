@@ -95,6 +95,8 @@ class Draft:
             staff=StaffAudience(departments=self.departments) if self.departments else None,
             lists=self.lists,
         )
+        if self.when != "now" and not self.send_at:
+            raise ValueError("send_at is required for a scheduled or repeating notice")
         common: dict[str, Any] = {
             "category": self.category,
             "urgency": "urgent" if self.urgent else "normal",

@@ -188,7 +188,9 @@ def test_repeat_creates_a_schedule_and_its_first_notice(client: TestClient, sess
     bad_end = _compose(client, "submit", when="repeat", send_at=first.strftime("%Y-%m-%dT%H:%M"), ends_on="x", **fields)
     assert bad_end.status_code == 422 and "结束日期格式有误" in bad_end.text
     no_start = _compose(client, "submit", when="repeat", rule="weekly", ends_on=str(first.date()), **fields)
-    assert no_start.status_code == 422 and "首次发送时间" in no_start.text
+    assert no_start.status_code == 422 and "发送时间或结束日期格式有误" in no_start.text
+    no_time = _compose(client, "submit", when="at", **fields)  # 定时 without a time is not "now"
+    assert no_time.status_code == 422
     made = _compose(
         client,
         "submit",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from govconnect.clock import CHINA_TZ, utcnow
 from govconnect.notices.pipeline_models import Delivery
+from govconnect.operations.health import get_health
 from tests.govconnect.console.conftest import console_csrf, console_sign_in, make_team
 from tests.govconnect.publishing.helpers import make_notice
 
@@ -199,3 +202,16 @@ def test_quiet_hours_and_caps_are_said_as_reasons(client: TestClient, session: S
         and waiting["live"] is True
         and waiting["actions"] == ["edit", "cancel"]
     )
+
+
+def test_dashboard_names_a_provider_whose_circuit_is_open(app: Any, client: TestClient, session: Session) -> None:
+    make_team(session)
+    console_sign_in(client, "wangli-qz-yjj")
+    assert "熔断" not in client.get("/console/").text
+    health = get_health(app.state.queue.ctx)  # the in-process worker's provider health, as /status reads it
+    assert client.portal is not None
+    client.portal.call(
+        health.store.hset, "circuit:aliyun_sms", {"state": "open", "opened_until": str(time.time() + 60)}
+    )
+    page = client.get("/console/").text
+    assert "服务商 aliyun_sms 暂时不可用（熔断中）" in page

@@ -1,9 +1,18 @@
-"""Alibaba Cloud SMS and voice RPC endpoints: signature v1 checked, real error codes answered."""
+"""Alibaba Cloud SMS and voice RPC endpoints: signatures v1 and v3 checked, real error codes answered.
+
+An RPC request is signed either the legacy way (signature v1: `Action`, `Signature` ... in the
+query or form, HMAC-SHA1; `aliyun-python-sdk-core` and our adapters) or the current way
+(signature v3: `Authorization: ACS3-HMAC-SHA256 ...`, the action in `x-acs-action`;
+`alibabacloud-dysmsapi20170525` and the other Tea SDKs). A wrong secret answers HTTP 400
+`SignatureDoesNotMatch` with the server's string to sign after `server string to sign is:`,
+as Alibaba does: the legacy SDK splits the message on that colon to tell a wrong secret.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from channels import aliyun_rpc
+from channels import aliyun_acs3, aliyun_rpc
 from channels.base import CHINA_TZ
 from channels.sandbox.faults import apply_fault
 from channels.sandbox.state import Fault, SandboxState
@@ -20,6 +29,7 @@ from channels.sandbox.state import Fault, SandboxState
 MOBILE = re.compile(r"^(?:\+?86|0086)?1[3-9]\d{9}$")
 PHONE = re.compile(r"^\d{7,13}$")
 VAR = re.compile(r"\$\{(\w+)\}")
+SIGNATURE_MISMATCH = "Specified signature is not matched with our calculation. server string to sign is:"
 COMMON_REQUIRED = (
     "AccessKeyId",
     "Action",
@@ -65,15 +75,38 @@ def china_now() -> str:
 
 async def read_params(request: Request) -> dict[str, str]:
     """Query parameters merged with a form body (the SDKs use either)."""
+    await request.body()  # kept: signature v3 hashes the raw body after the form is parsed
     params = dict(request.query_params)
-    if request.method == "POST":
+    if request.method == "POST" and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
         form = await request.form()
         params.update({k: str(v) for k, v in form.items()})
     return params
 
 
+def check_timestamp(state: SandboxState, value: str) -> None:
+    """`Timestamp` / `x-acs-date` (ISO 8601 UTC) within the allowed skew."""
+    try:
+        when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise AliyunError("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400) from exc
+    if abs(time.time() - when.timestamp()) > state.config.timestamp_skew:
+        raise AliyunError("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
+
+
+def use_nonce(state: SandboxState, nonce: str) -> None:
+    """Refuse a nonce seen within the timestamp window (forgetting older ones)."""
+    now = time.time()
+    if len(state.nonces) > 100_000:
+        state.nonces = {n: t for n, t in state.nonces.items() if now - t < state.config.timestamp_skew}
+    if nonce in state.nonces:
+        raise AliyunError("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
+    state.nonces[nonce] = now
+
+
 def authenticate(state: SandboxState, method: str, params: dict[str, str]) -> None:
-    """Check required common parameters, key, timestamp, nonce and signature like the real API."""
+    """Signature v1: required common parameters, key, timestamp, nonce and signature like the real API."""
     for name in COMMON_REQUIRED:
         if not params.get(name):
             raise AliyunError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
@@ -81,20 +114,42 @@ def authenticate(state: SandboxState, method: str, params: dict[str, str]) -> No
         raise AliyunError("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
     if params["AccessKeyId"] != state.config.aliyun_access_key_id:
         raise AliyunError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
-    try:
-        when = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise AliyunError("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400) from exc
-    if abs(time.time() - when.timestamp()) > state.config.timestamp_skew:
-        raise AliyunError("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
+    check_timestamp(state, params["Timestamp"])
     if not aliyun_rpc.verify(state.config.aliyun_access_key_secret, method, params):
-        raise AliyunError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400)
-    now = time.time()
-    if len(state.nonces) > 100_000:
-        state.nonces = {n: t for n, t in state.nonces.items() if now - t < state.config.timestamp_skew}
-    if params["SignatureNonce"] in state.nonces:
-        raise AliyunError("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
-    state.nonces[params["SignatureNonce"]] = now
+        server_string = aliyun_rpc.string_to_sign(method, params)
+        raise AliyunError("SignatureDoesNotMatch", SIGNATURE_MISMATCH + server_string, 400)
+    use_nonce(state, params["SignatureNonce"])
+
+
+async def authenticate_v3(state: SandboxState, request: Request) -> None:
+    """Signature v3 (ACS3-HMAC-SHA256): the canonical request rebuilt from what arrived, then compared."""
+    auth = aliyun_acs3.parse_authorization(request.headers.get("authorization", ""))
+    if auth is None:
+        raise AliyunError("IncompleteSignature", "The request signature does not conform to Aliyun standards.", 400)
+    if auth.algorithm != aliyun_acs3.ALGORITHM:
+        raise AliyunError("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    for name in aliyun_acs3.REQUIRED_SIGNED:
+        if name not in auth.signed_headers or not headers.get(name):
+            raise AliyunError("IncompleteSignature", f"The request signature must cover the header {name}.", 400)
+    if auth.access_key_id != state.config.aliyun_access_key_id:
+        raise AliyunError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+    check_timestamp(state, headers["x-acs-date"])
+    body = await request.body()
+    # The payload hash is the server's own: a body that does not match x-acs-content-sha256 fails here too.
+    canonical = aliyun_acs3.canonical_request(
+        request.method,
+        request.url.path,
+        dict(request.query_params),
+        headers,
+        auth.signed_headers,
+        aliyun_acs3.sha256_hex(body),
+    )
+    server_string = aliyun_acs3.string_to_sign(canonical)
+    expected = aliyun_acs3.signature(state.config.aliyun_access_key_secret, server_string)
+    if not secrets.compare_digest(expected, auth.signature.lower()):
+        raise AliyunError("SignatureDoesNotMatch", SIGNATURE_MISMATCH + server_string, 400)
+    use_nonce(state, headers["x-acs-signature-nonce"])
 
 
 def fault_error(provider: str) -> Any:
@@ -171,6 +226,7 @@ def send_sms(state: SandboxState, params: dict[str, str]) -> JSONResponse:
     for phone in phones:
         state.record("aliyun_sms", "SendSms", reference=out_id or None, recipient=phone, text=text, provider_id=biz_id)
         reports.append(sms_report(state, phone, biz_id, out_id, text, fail))
+    remember_details(state, params["TemplateCode"], [text] * len(phones), reports)
     schedule_reports(state, "aliyun_sms", "sms_report", reports)
     return answer({"Code": "OK", "Message": "OK", "BizId": biz_id})
 
@@ -205,12 +261,78 @@ def send_batch_sms(state: SandboxState, params: dict[str, str]) -> JSONResponse:
             "aliyun_sms", "SendBatchSms", reference=out_id or None, recipient=phone, text=text, provider_id=biz_id
         )
         reports.append(sms_report(state, phone, biz_id, out_id, text, fail))
+    remember_details(state, params["TemplateCode"], texts, reports)
     schedule_reports(state, "aliyun_sms", "sms_report", reports)
     return answer({"Code": "OK", "Message": "OK", "BizId": biz_id})
 
 
+def remember_details(state: SandboxState, template: str, texts: list[str], reports: list[dict[str, Any]]) -> None:
+    """Keep what QuerySendDetails answers about each (BizId, phone) of a send."""
+    day = datetime.now(CHINA_TZ).strftime("%Y%m%d")
+    for text, report in zip(texts, reports, strict=True):
+        state.sms_details[(report["biz_id"], report["phone_number"])] = {
+            "day": day,
+            "text": text,
+            "template": template,
+            "report": report,
+            "ready_at": time.time() + state.config.report_delay,
+        }
+
+
+def query_send_details(state: SandboxState, params: dict[str, str]) -> JSONResponse:
+    """QuerySendDetails: one number's messages of one day (optionally one BizId), paged (PageSize 1-50).
+
+    SendStatus 1 = waiting for a report, 2 = failed, 3 = delivered (dysmsapi 2017-05-25 reference).
+    Only the sandbox's kept window of sends is known (SandboxConfig.keep_messages).
+    """
+    require(params, "PhoneNumber", "SendDate", "PageSize", "CurrentPage")
+    phone = params["PhoneNumber"].strip()
+    if not MOBILE.match(phone):
+        raise AliyunError("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+    try:
+        day = datetime.strptime(params["SendDate"], "%Y%m%d").replace(tzinfo=CHINA_TZ)
+    except ValueError as exc:
+        raise AliyunError("isv.INVALID_PARAMETERS", "SendDate 格式为 yyyyMMdd") from exc
+    age = (datetime.now(CHINA_TZ) - day).days
+    if not 0 <= age < 30:
+        raise AliyunError("isv.INVALID_PARAMETERS", "只能查询最近30天的记录 / only the last 30 days")
+    size, page = params["PageSize"], params["CurrentPage"]
+    if not size.isdigit() or not 1 <= int(size) <= 50 or not page.isdigit() or int(page) < 1:
+        raise AliyunError("isv.INVALID_PARAMETERS", "PageSize 取值 1-50，CurrentPage 从 1 开始")
+    biz_id = params.get("BizId", "")
+    wanted = params["SendDate"]
+    found = [
+        detail
+        for (bid, number), detail in state.sms_details.items()
+        if number == phone and detail["day"] == wanted and (not biz_id or bid == biz_id)
+    ]
+    start = (int(page) - 1) * int(size)
+    now = time.time()
+    items = []
+    for detail in found[start : start + int(size)]:
+        report = detail["report"]
+        settled = now >= detail["ready_at"]
+        items.append(
+            {
+                "PhoneNum": phone,
+                "SendStatus": (3 if report["success"] else 2) if settled else 1,
+                "ErrCode": report["err_code"] if settled else "",
+                "TemplateCode": detail["template"],
+                "Content": detail["text"],
+                "SendDate": report["send_time"],
+                "ReceiveDate": report["report_time"] if settled else "",
+                "OutId": report["out_id"],
+            }
+        )
+    return answer(
+        {"Code": "OK", "Message": "OK", "TotalCount": len(found), "SmsSendDetailDTOs": {"SmsSendDetailDTO": items}}
+    )
+
+
 def schedule_reports(state: SandboxState, provider: str, kind: str, reports: list[dict[str, Any]]) -> None:
-    """Push reports after the delay (twice when a duplicate_reports fault says so)."""
+    """Push reports after the delay (twice when a duplicate_reports fault says so; never on drop_reports)."""
+    if state.take_fault(provider, "send", ("drop_reports",)) is not None:
+        return
     state.push_later(kind, reports)
     if state.take_fault(provider, "send", ("duplicate_reports",)) is not None:
         state.push_later(kind, reports)
@@ -232,7 +354,7 @@ def single_call_by_tts(state: SandboxState, params: dict[str, str]) -> JSONRespo
     if not play_times.isdigit() or not 1 <= int(play_times) <= 3:
         raise AliyunError("isv.INVALID_PARAMETERS", "PlayTimes 取值 1-3")
     now = time.time()
-    calls = [t for t in state.voice_calls[callee] if now - t < 86400]
+    calls = [t for t in state.voice_calls.get(callee, ()) if now - t < 86400]
     for window, allowed in state.config.voice_limits:
         if sum(1 for t in calls if now - t < window) >= allowed:
             raise AliyunError("isv.BUSINESS_LIMIT_CONTROL", "触发号码流控 / callee limit reached")
@@ -268,34 +390,42 @@ def single_call_by_tts(state: SandboxState, params: dict[str, str]) -> JSONRespo
 ACTIONS = {
     "SendSms": ("aliyun_sms", send_sms),
     "SendBatchSms": ("aliyun_sms", send_batch_sms),
+    "QuerySendDetails": ("aliyun_sms", query_send_details),
     "SingleCallByTts": ("aliyun_voice", single_call_by_tts),
 }
 
 
 async def rpc(request: Request) -> Response:
-    """The RPC endpoint: dispatch on Action after faults and authentication."""
+    """The RPC endpoint: dispatch on the action (v1 `Action`, v3 `x-acs-action`) after faults and authentication."""
     state: SandboxState = request.app.state.sandbox
     params = await read_params(request)
-    action = params.get("Action", "")
+    v3 = request.headers.get("authorization", "").startswith("ACS3-")
+    action = request.headers.get("x-acs-action", "") if v3 else params.get("Action", "")
     if action not in ACTIONS:
         return error_answer(
             "InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404
         )
     provider, handler = ACTIONS[action]
-    injected = await apply_fault(state, provider, fault_error(provider))
+    # Queries are counted and faulted apart from sends (fault `target: "status"`).
+    target = "status" if action == "QuerySendDetails" else "send"
+    injected = await apply_fault(state, provider, fault_error(provider), target=target)
     if injected is not None:
         return injected
     try:
-        authenticate(state, request.method, params)
+        if v3:
+            await authenticate_v3(state, request)
+        else:
+            authenticate(state, request.method, params)
         return handler(state, params)
     except AliyunError as exc:
-        state.record(
-            provider,
-            action,
-            reference=params.get("OutId") or None,
-            recipient=None,
-            text="",
-            provider_id="",
-            error=exc.code,
-        )
+        if action != "QuerySendDetails":
+            state.record(
+                provider,
+                action,
+                reference=params.get("OutId") or None,
+                recipient=None,
+                text="",
+                provider_id="",
+                error=exc.code,
+            )
         return error_answer(exc.code, exc.message, exc.status)

@@ -84,6 +84,9 @@ async def start_cmpp(state: SandboxState) -> None:
         shared_secret=state.config.cmpp_shared_secret,
         port=state.config.cmpp_port,
         report_delay=state.config.report_delay,
+        service_number=state.config.cmpp_service_number,
+        service_id=state.config.cmpp_service_id,
+        keep=state.config.keep_messages,
     ).start()
 
 

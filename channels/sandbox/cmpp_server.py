@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,7 @@ from channels.cmpp_pdu import (
     ucs2_chunks,
     udh,
 )
+from channels.sandbox.bounded import BoundedDict
 
 log = logging.getLogger("channels.sandbox.cmpp")
 
@@ -128,8 +130,14 @@ class CmppSimulator:
         max_window: int = 16,
         accept_versions: tuple[int, ...] = (0x20, 0x21),
         gateway_id: int = 0x1A2B3,
+        service_number: str = "1069012345",
+        service_id: str = "GOVSMS",
+        keep: int = 10_000,
     ) -> None:
         self.source_addr = source_addr
+        # The SP's number (its Src_Id) and service: a phone's reply is addressed to them (Dest_Id, Service_Id).
+        self.service_number = service_number
+        self.service_id = service_id
         self.shared_secret = shared_secret
         self.host = host
         self.requested_port = port
@@ -140,8 +148,11 @@ class CmppSimulator:
         self.max_window = max_window
         self.accept_versions = accept_versions
         self.faults = Faults()
-        self.parts: list[ReceivedPart] = []
-        self.messages: list[ReceivedMessage] = []
+        # The last `keep` parts and messages (memory stays bounded on long runs); `accepted` counts all.
+        self.parts: deque[ReceivedPart] = deque(maxlen=keep)
+        self.messages: deque[ReceivedMessage] = deque(maxlen=keep)
+        self.accepted = 0
+        self._mo_refs = 0
         self.counters = {
             "connects": 0,
             "auth_failures": 0,
@@ -153,7 +164,7 @@ class CmppSimulator:
             "drops": 0,
         }
         self.max_outstanding = 0
-        self.deliver_results: dict[int, int] = {}  # our DELIVER Msg_Id → the SP's Result
+        self.deliver_results: BoundedDict[int, int] = BoundedDict(keep)  # our DELIVER Msg_Id → the SP's Result
         self._msg_ids = MsgIdFactory(gateway_id)
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -208,8 +219,8 @@ class CmppSimulator:
         return [m for m in self.messages if dest in m.dest_terminal_ids]
 
     def count(self, dest: str | None = None) -> int:
-        """How many accepted messages (to `dest`, when given)."""
-        return len(self.messages if dest is None else self.messages_to(dest))
+        """How many accepted messages (all of them; to `dest`: within the kept window)."""
+        return self.accepted if dest is None else len(self.messages_to(dest))
 
     def by_msg_id(self, msg_id: int) -> ReceivedMessage | None:
         """The message one of whose parts got this Msg_Id."""
@@ -234,21 +245,26 @@ class CmppSimulator:
         return len(sessions)
 
     async def send_mo(self, sender: str, text: str, *, dest_id: str = "", service_id: str = "") -> list[int]:
-        """Push a mobile-originated reply (split with concatenation headers when long)."""
+        """Push a mobile-originated reply (split with concatenation headers when long).
+
+        The phone replies to the number it got the text from: `Dest_Id` is the SP's service number
+        (with any extension the SP appended: pass it as `dest_id`), `Service_Id` its service.
+        """
         units = text.encode("utf-16-be")
         chunks = [units] if len(units) <= MAX_CONTENT else ucs2_chunks(units, MAX_CONTENT - 6)
-        ref = len(self.deliver_results) % 256
+        self._mo_refs += 1
+        ref = self._mo_refs % 256
         ids = []
         for number, chunk in enumerate(chunks, start=1):
             msg_id = self._msg_ids.next()
             content = udh(ref, len(chunks), number) + chunk if len(chunks) > 1 else chunk
             pdu = Deliver(
                 msg_id=msg_id,
-                dest_id=dest_id or "1069",
+                dest_id=dest_id or self.service_number,
                 src_terminal_id=sender,
                 msg_content=content,
                 registered_delivery=0,
-                service_id=service_id,
+                service_id=service_id or self.service_id,
                 tp_udhi=1 if len(chunks) > 1 else 0,
                 msg_fmt=MSG_FMT_UCS2,
             )
@@ -433,6 +449,7 @@ class CmppSimulator:
             self._spawn(self._report_later(msg_id, pdu))
 
     def _record(self, pdu: Submit, msg_ids: list[int], text: str, parts: int) -> None:
+        self.accepted += 1
         self.messages.append(
             ReceivedMessage(msg_ids, list(pdu.dest_terminal_ids), text, parts, pdu.src_id, pdu.service_id)
         )

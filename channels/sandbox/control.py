@@ -39,7 +39,11 @@ async def messages(request: Request) -> Response:
 
 
 async def counts(request: Request) -> Response:
-    """GET /_sandbox/counts: accepted per provider and per reference, duplicates, tokens, requests."""
+    """GET /_sandbox/counts: accepted per provider and per reference, duplicates, tokens, requests.
+
+    Counts cover everything since the last reset; `kept` says how many messages of each provider
+    are still in the window `/_sandbox/messages` shows (`received`: all of them).
+    """
     state = _state(request)
     return JSONResponse(
         {
@@ -51,7 +55,9 @@ async def counts(request: Request) -> Response:
             "wechat_repeats": dict(state.counts.get("wechat_mp:repeats", {})),
             "requests": dict(state.requests),
             "tokens_issued": dict(state.tokens_issued),
-            "pushes": len(state.pushes),
+            "pushes": state.pushes_total,
+            "received": dict(state.received_total),
+            "kept": {p: len(r) for p, r in state.received.items()},
             "cmpp": state.cmpp.count() if state.cmpp is not None else None,
         }
     )
@@ -116,7 +122,7 @@ async def sms_inbox(request: Request) -> Response:
     state = _state(request)
     texts = [
         {"text": r.text, "provider": r.provider, "reference": r.reference, "at": r.at}
-        for r in state.received
+        for r in state.recent()
         if r.recipient == phone and not r.error and r.provider in ("aliyun_sms", "cmpp")
     ]
     if state.cmpp is not None:  # the CMPP simulator keeps its own, reassembled, record
@@ -223,7 +229,7 @@ async def weibo_timeline(request: Request) -> Response:
 
 async def pushes(request: Request) -> Response:
     """GET /_sandbox/pushes: callbacks the sandbox made (kind, path, attempts, final status)."""
-    return JSONResponse({"pushes": _state(request).pushes})
+    return JSONResponse({"pushes": list(_state(request).pushes)})
 
 
 async def drain(request: Request) -> Response:

@@ -183,6 +183,9 @@ async def asyncsend_v2(request: Request) -> Response:
             error=error,
         )
     book.tasks[task.task_id] = task
+    book.tasks_total += 1
+    if book.tasks_total % 256 == 0 or len(book.tasks) > state.config.keep_messages:
+        book.forget(day, task.created, state.config.keep_messages)
     return JSONResponse({"errcode": 0, "errmsg": "ok", "task_id": task.task_id, "request_id": secrets.token_hex(6)})
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import json
 import logging
 import random
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +19,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from channels.catalogue import PROVIDER_NAMES
+from channels.sandbox.bounded import BoundedDict
 
 log = logging.getLogger("channels.sandbox")
 
@@ -29,6 +32,7 @@ FAULT_KINDS = (
     "expire_tokens",  # every token issued so far stops working at once (errcode 42001)
     "duplicate_reports",  # push each status report twice, as providers sometimes do
     "fail_reports",  # status reports say the message was not delivered
+    "drop_reports",  # no status report is pushed (QuerySendDetails still knows the outcome)
     "drop_connections",  # CMPP only: close every SP connection at once
 )
 PUSH_SLOTS = 1024  # pushes in flight at once, each on a kept-alive connection (providers push from many servers)
@@ -79,6 +83,12 @@ class SandboxConfig:
     cmpp_port: int | None = None  # run the CMPP ISMG simulator beside the app on this port (0: ephemeral)
     cmpp_source_addr: str = "901234"
     cmpp_shared_secret: str = "sandbox-secret"  # noqa: S105
+    cmpp_service_number: str = "1069012345"  # the SP's number (Src_Id): phones reply to it, DELIVER's Dest_Id
+    cmpp_service_id: str = "GOVSMS"  # the SP's Service_Id, carried by a reply's DELIVER
+    # Memory: the last `keep_messages` messages of each provider (and as many pushes, SMS send
+    # details, WeChat msgids, DingTalk tasks ...) are kept for /_sandbox/messages and the tests;
+    # totals are counted beyond the window.
+    keep_messages: int = 10_000
 
 
 @dataclass
@@ -100,6 +110,18 @@ class DingtalkBook:
     invalid: set[str] = field(default_factory=set)
     daily: Counter[tuple[str, str]] = field(default_factory=Counter)  # (user, day) -> notices
     contents: set[tuple[str, str, str]] = field(default_factory=set)  # (user, day, content hash)
+    tasks_total: int = 0
+
+    def forget(self, today: str, now: float, keep: int) -> None:
+        """Drop other days' counts and tasks DingTalk no longer answers for (24 h), then the oldest past `keep`."""
+        if any(day != today for _, day in self.daily):
+            self.daily = Counter({k: n for k, n in self.daily.items() if k[1] == today})
+            self.contents = {c for c in self.contents if c[1] == today}
+        stale = [t for t, task in self.tasks.items() if now - task.created > 24 * 3600]
+        for task_id in stale:
+            del self.tasks[task_id]
+        while len(self.tasks) > keep:
+            del self.tasks[next(iter(self.tasks))]
 
 
 @dataclass
@@ -167,19 +189,24 @@ class SandboxState:
 
     def reset(self) -> None:
         """Forget every message, fault, token and push."""
-        self.received: list[Received] = []
+        keep = self.config.keep_messages
+        self.received: dict[str, deque[Received]] = defaultdict(lambda: deque(maxlen=keep))
+        self.received_total: Counter[str] = Counter()  # every message ever recorded, per provider
         self.counts: dict[str, Counter[str]] = defaultdict(Counter)
         self.requests: Counter[str] = Counter()
         self.faults: list[Fault] = []
         self.tokens: dict[str, Token] = {}
         self.tokens_issued: Counter[str] = Counter()
         self.nonces: dict[str, float] = {}
-        self.pushes: list[dict[str, Any]] = []
+        self.pushes: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.pushes_total = 0
         self.unfollowed: set[str] = set()
         self.wecom_invalid: set[str] = set()
-        self.voice_calls: dict[str, list[float]] = defaultdict(list)
+        self.voice_calls: BoundedDict[str, list[float]] = BoundedDict(keep)
         self.weibo_posts: list[dict[str, Any]] = []
-        self.wechat_sent: dict[tuple[str, str], str] = {}
+        self.wechat_sent: BoundedDict[tuple[str, str], str] = BoundedDict(keep)
+        # Alibaba SMS send details for QuerySendDetails: (BizId, phone) -> detail, the last `keep`.
+        self.sms_details: BoundedDict[tuple[str, str], dict[str, Any]] = BoundedDict(keep)
         self.dingtalk = DingtalkBook()
 
     # -- records -------------------------------------------------------------------------------
@@ -207,21 +234,26 @@ class SandboxState:
         item = Received(
             next(self._ids), provider, action, reference, recipient, text, provider_id, time.time(), error, params or {}
         )
-        self.received.append(item)
+        self.received[provider].append(item)
+        self.received_total[provider] += 1
         if not error:
             self.counts[provider][reference or ""] += 1
         return item
 
+    def recent(self, provider: str | None = None) -> Iterator[Received]:
+        """The kept window of messages (of one provider, or all), oldest first."""
+        if provider is not None:
+            return iter(self.received.get(provider, ()))
+        return heapq.merge(*self.received.values(), key=lambda r: r.id)
+
     def messages(
         self, provider: str | None = None, reference: str | None = None, recipient: str | None = None
     ) -> list[Received]:
-        """Accepted and refused messages, oldest first, filtered."""
+        """Accepted and refused messages of the kept window, oldest first, filtered."""
         return [
             r
-            for r in self.received
-            if (provider is None or r.provider == provider)
-            and (reference is None or r.reference == reference)
-            and (recipient is None or r.recipient == recipient)
+            for r in self.recent(provider)
+            if (reference is None or r.reference == reference) and (recipient is None or r.recipient == recipient)
         ]
 
     # -- faults --------------------------------------------------------------------------------
@@ -325,6 +357,7 @@ class SandboxState:
             return None
         entry: dict[str, Any] = {"kind": kind, "path": CALLBACK_PATHS[kind], "attempts": 0, "status": None}
         self.pushes.append(entry)
+        self.pushes_total += 1
         delays = (0.0, *self.config.push_retry_delays) if retry else (0.0,)
         for delay in delays:
             if delay:

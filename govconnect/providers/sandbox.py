@@ -42,6 +42,8 @@ def sandbox_config(settings: Settings, callback_base_url: str) -> SandboxConfig:
         weibo_safe_domain=settings.weibo.safe_domain,
         cmpp_source_addr=settings.cmpp.source_addr or DEFAULTS.cmpp_source_addr,
         cmpp_shared_secret=settings.cmpp.shared_secret.get_secret_value() or DEFAULTS.cmpp_shared_secret,
+        cmpp_service_number=settings.cmpp.src_id or DEFAULTS.cmpp_service_number,
+        cmpp_service_id=settings.cmpp.service_id or DEFAULTS.cmpp_service_id,
     )
 
 

@@ -293,6 +293,11 @@ async def test_mobile_originated_replies(sim: CmppSimulator, channel: CmppChanne
     assert len(ids) == 2
     await sim.wait_for(lambda: len(recorder.replies) == 2)
     assert recorder.replies[1].text == long_reply
+    # Without an extension the phone replies to the SP's own service number, never a fixed 1069.
+    assert (recorder.replies[1].extra["dest_id"], recorder.replies[1].extra["service_id"]) == (
+        sim.service_number,
+        sim.service_id,
+    )
 
 
 async def test_reports_held_while_link_is_down_arrive_after_reconnect(

@@ -83,7 +83,7 @@ async def test_standalone_sandbox_runs_cmpp_simulator_and_phone_replies_over_it(
     from channels.sandbox import create_sandbox_app
     from channels.sandbox.runner import run_in_thread
 
-    state = SandboxState(SandboxConfig(cmpp_port=0, report_delay=0.01))
+    state = SandboxState(SandboxConfig(cmpp_port=0, report_delay=0.01, cmpp_service_number="1069057012"))
     server = run_in_thread(create_sandbox_app(state=state))
     replies: list[InboundReply] = []
     got_reply = asyncio.Event()
@@ -114,6 +114,7 @@ async def test_standalone_sandbox_runs_cmpp_simulator_and_phone_replies_over_it(
                 assert r.status_code == 200 and r.json()["via"] == "cmpp"
                 await asyncio.wait_for(got_reply.wait(), 5)
                 assert (replies[0].sender, replies[0].text) == ("13800138011", "TD")
+                assert replies[0].extra["dest_id"] == "1069057012"  # the SP's configured number
                 # Faults on the CMPP link through the same control endpoint.
                 r = await c.post(f"{server.url}/_sandbox/faults", json={"provider": "cmpp", "kind": "rate_limit"})
                 assert r.status_code == 201

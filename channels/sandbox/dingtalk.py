@@ -161,16 +161,18 @@ async def asyncsend_v2(request: Request) -> Response:
     failing = state.take_fault(PROVIDER, "send", ("fail_reports",)) is not None
     day, digest = _day(), hashlib.sha256(str(raw_msg).encode()).hexdigest()
     book = state.dingtalk
+    book.start_day(day)
     for user in users:
+        seen = hash((user, digest))  # one int a person and content: the day's record stays small
         if user in book.invalid or not USERID.match(user):
             task.outcome[user] = "invalid"
-        elif (user, day, digest) in book.contents:
+        elif seen in book.contents:
             task.outcome[user] = SAME_CONTENT
-        elif book.daily[(user, day)] >= state.config.dingtalk_daily_per_user:
+        elif book.daily[user] >= state.config.dingtalk_daily_per_user:
             task.outcome[user] = DAILY_CAP
         else:
-            book.contents.add((user, day, digest))
-            book.daily[(user, day)] += 1
+            book.contents.add(seen)
+            book.daily[user] += 1
             task.outcome[user] = "failed" if failing else "sent"
         error = "" if task.outcome[user] == "sent" else task.outcome[user]
         state.record(
@@ -184,8 +186,10 @@ async def asyncsend_v2(request: Request) -> Response:
         )
     book.tasks[task.task_id] = task
     book.tasks_total += 1
-    if book.tasks_total % 256 == 0 or len(book.tasks) > state.config.keep_messages:
-        book.forget(day, task.created, state.config.keep_messages)
+    # Tasks of up to 100 people each: a tenth of the message window keeps about as many people as it.
+    keep_tasks = max(10, state.config.keep_messages // 10)
+    if book.tasks_total % 64 == 0 or len(book.tasks) > keep_tasks:
+        book.forget(task.created, keep_tasks)
     return JSONResponse({"errcode": 0, "errmsg": "ok", "task_id": task.task_id, "request_id": secrets.token_hex(6)})
 
 

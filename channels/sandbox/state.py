@@ -108,23 +108,26 @@ class DingtalkBook:
 
     tasks: dict[int, DingtalkTask] = field(default_factory=dict)
     invalid: set[str] = field(default_factory=set)
-    daily: Counter[tuple[str, str]] = field(default_factory=Counter)  # (user, day) -> notices
-    contents: set[tuple[str, str, str]] = field(default_factory=set)  # (user, day, content hash)
+    day: str = ""  # the Beijing day `daily` and `contents` count
+    daily: Counter[str] = field(default_factory=Counter)  # user -> notices today
+    contents: set[int] = field(default_factory=set)  # hash((user, content hash)) sent today
     tasks_total: int = 0
 
-    def forget(self, today: str, now: float, keep: int) -> None:
-        """Drop other days' counts and tasks DingTalk no longer answers for (24 h), then the oldest past `keep`."""
-        if any(day != today for _, day in self.daily):
-            self.daily = Counter({k: n for k, n in self.daily.items() if k[1] == today})
-            self.contents = {c for c in self.contents if c[1] == today}
+    def start_day(self, day: str) -> None:
+        """Forget yesterday's per-person counts when the Beijing day changes (the limits are per day)."""
+        if day != self.day:
+            self.day, self.daily, self.contents = day, Counter(), set()
+
+    def forget(self, now: float, keep: int) -> None:
+        """Drop tasks DingTalk no longer answers for (24 h), then the oldest past `keep`."""
         stale = [t for t, task in self.tasks.items() if now - task.created > 24 * 3600]
         for task_id in stale:
             del self.tasks[task_id]
-        while len(self.tasks) > keep:
+        while len(self.tasks) > keep:  # `keep` tasks: the caller passes a tenth of the message window
             del self.tasks[next(iter(self.tasks))]
 
 
-@dataclass
+@dataclass(slots=True)
 class Received:
     """One message the sandbox accepted (or refused, with `error`)."""
 

@@ -138,3 +138,49 @@ async def test_standalone_sandbox_runs_cmpp_simulator_and_phone_replies_over_it(
             assert inbox["messages"][0]["text"] == "停电通知回T退订"
     finally:
         server.stop()
+
+
+async def test_records_keep_a_bounded_window_and_running_counts() -> None:
+    from channels import aliyun_rpc
+    from channels.sandbox import create_sandbox_app
+
+    config = SandboxConfig(keep_messages=50, report_delay=0)
+    state = SandboxState(config)
+    transport = httpx.ASGITransport(app=create_sandbox_app(state=state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as c:
+        numbers = [f"1380000{i:04d}" for i in range(120)]
+        for start in range(0, 120, 40):
+            params = {
+                "PhoneNumbers": ",".join(numbers[start : start + 40]),
+                "SignName": "衢州发布",
+                "TemplateCode": "SMS_000000",
+                "TemplateParam": '{"content":"x"}',
+            }
+            signed = aliyun_rpc.signed_params(
+                "SendSms", params, access_key_id=config.aliyun_access_key_id, secret=config.aliyun_access_key_secret
+            )
+            assert (await c.post("/dysmsapi/", data=signed)).json()["Code"] == "OK"
+        token = state.issue_token("dingtalk").value
+        for i in range(30):
+            body = {
+                "agent_id": config.dingtalk_agentid,
+                "userid_list": f"u{i},v{i}",
+                "msg": {"msgtype": "text", "text": {"content": f"{i}"}},
+            }
+            r = await c.post(
+                "/dingtalk/topapi/message/corpconversation/asyncsend_v2", params={"access_token": token}, json=body
+            )
+            assert r.json()["errcode"] == 0
+        counts = (await c.get("/_sandbox/counts")).json()
+        window = (await c.get("/_sandbox/messages", params={"provider": "aliyun_sms"})).json()
+    assert counts["accepted"] == {"aliyun_sms": 120, "dingtalk": 60}  # counted beyond the window
+    assert counts["received"] == {"aliyun_sms": 120, "dingtalk": 60} and counts["kept"] == {
+        "aliyun_sms": 50,
+        "dingtalk": 50,
+    }
+    assert window["count"] == 50 and [m["recipient"] for m in window["messages"]] == numbers[70:]
+    assert len(state.sms_details) == 50 and len(state.pushes) == 0
+    assert len(state.dingtalk.tasks) <= 10 and max(state.dingtalk.tasks) == state.dingtalk.tasks_total + 256_271_667_000
+    assert state.dingtalk.daily["u29"] == 1
+    state.dingtalk.start_day("19700101")  # a new Beijing day forgets the per-person counts
+    assert not state.dingtalk.daily and not state.dingtalk.contents

@@ -90,6 +90,10 @@ class NoticePipelineSettings(BaseModel):
     """Tuning of the notice pipeline: providers, rates, retries and timeouts."""
 
     sms_providers: list[str] = ["aliyun_sms", "cmpp"]
+    # Share of normal SMS each provider takes first, by cost (e.g. {"aliyun_sms": 1, "cmpp": 3}):
+    # a delivery's id decides, so its retries stay on the same provider until failover moves them.
+    # Empty: every SMS prefers the first of SMS_PROVIDERS. Urgent SMS always prefer the first.
+    sms_weights: dict[str, int] = {}
     rate_per_second: dict[str, int] = {
         "aliyun_sms": 5000,
         "cmpp": 500,
@@ -113,6 +117,22 @@ class NoticePipelineSettings(BaseModel):
     send_concurrency: int = 50
     # At most this many normal SMS a Beijing day to one number, all agencies together (0: no cap).
     daily_sms_cap: int = Field(default=0, ge=0)
+
+    @field_validator("sms_weights")
+    @classmethod
+    def _weights_are_counts(cls, weights: dict[str, int]) -> dict[str, int]:
+        if any(weight < 0 for weight in weights.values()):
+            raise ValueError("SMS weights must be 0 or more")
+        if weights and not any(weights.values()):
+            raise ValueError("at least one SMS weight must be above 0")
+        return weights
+
+    @model_validator(mode="after")
+    def _weights_name_sms_providers(self) -> NoticePipelineSettings:
+        unknown = set(self.sms_weights) - set(self.sms_providers)
+        if unknown:
+            raise ValueError(f"SMS weights for providers not in SMS_PROVIDERS: {sorted(unknown)}")
+        return self
 
 
 class RetentionSettings(BaseModel):

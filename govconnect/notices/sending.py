@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import Counter as TallyCounter
@@ -158,18 +159,50 @@ def _load_notice(engine: Engine, notice_id: str) -> Any:
         ).first()
 
 
-def choose_provider(settings: Settings, providers: list[str], claimed: Claimed) -> str:
+def weighted_order(weights: dict[str, int], providers: list[str], delivery_id: str) -> list[str]:
+    """`providers` with the one this delivery's id draws by weight first (the rest keep their order).
+
+    The draw hashes the id, so it is the same on every attempt and every worker: a delivery's
+    retries go to the same provider until failover moves them, and over many deliveries each
+    provider's share is its weight's share of the total.
+    """
+    shares = [(p, max(0, weights.get(p, 0))) for p in providers]
+    total = sum(weight for _, weight in shares)
+    if total <= 0 or len(providers) < 2:
+        return providers
+    digest = hashlib.blake2b(delivery_id.encode(), digest_size=8).digest()
+    point = int.from_bytes(digest, "big") % total
+    for provider, weight in shares:
+        if point < weight:
+            return [provider, *(p for p in providers if p != provider)]
+        point -= weight
+    return providers  # not reached: the points cover exactly the total
+
+
+def provider_order(settings: Settings, providers: list[str], claimed: Claimed, urgent: bool = False) -> list[str]:
+    """The providers a delivery tries, first choice first: by weight for normal SMS, else by preference."""
+    if urgent or not settings.notices.sms_weights:
+        return providers
+    return weighted_order(settings.notices.sms_weights, providers, claimed.id)
+
+
+def choose_provider(settings: Settings, providers: list[str], claimed: Claimed, urgent: bool = False) -> str:
     """The delivery's provider; SMS moves on to the next provider every `failover_after` failed attempts."""
     if not providers:
         return claimed.provider
+    order = provider_order(settings, providers, claimed, urgent)
     failed_attempts = claimed.attempts - 1
     # Take turns: `failover_after` attempts on the preferred provider, as many on the next, then back.
-    index = (failed_attempts // max(1, settings.notices.failover_after)) % len(providers)
-    return providers[index]
+    index = (failed_attempts // max(1, settings.notices.failover_after)) % len(order)
+    return order[index]
 
 
 def assign_providers(
-    settings: Settings, available: list[str], claimed: list[Claimed], circuits: dict[str, CircuitState]
+    settings: Settings,
+    available: list[str],
+    claimed: list[Claimed],
+    circuits: dict[str, CircuitState],
+    urgent: bool = False,
 ) -> tuple[dict[str, list[Claimed]], list[tuple[Claimed, str, float]]]:
     """Deliveries per provider, skipping providers whose circuit is open (SMS fails over to the other).
 
@@ -178,9 +211,10 @@ def assign_providers(
     by_provider: dict[str, list[Claimed]] = defaultdict(list)
     held: list[tuple[Claimed, str, float]] = []
     for item in claimed:
-        preferred = choose_provider(settings, available, item)
-        start = available.index(preferred) if preferred in available else 0
-        for provider in [*available[start:], *available[:start]] or [preferred]:
+        order = provider_order(settings, available, item, urgent)
+        preferred = choose_provider(settings, available, item, urgent)
+        start = order.index(preferred) if preferred in order else 0
+        for provider in [*order[start:], *order[:start]] or [preferred]:
             circuit = circuits.get(provider, CLOSED_CIRCUIT)
             if circuit.state == "closed" or (circuit.state == "probe" and not by_provider[provider]):
                 by_provider[provider].append(item)
@@ -217,7 +251,7 @@ async def send_deliveries(ctx: dict[str, Any], notice_id: str, channel: str, ids
     available = providers.providers(channel)
     health = get_health(ctx)
     circuits = {p: await health.circuit(p) for p in available}
-    by_provider, held = assign_providers(settings, available, claimed, circuits)
+    by_provider, held = assign_providers(settings, available, claimed, circuits, notice.urgency == "urgent")
     results: list[tuple[Claimed, str, SendResult]] = [
         (item, provider, SendResult.retryable(item.id, "circuit_open", "provider paused", retry_after=wait))
         for item, provider, wait in held

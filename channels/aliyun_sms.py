@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,16 @@ from typing import Any
 import httpx
 
 from channels import aliyun_rpc
-from channels.base import CHINA_TZ, Channel, InboundReply, OutboundMessage, Receipt, RetryableError, SendResult
+from channels.base import (
+    CHINA_TZ,
+    Channel,
+    InboundReply,
+    OutboundMessage,
+    PermanentError,
+    Receipt,
+    RetryableError,
+    SendResult,
+)
 from channels.sms_text import compose, count_parts
 
 MOBILE = re.compile(r"^(?:\+?86|0086)?1[3-9]\d{9}$")
@@ -73,6 +82,41 @@ class AliyunSmsConfig:
     sign_name: str
     template_code: str
     template_param_name: str = "content"
+
+
+# QuerySendDetails (dysmsapi 2017-05-25 API reference): PageSize 1-50; SendStatus 1 waiting for
+# the carrier's report, 2 failed, 3 delivered; only the last 30 days can be asked about.
+QUERY_PAGE_SIZE = 50
+QUERY_MAX_PAGES = 20
+SEND_STATUS_WAITING, SEND_STATUS_FAILED, SEND_STATUS_DELIVERED = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SendDetail:
+    """One message as QuerySendDetails reports it."""
+
+    phone: str
+    status: int
+    err_code: str
+    out_id: str
+    send_date: datetime | None
+    receive_date: datetime | None
+
+    def receipt(self, reference: str, biz_id: str) -> Receipt | None:
+        """Our receipt for this message, or None while Alibaba still waits for the carrier's report."""
+        if self.status not in (SEND_STATUS_FAILED, SEND_STATUS_DELIVERED):
+            return None
+        delivered = self.status == SEND_STATUS_DELIVERED
+        return Receipt(
+            reference=reference,
+            provider_id=biz_id,
+            delivered=delivered,
+            code=self.err_code or ("DELIVERED" if delivered else "failed"),
+            reason="QuerySendDetails",
+            occurred_at=self.receive_date,
+            provider=AliyunSms.provider,
+            recipient=self.phone,
+        )
 
 
 def is_mobile(number: str) -> bool:
@@ -201,6 +245,46 @@ class AliyunSms(Channel):
             for ref, r in results.items()
         }
 
+    async def query_send_details(
+        self,
+        phone: str,
+        send_date: str,
+        biz_id: str = "",
+        *,
+        acquire: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[SendDetail]:
+        """QuerySendDetails for one number and Beijing day (`yyyyMMdd`), one BizId when given, every page.
+
+        `acquire` is awaited before each page (the caller's rate limit); False stops with a
+        retryable `rate_limited`. Whole-request errors raise RetryableError / PermanentError.
+        """
+        details: list[SendDetail] = []
+        for page in range(1, QUERY_MAX_PAGES + 1):
+            if acquire is not None and not await acquire():
+                raise RetryableError("rate_limited", "local rate limit for QuerySendDetails")
+            params = {
+                "PhoneNumber": phone,
+                "SendDate": send_date,
+                "PageSize": str(QUERY_PAGE_SIZE),
+                "CurrentPage": str(page),
+            }
+            if biz_id:
+                params["BizId"] = biz_id
+            answer, retry_after = await self._call("QuerySendDetails", params)
+            code = str(answer.get("Code", ""))
+            if code != "OK":
+                message = str(answer.get("Message", ""))
+                aliyun_rpc.raise_for_common(code, message, retry_after)
+                if code in RETRYABLE_AFTER:
+                    raise RetryableError(code, message, retry_after or RETRYABLE_AFTER[code])
+                raise PermanentError(code, message)
+            items = (answer.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+            details.extend(_send_detail(item) for item in items if isinstance(item, dict))
+            total = int(answer.get("TotalCount") or 0)
+            if not items or len(details) >= total:
+                break
+        return details
+
     def _results(
         self, messages: Sequence[OutboundMessage], answer: dict[str, Any], retry_after: float | None, parts: int
     ) -> dict[str, SendResult]:
@@ -212,6 +296,18 @@ class AliyunSms(Channel):
                 raise RetryableError("no_biz_id", "OK without BizId")
             return {m.reference: SendResult.accepted(m.reference, biz_id, parts) for m in messages}
         return {m.reference: classify(m.reference, code, message, retry_after) for m in messages}
+
+
+def _send_detail(item: dict[str, Any]) -> SendDetail:
+    status = item.get("SendStatus")
+    return SendDetail(
+        phone=str(item.get("PhoneNum") or ""),
+        status=int(str(status)) if str(status).isdigit() else 0,
+        err_code=str(item.get("ErrCode") or ""),
+        out_id=str(item.get("OutId") or ""),
+        send_date=parse_china_time(item.get("SendDate")),
+        receive_date=parse_china_time(item.get("ReceiveDate")),
+    )
 
 
 def _load_array(payload: Any) -> list[dict[str, Any]]:

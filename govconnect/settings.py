@@ -102,6 +102,9 @@ class NoticePipelineSettings(BaseModel):
         "wecom": 600,
         "dingtalk": 200,  # messages a second; DingTalk counts people a minute per app (143103)
         "weibo": 1,
+        # QuerySendDetails pages a second (receipt pulling); our own cautious figure, Alibaba
+        # answers Throttling.User past the account's limit.
+        "aliyun_sms_query": 50,
     }
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
@@ -109,6 +112,9 @@ class NoticePipelineSettings(BaseModel):
     failover_after: int = 2
     claim_timeout_seconds: float = 120.0
     receipt_timeout_seconds: float = 3 * 24 * 3600
+    # In the last this-many seconds before a report-less Alibaba SMS becomes `unknown`, ask
+    # QuerySendDetails what became of it (govconnect/notices/receipt_pull.py); 0: never ask.
+    receipt_pull_before_seconds: float = Field(default=6 * 3600, ge=0)
     sweep_interval_seconds: float = 10.0
     fanout_page: int = 1000
     # Deliveries per send job: each job costs a claim, a record, a notice read and an arq round trip

@@ -270,7 +270,7 @@ def remember_details(state: SandboxState, template: str, texts: list[str], repor
     """Keep what QuerySendDetails answers about each (BizId, phone) of a send."""
     day = datetime.now(CHINA_TZ).strftime("%Y%m%d")
     for text, report in zip(texts, reports, strict=True):
-        state.sms_details[(report["biz_id"], report["phone_number"])] = {
+        state.sms_details[(report["biz_id"], report["phone_number"], state.next_provider_id())] = {
             "day": day,
             "text": text,
             "template": template,
@@ -303,7 +303,7 @@ def query_send_details(state: SandboxState, params: dict[str, str]) -> JSONRespo
     wanted = params["SendDate"]
     found = [
         detail
-        for (bid, number), detail in state.sms_details.items()
+        for (bid, number, _), detail in state.sms_details.items()
         if number == phone and detail["day"] == wanted and (not biz_id or bid == biz_id)
     ]
     start = (int(page) - 1) * int(size)

@@ -208,8 +208,8 @@ class SandboxState:
         self.voice_calls: BoundedDict[str, list[float]] = BoundedDict(keep)
         self.weibo_posts: list[dict[str, Any]] = []
         self.wechat_sent: BoundedDict[tuple[str, str], str] = BoundedDict(keep)
-        # Alibaba SMS send details for QuerySendDetails: (BizId, phone) -> detail, the last `keep`.
-        self.sms_details: BoundedDict[tuple[str, str], dict[str, Any]] = BoundedDict(keep)
+        # Alibaba SMS send details for QuerySendDetails: (BizId, phone, n) -> detail, the last `keep`.
+        self.sms_details: BoundedDict[tuple[str, str, str], dict[str, Any]] = BoundedDict(keep)
         self.dingtalk = DingtalkBook()
 
     # -- records -------------------------------------------------------------------------------

@@ -144,6 +144,8 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         finished += int(await run_db(finish_if_done, ctx["engine"], notice_id, now(ctx)))
     if ctx["settings"].dingtalk.appkey:  # DingTalk reports nothing itself: ask who got and read its notices
         await ctx["queue"].enqueue("poll_dingtalk", job_id="poll_dingtalk")
+    if pulls_receipts(ctx["settings"]):  # late Alibaba SMS reports: ask before they turn `unknown`
+        await ctx["queue"].enqueue("pull_receipts", job_id="pull_receipts")
     # Governance: occurrences of recurring notices, and notices whose sign-off came too late.
     governed = await run_governance_tick(ctx, now(ctx))
     if found["reclaimed"] or requeued:
@@ -157,6 +159,15 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         "governance": governed,
         "callbacks": len(found["callbacks"]),
     }
+
+
+def pulls_receipts(settings: Any) -> bool:
+    """Whether late Alibaba SMS reports are asked for (receipt_pull.py): configured and not switched off."""
+    return bool(
+        settings.notices.receipt_pull_before_seconds > 0
+        and settings.aliyun_sms.access_key_id
+        and "aliyun_sms" in settings.notices.sms_providers
+    )
 
 
 def finish_if_done(engine: Engine, notice_id: str, moment: Any) -> bool:

@@ -246,3 +246,71 @@ async def test_each_message_carries_its_agency_signature_and_template(
     found = await sandbox.get("/_sandbox/messages", provider="aliyun_sms")
     actions = sorted({m["action"] for m in found["messages"]})
     assert actions == ["SendBatchSms", "SendSms"]
+
+
+async def test_query_send_details_pages_and_settles_a_dropped_report(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    import asyncio
+
+    from channels.base import CHINA_TZ
+
+    sms = AliyunSms(sms_config(sandbox), client)
+    await sandbox.fault("aliyun_sms", "drop_reports", count=1)
+    [dropped] = await sms.send([msg("q1")])
+    day = datetime.now(CHINA_TZ).strftime("%Y%m%d")
+    [waiting] = await sms.query_send_details(PHONE, day, str(dropped.provider_id))
+    assert waiting.status in (1, 3) and waiting.out_id == "q1"
+    await asyncio.sleep(0.1)  # past the report delay: Alibaba has the carrier's answer
+    [settled] = await sms.query_send_details(PHONE, day, str(dropped.provider_id))
+    receipt = settled.receipt("q1", str(dropped.provider_id))
+    assert receipt is not None and receipt.delivered and receipt.code == "DELIVERED"
+    assert sandbox.receiver.on("/callbacks/aliyun_sms/report") == []  # the push itself never came
+    # 60 more messages to the same number that day: every page is read (PageSize 50).
+    await sms.send([msg(f"p{i}", text=f"第{i}条") for i in range(60)])
+    asked: list[int] = []
+
+    async def acquire() -> bool:
+        asked.append(1)
+        return True
+
+    everything = await sms.query_send_details(PHONE, day, acquire=acquire)
+    assert len(everything) == 61 and len(asked) == 2
+    failing = await sms.query_send_details("13800000000", day)
+    assert failing == []  # nothing sent to it: an empty page, not an error
+
+
+async def test_query_send_details_errors(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
+    from channels.base import PermanentError, RetryableError
+
+    sms = AliyunSms(sms_config(sandbox), client)
+    with pytest.raises(PermanentError) as bad_date:
+        await sms.query_send_details(PHONE, "20200101")  # older than 30 days
+    assert bad_date.value.code == "isv.INVALID_PARAMETERS"
+    with pytest.raises(PermanentError) as bad_phone:
+        await sms.query_send_details("12345", "20200101")
+    assert bad_phone.value.code == "isv.MOBILE_NUMBER_ILLEGAL"
+    await sandbox.fault("aliyun_sms", "rate_limit", target="status", count=1)
+    with pytest.raises(RetryableError):
+        await sms.query_send_details(PHONE, datetime.now(UTC).strftime("%Y%m%d"))
+
+    async def refuse() -> bool:
+        return False
+
+    with pytest.raises(RetryableError) as limited:
+        await sms.query_send_details(PHONE, datetime.now(UTC).strftime("%Y%m%d"), acquire=refuse)
+    assert limited.value.code == "rate_limited"
+    # Raw requests: PageSize over 50 and a missing PhoneNumber answer Alibaba's codes.
+    cfg = sandbox.state.config
+    for params, code in (
+        (
+            {"PhoneNumber": PHONE, "SendDate": "20261201", "PageSize": "51", "CurrentPage": "1"},
+            "isv.INVALID_PARAMETERS",
+        ),
+        ({"SendDate": "20261201", "PageSize": "10", "CurrentPage": "1"}, "MissingPhoneNumber"),
+    ):
+        signed = aliyun_rpc.signed_params(
+            "QuerySendDetails", params, access_key_id=cfg.aliyun_access_key_id, secret=cfg.aliyun_access_key_secret
+        )
+        r = await client.post(f"{sandbox.url}/dysmsapi/", data=signed)
+        assert r.json()["Code"] == code

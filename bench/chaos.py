@@ -52,6 +52,9 @@ def inject_faults(sandbox_url: str) -> None:
 
 def duplicates(sandbox_url: str) -> tuple[int, int]:
     """(extra accepted messages per person and channel, accepted total) from the sandbox's record."""
+    counts = httpx.get(f"{sandbox_url}/_sandbox/counts", timeout=60).json()
+    if counts.get("received", {}) != counts.get("kept", {}):
+        raise SystemExit("the sandbox forgot messages: run it with a larger GOVCONNECT_SANDBOX__KEEP_MESSAGES")
     messages = httpx.get(f"{sandbox_url}/_sandbox/messages", params={"limit": 10**7}, timeout=60).json()["messages"]
     accepted = Counter((m["provider"], m["recipient"]) for m in messages if not m.get("error"))
     return sum(n - 1 for n in accepted.values() if n > 1), sum(accepted.values())

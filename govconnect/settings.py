@@ -170,6 +170,8 @@ class ProviderSandboxSettings(BaseModel):
     report_delay: float = 1.0
     # The sandbox's DingTalk users read a work notice this many seconds after it is sent (0: never).
     dingtalk_read_after: float = Field(default=30.0, ge=0)
+    # Messages (and pushes, send details ...) of each provider the sandbox keeps; counts cover all.
+    keep_messages: int = Field(default=10_000, ge=1)
 
 
 class Settings(BaseSettings):

@@ -23,6 +23,7 @@ def sandbox_config(settings: Settings, callback_base_url: str) -> SandboxConfig:
         callback_base_url=callback_base_url,
         callback_token=callback_token(settings),
         report_delay=settings.sandbox.report_delay,
+        keep_messages=settings.sandbox.keep_messages,
         aliyun_access_key_id=settings.aliyun_sms.access_key_id or DEFAULTS.aliyun_access_key_id,
         aliyun_access_key_secret=settings.aliyun_sms.access_key_secret.get_secret_value()
         or DEFAULTS.aliyun_access_key_secret,

@@ -15,7 +15,7 @@ V = TypeVar("V")
 
 
 class BoundedDict(OrderedDict[K, V]):
-    """A dict that forgets its oldest insertions past `maxlen` entries."""
+    """A dict that forgets its least recently written entries past `maxlen` entries."""
 
     def __init__(self, maxlen: int) -> None:
         super().__init__()
@@ -23,5 +23,6 @@ class BoundedDict(OrderedDict[K, V]):
 
     def __setitem__(self, key: K, value: V) -> None:
         super().__setitem__(key, value)
+        self.move_to_end(key)  # a callee called again is kept, not evicted by its first call's age
         while len(self) > self.maxlen:
             self.popitem(last=False)

@@ -184,3 +184,13 @@ async def test_records_keep_a_bounded_window_and_running_counts() -> None:
     assert state.dingtalk.daily["u29"] == 1
     state.dingtalk.start_day("19700101")  # a new Beijing day forgets the per-person counts
     assert not state.dingtalk.daily and not state.dingtalk.contents
+
+
+def test_bounded_dict_forgets_the_least_recently_written() -> None:
+    from channels.sandbox.bounded import BoundedDict
+
+    kept: BoundedDict[str, int] = BoundedDict(2)
+    kept["a"], kept["b"] = 1, 2
+    kept["a"] = 3  # written again: now the newest
+    kept["c"] = 4
+    assert dict(kept) == {"a": 3, "c": 4}

@@ -1,4 +1,10 @@
-"""Alibaba Cloud voice notification (dyvmsapi 2017-05-25): SingleCallByTts and VoiceReport pushes.
+"""Alibaba Cloud voice (dyvmsapi 2017-05-25): SingleCallByTts, ClickToDial / CancelCall, VoiceReport pushes.
+
+Click-to-dial (双呼, help.aliyun.com/document_detail/147561 and the ClickToDial API reference):
+the platform calls `CallerNumber` first, showing `CallerShowNumber`; when that leg answers it
+calls `CalledNumber`, showing `CalledShowNumber`, and bridges the two, so neither side sees the
+other's mobile. The answer carries a `CallId` ("118720797955^10551795xx"); `CancelCall` by
+`CallId` stops a call still ringing; the outcome arrives as a VoiceReport item with our `OutId`.
 
 The provider allows each callee at most 1 call a minute, 5 an hour and 20 a day. The adapter
 keeps the same windows locally so it does not spend a request it knows will fail. Either refusal
@@ -14,12 +20,13 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from channels import aliyun_rpc
 from channels.aliyun_sms import _load_array, parse_china_time
-from channels.base import Channel, OutboundMessage, Receipt, RetryableError, SendResult
+from channels.base import Channel, OutboundMessage, PermanentError, Receipt, RetryableError, SendResult
 from channels.shared_windows import RedisCalleeLimiter, maybe_await
 
 # (window seconds, calls allowed) per callee, as the provider documents.
@@ -144,10 +151,119 @@ class AliyunVoice(Channel):
         return [SendResult.retryable(message.reference, code, reason, retry_after)]
 
 
+# VoiceReport `smart_status_code` → the call's state (answered, busy, no_answer; anything else failed).
+CALL_STATES = {"ANSWERED": "answered", "BUSY": "busy", "NOANSWER": "no_answer", "CANCELLED": "cancelled"}
+# OutId prefix of click-to-dial calls: their reports are calls, not deliveries (whose ids are 32 hex digits).
+DIAL_PREFIX = "dial_"
+
+
+@dataclass(frozen=True)
+class CallReport:
+    """The outcome of one click-to-dial call, from its VoiceReport item."""
+
+    call_id: str
+    out_id: str
+    state: str  # answered, busy, no_answer, cancelled, failed
+    code: str
+    leg: str  # which leg ended an unanswered call: "caller" (our staff) or "callee"; "" when answered
+    duration: int
+
+
+async def click_to_dial(
+    client: httpx.AsyncClient,
+    config: AliyunVoiceConfig,
+    *,
+    caller: str,
+    called: str,
+    out_id: str,
+    session_timeout: int = 120,
+    record: bool = False,
+) -> str:
+    """Place a 双呼 call (caller first, then bridged to called; both see `show_number`); its CallId.
+
+    Raises PermanentError for a refusal no retry fixes (bad number, flow control), RetryableError otherwise.
+    """
+    answer, retry_after = await aliyun_rpc.call(
+        client,
+        config.base_url,
+        "ClickToDial",
+        {
+            "CallerShowNumber": config.show_number,
+            "CallerNumber": caller,
+            "CalledShowNumber": config.show_number,
+            "CalledNumber": called,
+            "SessionTimeout": str(session_timeout),
+            "RecordFlag": "true" if record else "false",
+            "OutId": out_id,
+        },
+        access_key_id=config.access_key_id,
+        secret=config.access_key_secret,
+    )
+    code, reason = str(answer.get("Code", "")), str(answer.get("Message", ""))
+    if code == "OK":
+        call_id = str(answer.get("CallId") or "")
+        if not call_id:
+            raise RetryableError("no_call_id", "OK without CallId")
+        return call_id
+    aliyun_rpc.raise_for_common(code, reason, retry_after)
+    if code in RETRYABLE_AFTER:
+        raise RetryableError(code, reason, retry_after=retry_after or RETRYABLE_AFTER[code])
+    raise PermanentError(code, reason)
+
+
+async def cancel_call(client: httpx.AsyncClient, config: AliyunVoiceConfig, call_id: str) -> bool:
+    """CancelCall: True when the provider stopped the call, False when it had already ended or is unknown."""
+    answer, retry_after = await aliyun_rpc.call(
+        client,
+        config.base_url,
+        "CancelCall",
+        {"CallId": call_id},
+        access_key_id=config.access_key_id,
+        secret=config.access_key_secret,
+    )
+    code, reason = str(answer.get("Code", "")), str(answer.get("Message", ""))
+    if code != "OK":
+        aliyun_rpc.raise_for_common(code, reason, retry_after)
+        raise PermanentError(code, reason)
+    return answer.get("Status") in (True, "true")
+
+
+def is_dial_item(item: dict[str, Any]) -> bool:
+    """Whether a VoiceReport item reports a click-to-dial call (our OutId says so)."""
+    return str(item.get("out_id") or "").startswith(DIAL_PREFIX)
+
+
+def parse_call_reports(payload: object) -> list[CallReport]:
+    """Click-to-dial outcomes among a VoiceReport push's items; raises ValueError on a malformed payload."""
+    reports = []
+    for item in _load_array(payload):
+        if not is_dial_item(item):
+            continue
+        smart = str(item.get("smart_status_code") or "")
+        state = CALL_STATES.get(smart, "answered" if str(item.get("status_code")) == ANSWERED else "failed")
+        try:
+            duration = int(item.get("duration") or 0)
+        except (TypeError, ValueError):
+            duration = 0
+        reports.append(
+            CallReport(
+                call_id=str(item.get("call_id") or ""),
+                out_id=str(item["out_id"]),
+                state=state,
+                code=smart or str(item.get("status_code") or ""),
+                leg=str(item.get("leg") or ""),
+                duration=max(0, duration),
+            )
+        )
+    return reports
+
+
 def parse_voice_report(payload: object) -> list[Receipt]:
     """Receipts from a VoiceReport push (JSON array); raises ValueError on a malformed payload."""
     receipts = []
     for item in _load_array(payload):
+        if is_dial_item(item):
+            continue  # a click-to-dial call, not a delivery: parse_call_reports reads it
         if not item.get("call_id") and not item.get("out_id"):
             raise ValueError("report item has neither call_id nor out_id")
         status = str(item.get("status_code") or "")

@@ -19,6 +19,7 @@ from govconnect.api.routes import contacts as contacts_routes
 from govconnect.api.strict_query import reject_unknown_query
 from govconnect.audiences import api as audiences_api
 from govconnect.audit import api as audit_api
+from govconnect.calls import api as calls_api
 from govconnect.citizens import api as subscribers_api
 from govconnect.citizens.code_limits import CodeBudget
 from govconnect.console.install import install_console
@@ -54,6 +55,7 @@ ROUTERS.append(status_page.router)
 ROUTERS.append(audit_api.router)
 ROUTERS.append(governance_api.router)
 ROUTERS.append(subscribers_api.router)
+ROUTERS.append(calls_api.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:

@@ -41,6 +41,10 @@ class AliyunVoiceSettings(BaseModel):
     access_key_secret: SecretStr = SecretStr("")
     show_number: str = ""
     tts_code: str = "TTS_000000"
+    # Click-to-dial (双呼): calls one staff member (or API key) may place, `limits` notation.
+    dial_limit: str = "20/hour"
+    dial_session_timeout: int = Field(default=120, ge=1, le=7200)  # longest call, seconds
+    dial_record: bool = False  # ask the provider to record calls (RecordFlag)
 
 
 class WechatMpSettings(BaseModel):

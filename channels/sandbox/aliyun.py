@@ -387,11 +387,95 @@ def single_call_by_tts(state: SandboxState, params: dict[str, str]) -> JSONRespo
     return answer({"Code": "OK", "Message": "OK", "CallId": call_id})
 
 
+def _dial_leg(state: SandboxState, number: str) -> str | None:
+    """How one leg of a 双呼 call ends in the sandbox: None answered, else BUSY or NOANSWER (by number suffix)."""
+    if number.endswith(state.config.busy_suffix):
+        return "BUSY"
+    if number.endswith(state.config.undeliverable_suffix):
+        return "NOANSWER"
+    return None
+
+
+# VoiceReport status codes for the outcomes the sandbox simulates.
+DIAL_STATUS = {
+    "ANSWERED": ("200000", "双方通话结束"),
+    "BUSY": ("200002", "用户忙"),
+    "NOANSWER": ("200005", "用户未接听"),
+    "CANCELLED": ("200010", "呼叫已取消"),
+}
+
+
+def click_to_dial(state: SandboxState, params: dict[str, str]) -> JSONResponse:
+    """ClickToDial (双呼): the caller leg first, then the called leg, one VoiceReport with the outcome.
+
+    The caller's leg decides first: busy or unanswered there, the called number is never dialled
+    (`leg` "caller"); otherwise the called leg's outcome (`leg` "callee"), or ANSWERED when both
+    answer. A CancelCall before the report goes out turns it into CANCELLED.
+    """
+    require(params, "CallerShowNumber", "CallerNumber", "CalledShowNumber", "CalledNumber")
+    caller, called = params["CallerNumber"], params["CalledNumber"]
+    if not PHONE.match(caller) or not PHONE.match(called):
+        raise AliyunError("isv.MOBILE_NUMBER_ILLEGAL", "号码不合法")
+    timeout = params.get("SessionTimeout", "120")
+    if not timeout.isdigit() or not 1 <= int(timeout) <= 7200:
+        raise AliyunError("isv.INVALID_PARAMETERS", "SessionTimeout 取值 1-7200")
+    call_id = f"{state.next_provider_id()}^{state.next_provider_id()}"
+    out_id = params.get("OutId", "")
+    state.record(
+        "aliyun_voice", "ClickToDial", reference=out_id or None, recipient=called, text="", provider_id=call_id
+    )
+    caller_end = _dial_leg(state, caller)
+    callee_end = None if caller_end else _dial_leg(state, called)
+    smart = caller_end or callee_end or "ANSWERED"
+    code, message = DIAL_STATUS[smart]
+    report = {
+        "call_id": call_id,
+        "start_time": china_now(),
+        "end_time": china_now(),
+        "duration": 30 if smart == "ANSWERED" else 0,
+        "status_code": code,
+        "status_msg": message,
+        "smart_status_code": smart,
+        "out_id": out_id,
+        "caller": params["CallerShowNumber"],
+        "callee": called,
+        "leg": "caller" if caller_end else "callee" if callee_end else "",
+        "hangup_direction": "1" if smart == "ANSWERED" else "",
+        "record_flag": params.get("RecordFlag", "false"),
+        "toll_type": "LOCAL",
+    }
+    state.dial_calls[call_id] = (time.time() + state.config.report_delay, report)  # a bounded window
+    schedule_reports(state, "aliyun_voice", "voice_report", [report])
+    return answer({"Code": "OK", "Message": "OK", "CallId": call_id})
+
+
+def cancel_call(state: SandboxState, params: dict[str, str]) -> JSONResponse:
+    """CancelCall: a call whose report has not gone out yet ends CANCELLED (Status true); else Status false."""
+    require(params, "CallId")
+    entry = state.dial_calls.get(params["CallId"])
+    if entry is None or time.time() >= entry[0] - 0.05:  # its report is (about to be) on the way: the call ended
+        return answer({"Code": "OK", "Message": "OK", "Status": False})
+    report = entry[1]
+    code, message = DIAL_STATUS["CANCELLED"]
+    report.update(status_code=code, status_msg=message, smart_status_code="CANCELLED", duration=0, leg="")
+    state.record(
+        "aliyun_voice",
+        "CancelCall",
+        reference=report.get("out_id") or None,
+        recipient=None,
+        text="",
+        provider_id=params["CallId"],
+    )
+    return answer({"Code": "OK", "Message": "OK", "Status": True})
+
+
 ACTIONS = {
     "SendSms": ("aliyun_sms", send_sms),
     "SendBatchSms": ("aliyun_sms", send_batch_sms),
     "QuerySendDetails": ("aliyun_sms", query_send_details),
     "SingleCallByTts": ("aliyun_voice", single_call_by_tts),
+    "ClickToDial": ("aliyun_voice", click_to_dial),
+    "CancelCall": ("aliyun_voice", cancel_call),
 }
 
 

@@ -59,6 +59,7 @@ class SandboxConfig:
     sms_templates: dict[str, str] = field(default_factory=lambda: {"SMS_000000": "${content}"})
     timestamp_skew: float = 900.0
     undeliverable_suffix: str = "0000"  # numbers ending so get a failed report
+    busy_suffix: str = "1111"  # click-to-dial: a leg to a number ending so is busy
     wechat_appid: str = "wxsandbox0000000001"
     wechat_secret: str = "sandbox-wechat-secret"  # noqa: S105
     wechat_callback_token: str = "sandbox-wechat-token"  # noqa: S105
@@ -206,6 +207,8 @@ class SandboxState:
         self.unfollowed: set[str] = set()
         self.wecom_invalid: set[str] = set()
         self.voice_calls: BoundedDict[str, list[float]] = BoundedDict(keep)
+        # click-to-dial CallId -> (when its report goes out, the report); CancelCall changes it before then
+        self.dial_calls: BoundedDict[str, tuple[float, dict[str, Any]]] = BoundedDict(keep)
         self.weibo_posts: list[dict[str, Any]] = []
         self.wechat_sent: BoundedDict[tuple[str, str], str] = BoundedDict(keep)
         # Alibaba SMS send details for QuerySendDetails: (BizId, phone, n) -> detail, the last `keep`.

@@ -35,6 +35,7 @@ AUDIT_ACTIONS = (
     "schedule_change",
     "suppression_change",
     "settings_change",
+    "click_to_dial",
 )
 
 

@@ -114,6 +114,8 @@ class Notice(SQLModel, table=True):
     reviewed_at: datetime | None = None
     reviewed_by: str = Field(default="", max_length=80)
     schedule_id: int | None = Field(default=None, index=True)
+    # "attendance": a meeting notice (回执) asking for 1 (will attend) / 2 (will not); migration 0020.
+    replies: str = Field(default="", max_length=16)
 
 
 class NoticeApproval(SQLModel, table=True):

@@ -106,11 +106,10 @@ def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
 
 
 def _apply_reply(engine: Engine, reply: InboundReply, secret: str) -> None:
-    from govconnect.citizens.optout import handle_sms_reply
-    from govconnect.db import session_scope
+    # An opt-out leaves; any other reply is stored and its agency callback owed (the sweeper sends it).
+    from govconnect.notices.replies import store_replies
 
-    with session_scope(engine) as session:
-        handle_sms_reply(session, reply.sender, reply.text, reply.provider, secret=secret)
+    store_replies(engine, [reply], secret)
 
 
 def _sync_redis(ctx: dict[str, Any]) -> Any:

@@ -69,6 +69,9 @@ class NoticeCreate(BaseModel):
     # current version, placeholders filled with `template_values` (the rest per recipient).
     template_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     template_values: dict[Text, Text] = Field(default_factory=dict, max_length=50)
+    # "attendance": a meeting notice (回执); the text asks for 1 (will attend) / 2 (will not) and
+    # replies are tallied in GET /api/v1/notices/{id}/replies.
+    replies: Literal["attendance"] | None = None
 
     @model_validator(mode="after")
     def _text_or_template(self) -> NoticeCreate:
@@ -135,11 +138,44 @@ class NoticePublic(BaseModel):
     review_due_at: datetime | None = None
     reviewed_at: datetime | None = None
     schedule_id: int | None = None
+    replies: Literal["attendance"] | None = None  # a meeting notice whose 1/2 replies are tallied
     progress: dict[str, ChannelProgress] = Field(default_factory=dict)
     # When the progress was counted: for a large notice it may be up to about a second old.
     progress_as_of: datetime | None = None
     # Only in the answer that accepted the notice: its inline CSV's rows accepted, refused, merged.
     audience_report: dict[str, Any] | None = None
+
+
+class ReplyPublic(BaseModel):
+    """One SMS reply to a notice; `sender` masked unless the caller may see that person."""
+
+    id: int
+    delivery_id: str | None
+    sender: str
+    text: str
+    provider: str
+    answer: Literal["attend", "decline"] | None
+    received_at: datetime
+
+
+class Attendance(BaseModel):
+    """A meeting notice's tally: each person's latest 1/2 reply counts; who has not answered."""
+
+    attend: int
+    decline: int
+    other: int  # people who replied something else and neither 1 nor 2
+    unanswered: int
+    not_answered: list[dict[str, str]]  # delivery_id and (masked) recipient of people without a 1/2 reply
+
+
+class ReplyPage(BaseModel):
+    """One page of a notice's replies, and for a meeting notice its tally."""
+
+    items: list[ReplyPublic]
+    total: int
+    limit: int
+    offset: int
+    attendance: Attendance | None = None
 
 
 class NoticePage(BaseModel):

@@ -41,6 +41,7 @@ from govconnect.notices.models import CHANNELS, Category, Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.notices.policy import placeholders, template_length
 from govconnect.notices.publication import unfit_for_public
+from govconnect.notices.reply_models import ATTENDANCE, ATTENDANCE_ASK
 from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING, count_cancelled
 from govconnect.reports.rollup import count_notice
@@ -321,6 +322,7 @@ def _accept(
         if existing is not None:
             return _replay(existing, digest), False
     made_from = from_template(session, agency, data)
+    replies = data.replies or ""
     if made_from is not None:
         data = made_from.notice
     checked = validate_notice(
@@ -342,11 +344,12 @@ def _accept(
     notice = Notice(
         agency_id=agency.id or 0,
         title=data.title,
-        body=data.body,
+        body=data.body + (ATTENDANCE_ASK if replies == ATTENDANCE else ""),
         category=data.category,
         regions=data.regions,
         urgency=data.urgency,
         channels=checked.channels,
+        replies=replies,
         audience=data.audience.model_dump(exclude_none=True),
         status=status,
         public=checked.public,
@@ -551,6 +554,7 @@ def notice_public(session: Session, notice: Notice, with_progress: bool = True) 
         review_due_at=notice.review_due_at,
         reviewed_at=notice.reviewed_at,
         schedule_id=notice.schedule_id,
+        replies="attendance" if notice.replies == ATTENDANCE else None,
         progress=progress,
         progress_as_of=as_of,
     )

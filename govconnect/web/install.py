@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
+from govconnect.calls import web as calls_web
 from govconnect.citizens.code_delivery import close_code_client, send_code_sms
 from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
@@ -47,6 +48,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         site.router,
         subscribe_pages.router,
         staff_directory.router,
+        calls_web.router,
         staff_compose.router,
         feeds.router,
         tv.router,

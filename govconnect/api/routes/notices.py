@@ -24,7 +24,10 @@ from govconnect.notices import service
 from govconnect.notices.agency_callbacks import callback_page, check_callback_url, signing_secret
 from govconnect.notices.intake import accept_and_enqueue
 from govconnect.notices.pipeline_models import DELIVERY_STATUSES
+from govconnect.notices.replies import attendance_tally, iter_replies, replies_page
+from govconnect.notices.reply_models import ATTENDANCE
 from govconnect.notices.schemas import (
+    Attendance,
     CallbackInfo,
     CallbackRegistration,
     DeliveryPage,
@@ -33,6 +36,8 @@ from govconnect.notices.schemas import (
     NoticePage,
     NoticePublic,
     RecipientVisibility,
+    ReplyPage,
+    ReplyPublic,
 )
 
 log = logging.getLogger("govconnect.notices")
@@ -150,6 +155,59 @@ def notice_deliveries(
     return DeliveryPage(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
+@router.get(
+    "/notices/{notice_id}/replies", response_model=ReplyPage, summary="SMS replies and 回执 tally (JSON or CSV)"
+)
+def notice_replies(
+    request: Request,
+    notice_id: str,
+    principal: Reader,
+    session: SessionDep,
+    page: Annotated[Page, Depends(paging(default=100, maximum=1000))],
+    format: Literal["json", "csv"] = "json",
+) -> ReplyPage | StreamingResponse:
+    """Replies people sent to this notice by SMS, oldest first; senders masked as in deliveries.
+
+    For a meeting notice (`replies: "attendance"`) the answer adds the tally: will attend (1),
+    will not (2), other replies, and who has not answered yet.
+    """
+    notice = service.get_notice(session, principal.agency, notice_id)
+    reveal = RecipientVisibility(staff=principal.has("contacts:write"), others=principal.has("subscribers:read"))
+    if format == "csv":
+        every = iter_replies(request.app.state.engine, notice.id)
+        return StreamingResponse(
+            _csv_lines((_reply_public(r, reveal) for r in every), ReplyPublic),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="replies-{notice_id}.csv"'},
+        )
+    conn = session.connection()
+    rows, total = replies_page(conn, notice.id, page.limit, page.offset)
+    attendance = None
+    if notice.replies == ATTENDANCE:
+        counts, unanswered = attendance_tally(conn, notice.id)
+        people = [{"delivery_id": r.id, "recipient": reveal.shown(r.recipient, r.params)} for r in unanswered]
+        attendance = Attendance(**counts, not_answered=people)
+    return ReplyPage(
+        items=[_reply_public(r, reveal) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        attendance=attendance,
+    )
+
+
+def _reply_public(r: Any, reveal: RecipientVisibility) -> ReplyPublic:
+    return ReplyPublic(
+        id=r.id,
+        delivery_id=r.delivery_id,
+        sender=reveal.shown(r.sender, r.params),
+        text=r.text,
+        provider=r.provider,
+        answer=r.answer or None,
+        received_at=r.received_at,
+    )
+
+
 def _delivery_public(r: Any, reveal: RecipientVisibility) -> DeliveryPublic:
     return DeliveryPublic(
         id=r.id,
@@ -167,8 +225,8 @@ def _delivery_public(r: Any, reveal: RecipientVisibility) -> DeliveryPublic:
     )
 
 
-def _csv_lines(items: Iterable[DeliveryPublic]) -> Iterator[str]:
-    fields = list(DeliveryPublic.model_fields)
+def _csv_lines(items: Iterable[BaseModel], model: type[BaseModel] = DeliveryPublic) -> Iterator[str]:
+    fields = list(model.model_fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(fields)

@@ -26,7 +26,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channels.aliyun_sms import parse_sms_report, parse_sms_up
-from channels.aliyun_voice import parse_voice_report
+from channels.aliyun_voice import parse_call_reports, parse_voice_report
 from channels.base import Receipt
 from channels.wechat_crypto import (
     WechatCipher,
@@ -37,13 +37,15 @@ from channels.wechat_crypto import (
 )
 from channels.wechat_mp import check_signature, parse_event
 from govconnect.api.replay_guard import NonceGuard
-from govconnect.citizens.optout import handle_sms_reply, handle_wechat_follow
+from govconnect.calls.service import settle_calls
+from govconnect.citizens.optout import handle_wechat_follow
 from govconnect.db import session_scope
 from govconnect.errors import ApiError, api_error_handler, error_response, http_error_handler
 from govconnect.metrics import MetricsMiddleware
 from govconnect.middleware import BodySizeLimitMiddleware
 from govconnect.notices.agency_callbacks import emit_status_events
 from govconnect.notices.receipts import ReceiptBatcher, ReceiptOutcome, ReceiptsBusy
+from govconnect.notices.replies import apply_inbound_sms
 from govconnect.notices.sending import enqueue_finish
 from govconnect.providers.channel_factory import callback_token
 from govconnect.security import secrets_equal
@@ -120,26 +122,23 @@ async def aliyun_sms_report(request: Request) -> JSONResponse:
 
 @public
 async def aliyun_sms_up(request: Request) -> JSONResponse:
-    """Alibaba Cloud SmsUp: replies from phones (T/TD/退订 unsubscribe)."""
+    """Alibaba Cloud SmsUp: replies from phones (T/TD/退订 unsubscribe; anything else kept as a reply)."""
     _check_token(request)
     replies = _parsed(parse_sms_up, await _json_body(request))
-    engine: Engine = request.app.state.engine
-    secret = request.app.state.settings.secret_key.get_secret_value()
-
-    def apply() -> None:
-        with session_scope(engine) as session:
-            for reply in replies:
-                handle_sms_reply(session, reply.sender, reply.text, reply.provider, secret=secret)
-
-    await asyncio.to_thread(apply)
+    state = request.app.state
+    await apply_inbound_sms({"engine": state.engine, "queue": state.queue, "settings": state.settings}, replies)
     return JSONResponse(ALIYUN_OK)
 
 
 @public
 async def aliyun_voice_report(request: Request) -> JSONResponse:
-    """Alibaba Cloud VoiceReport: call outcomes for our references."""
+    """Alibaba Cloud VoiceReport: call outcomes for our references, and click-to-dial calls' ends."""
     _check_token(request)
-    await _apply(request, _parsed(parse_voice_report, await _json_body(request)))
+    payload = await _json_body(request)
+    calls = _parsed(parse_call_reports, payload)
+    if calls:
+        await asyncio.to_thread(settle_calls, request.app.state.engine, calls)
+    await _apply(request, _parsed(parse_voice_report, payload))
     return JSONResponse(ALIYUN_OK)
 
 

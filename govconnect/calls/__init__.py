@@ -1,0 +1,1 @@
+"""Click-to-dial (双呼): staff and operators call a person through the government number."""

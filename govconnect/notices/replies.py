@@ -1,0 +1,209 @@
+"""Inbound SMS replies: opt-outs leave; any other reply is kept, linked to the notice it answers, owed to its agency.
+
+A reply is linked to the last SMS delivery sent to that number within `REPLY_WINDOW` (a person
+answers the message they just got), and through it to the notice and its agency. For a meeting
+notice (`replies == "attendance"`, 回执) a reply of `1` counts as will attend and `2` as will not.
+The agency's callback gets a `reply` event, written in the same transaction as the reply (like
+status events, a row the sweeper re-enqueues until the agency answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from channels.base import InboundReply
+from contacts.phones import normalise_mobile
+from govconnect.agencies.models import Agency
+from govconnect.citizens.optout import handle_sms_reply
+from govconnect.clock import utcnow
+from govconnect.db import session_scope
+from govconnect.notices.models import Notice
+from govconnect.notices.pipeline_models import AgencyCallback, Delivery
+from govconnect.notices.reply_models import ATTENDANCE, ATTENDANCE_ANSWERS, NoticeReply
+
+log = logging.getLogger("govconnect.notices")
+D = Delivery.__table__  # type: ignore[attr-defined]
+N = Notice.__table__  # type: ignore[attr-defined]
+A = Agency.__table__  # type: ignore[attr-defined]
+R = NoticeReply.__table__  # type: ignore[attr-defined]
+C = AgencyCallback.__table__  # type: ignore[attr-defined]
+REPLY_WINDOW = timedelta(days=7)
+# Sent-but-not-reported SMS count as sent to that number; queued or failed ones were not seen.
+SEEN_STATUSES = ("sent", "delivered", "unknown")
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    """What recording one inbound SMS did: the reply id (None for an opt-out) and an owed callback id."""
+
+    reply_id: int | None
+    callback_id: int | None = None
+
+
+def attendance_answer(text: str) -> str:
+    """`attend` for "1", `decline` for "2" (full-width digits too), else ""."""
+    return ATTENDANCE_ANSWERS.get(unicodedata.normalize("NFKC", text).strip().rstrip("。.!！"), "")
+
+
+def _last_delivery(conn: Connection, number: str, moment: datetime) -> Any:
+    return conn.execute(
+        select(D.c.id, D.c.notice_id, N.c.agency_id, N.c.replies, A.c.callback_url)
+        .join(N, N.c.id == D.c.notice_id)
+        .join(A, A.c.id == N.c.agency_id)
+        .where(
+            D.c.recipient == number,
+            D.c.channel == "sms",
+            D.c.status.in_(SEEN_STATUSES),
+            D.c.sent_at >= moment - REPLY_WINDOW,
+        )
+        .order_by(D.c.sent_at.desc())
+        .limit(1)
+    ).first()
+
+
+def record_inbound_sms(session: Session, reply: InboundReply, *, secret: str, moment: datetime) -> StoredReply:
+    """Apply one inbound SMS in the caller's transaction: an opt-out leaves, anything else is stored."""
+    if handle_sms_reply(session, reply.sender, reply.text, reply.provider, secret=secret):
+        return StoredReply(None)
+    conn = session.connection()
+    number = normalise_mobile(reply.sender) or reply.sender.strip()[:20]
+    linked = _last_delivery(conn, number, moment)
+    text = reply.text.strip()[:500]
+    answer = attendance_answer(text) if linked is not None and linked.replies == ATTENDANCE else ""
+    reply_id = int(
+        conn.execute(
+            insert(R)
+            .values(
+                notice_id=linked.notice_id if linked else None,
+                agency_id=linked.agency_id if linked else None,
+                delivery_id=linked.id if linked else None,
+                sender=number,
+                text=text,
+                provider=reply.provider[:32],
+                answer=answer,
+                received_at=reply.received_at or moment,
+            )
+            .returning(R.c.id)
+        ).scalar_one()
+    )
+    callback_id = None
+    if linked is not None and linked.callback_url:
+        # The event names the delivery, not the number: the agency reads the text by reply id.
+        event = {
+            "type": "reply",
+            "reply_id": reply_id,
+            "notice_id": linked.notice_id,
+            "delivery_id": linked.id,
+            "text": text,
+            "answer": answer or None,
+            "at": (reply.received_at or moment).isoformat(),
+        }
+        callback_id = int(
+            conn.execute(
+                insert(C)
+                .values(
+                    agency_id=linked.agency_id,
+                    events=[event],
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=moment,
+                    last_result="",
+                    created_at=moment,
+                )
+                .returning(C.c.id)
+            ).scalar_one()
+        )
+    log.info("reply %s stored (notice %s)", reply_id, linked.notice_id if linked else None)
+    return StoredReply(reply_id, callback_id)
+
+
+def store_replies(engine: Engine, replies: list[InboundReply], secret: str) -> list[StoredReply]:
+    """Record a batch of inbound SMS in one transaction."""
+    moment = utcnow()
+    with session_scope(engine) as session:
+        return [record_inbound_sms(session, reply, secret=secret, moment=moment) for reply in replies]
+
+
+async def apply_inbound_sms(ctx: dict[str, Any], replies: list[InboundReply]) -> list[StoredReply]:
+    """Record inbound SMS and queue the first try of each owed reply callback (the sweeper retries the rest)."""
+    secret = ctx["settings"].secret_key.get_secret_value()
+    stored = await asyncio.to_thread(store_replies, ctx["engine"], replies, secret)
+    queue = ctx.get("queue")
+    if queue is not None:
+        from govconnect.notices.agency_callbacks import job_id
+
+        for item in stored:
+            if item.callback_id is not None:
+                await queue.enqueue(
+                    "post_agency_callback", job_id=job_id(item.callback_id, 0), callback_id=item.callback_id
+                )
+    return stored
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def replies_page(conn: Connection, notice_id: str, limit: int, offset: int) -> tuple[list[Any], int]:
+    """A notice's replies, oldest first, with the params of the delivery each answers (for masking)."""
+    total = int(conn.execute(select(func.count()).select_from(R).where(R.c.notice_id == notice_id)).scalar_one())
+    rows = conn.execute(
+        select(R, D.c.params)
+        .outerjoin(D, D.c.id == R.c.delivery_id)
+        .where(R.c.notice_id == notice_id)
+        .order_by(R.c.received_at, R.c.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def attendance_tally(conn: Connection, notice_id: str) -> tuple[dict[str, int], list[Any]]:
+    """Counts of attend / decline / other replies and unanswered people; and the unanswered deliveries.
+
+    A person's latest 1/2 reply counts (someone who first said 1 and then 2 will not come).
+    """
+    latest: dict[str, str] = {}
+    others: set[str] = set()
+    rows = conn.execute(
+        select(R.c.sender, R.c.answer).where(R.c.notice_id == notice_id).order_by(R.c.received_at, R.c.id)
+    ).all()
+    for row in rows:
+        sender, answer = str(row[0]), str(row[1] or "")
+        if answer:
+            latest[sender] = answer
+        else:
+            others.add(sender)
+    reached = conn.execute(
+        select(D.c.id, D.c.recipient, D.c.params)
+        .where(D.c.notice_id == notice_id, D.c.channel == "sms", D.c.status.in_(SEEN_STATUSES))
+        .order_by(D.c.id)
+    ).all()
+    unanswered = [row for row in reached if row.recipient not in latest]
+    counts = {
+        "attend": sum(1 for a in latest.values() if a == "attend"),
+        "decline": sum(1 for a in latest.values() if a == "decline"),
+        "other": len(others - set(latest)),
+        "unanswered": len(unanswered),
+    }
+    return counts, unanswered
+
+
+def iter_replies(engine: Engine, notice_id: str) -> Iterator[Any]:
+    """Every reply of a notice, for the CSV export."""
+    with engine.connect() as conn:
+        yield from conn.execute(
+            select(R, D.c.params)
+            .outerjoin(D, D.c.id == R.c.delivery_id)
+            .where(R.c.notice_id == notice_id)
+            .order_by(R.c.received_at, R.c.id)
+        )

@@ -10,13 +10,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
-from govconnect.calls import web as calls_web
 from govconnect.citizens.code_delivery import close_code_client, send_code_sms
 from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
 from govconnect.jobs import load_job_modules
 from govconnect.settings import Settings
-from govconnect.web import feeds, site, staff_compose, staff_directory, subscribe_pages, tv
+from govconnect.web import feeds, site, staff_calls, staff_compose, staff_directory, subscribe_pages, tv
 from govconnect.web.anonymous_limits import AnonymousRateLimitMiddleware
 from govconnect.web.rendering import error_page, public_page
 from govconnect.web.session import install_login_redirect, install_sessions
@@ -48,7 +47,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         site.router,
         subscribe_pages.router,
         staff_directory.router,
-        calls_web.router,
+        staff_calls.router,
         staff_compose.router,
         feeds.router,
         tv.router,

@@ -19,10 +19,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from govconnect.audit.models import RETENTION_OPTION
+from govconnect.calls.models import DialCall
 from govconnect.clock import utcnow
 from govconnect.jobs import job
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import AgencyCallback, Delivery, NoticeOutbox
+from govconnect.notices.reply_models import NoticeReply
 from govconnect.settings import RetentionSettings
 
 log = logging.getLogger("govconnect.operations")
@@ -30,6 +32,8 @@ D = Delivery.__table__  # type: ignore[attr-defined]
 N = Notice.__table__  # type: ignore[attr-defined]
 O = NoticeOutbox.__table__  # type: ignore[attr-defined]  # noqa: E741
 C = AgencyCallback.__table__  # type: ignore[attr-defined]
+R = NoticeReply.__table__  # type: ignore[attr-defined]
+K = DialCall.__table__  # type: ignore[attr-defined]
 # Notices in these states still have work ahead of them and are never purged.
 ACTIVE_NOTICE_STATUSES = ("scheduled", "accepted", "sending")
 # Audit tables (name -> timestamp column) purged after `audit_days`. The audit log is append-only
@@ -47,6 +51,8 @@ class PurgeReport:
     notices: int = 0
     audit: dict[str, int] = field(default_factory=dict)
     callbacks: int = 0
+    replies: int = 0
+    calls: int = 0
     batches: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,6 +62,8 @@ class PurgeReport:
             "notices": self.notices,
             "audit": self.audit,
             "callbacks": self.callbacks,
+            "replies": self.replies,
+            "calls": self.calls,
             "batches": self.batches,
         }
 
@@ -192,6 +200,25 @@ def _purge_callbacks(
             on_batch(report)
 
 
+def _purge_people_records(
+    engine: Engine, settings: RetentionSettings, moment: datetime, report: PurgeReport, on_batch: BatchHook | None
+) -> None:
+    """SMS replies (a number and what the person wrote) and click-to-dial calls: kept as long as deliveries."""
+    cutoff = moment - timedelta(days=settings.deliveries_days)
+    for table, column, counter in ((R, R.c.received_at, "replies"), (K, K.c.created_at, "calls")):
+        while True:
+            with engine.begin() as conn:
+                ids = [r[0] for r in conn.execute(select(table.c.id).where(column < cutoff).limit(settings.batch_size))]
+                if ids:
+                    conn.execute(delete(table).where(table.c.id.in_(ids)))
+            if not ids:
+                break
+            setattr(report, counter, getattr(report, counter) + len(ids))
+            report.batches += 1
+            if on_batch is not None:
+                on_batch(report)
+
+
 def purge_expired(
     engine: Engine, settings: RetentionSettings, moment: datetime | None = None, on_batch: BatchHook | None = None
 ) -> PurgeReport:
@@ -199,6 +226,7 @@ def purge_expired(
     moment = moment or utcnow()
     report = PurgeReport()
     _purge_deliveries(engine, settings, moment, report, on_batch)
+    _purge_people_records(engine, settings, moment, report, on_batch)
     _purge_notices(engine, settings, moment, report, on_batch)
     _purge_audit(engine, settings, moment, report, on_batch)
     _purge_callbacks(engine, settings, moment, report, on_batch)

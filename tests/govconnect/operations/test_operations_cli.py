@@ -11,7 +11,15 @@ from tests.govconnect.test_cli import cli_env, run  # noqa: F401
 def test_purge_and_backup_commands(cli_env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     run(["agency", "create", "衢州市应急管理局", "--code", "qz-yjj"], cli_env)
     purged = json.loads(run(["purge", "--batch-size", "10"], cli_env).stdout)
-    assert purged == {"deliveries": 0, "notices": 0, "audit": {"audit": 0}, "callbacks": 0, "batches": 0}
+    assert purged == {
+        "deliveries": 0,
+        "notices": 0,
+        "audit": {"audit": 0},
+        "callbacks": 0,
+        "replies": 0,
+        "calls": 0,
+        "batches": 0,
+    }
 
     target = tmp_path / "backups" / "b1"
     out = run(["backup", "create", str(target)], cli_env)

@@ -130,3 +130,26 @@ def test_answered_agency_callbacks_go_with_the_deliveries(session: Session, agen
     assert report.callbacks == 1
     session.expire_all()
     assert sorted(c.status for c in session.exec(select(AgencyCallback)).all()) == ["failed", "pending"]
+
+
+def test_sms_replies_and_calls_go_with_the_deliveries(session: Session, agency: Agency) -> None:
+    """A reply holds a number and what the person wrote; a call names whom it reached: both kept DELIVERIES_DAYS."""
+    from govconnect.calls.models import DialCall
+    from govconnect.notices.reply_models import NoticeReply
+
+    now = utcnow()
+    old = now - timedelta(days=200)
+    session.add_all(
+        [
+            NoticeReply(sender="13800000001", text="收到", provider="cmpp", received_at=old),
+            NoticeReply(sender="13800000002", text="1", provider="aliyun_sms", received_at=now),
+            DialCall(agency_id=agency.id or 0, actor="staff:1", target_type="contact", target_id="1", created_at=old),
+            DialCall(agency_id=agency.id or 0, actor="staff:1", target_type="contact", target_id="2", created_at=now),
+        ]
+    )
+    session.commit()
+    report = purge_expired(session.get_bind(), RetentionSettings(deliveries_days=180), now)  # type: ignore[arg-type]
+    assert (report.replies, report.calls) == (1, 1)
+    session.expire_all()
+    assert [r.text for r in session.exec(select(NoticeReply)).all()] == ["1"]
+    assert [c.target_id for c in session.exec(select(DialCall)).all()] == ["2"]

@@ -16,6 +16,7 @@ from govconnect.calls.models import DialCall
 from govconnect.errors import Conflict, Invalid, NotFound
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
+from govconnect.text_rules import Text
 
 router = APIRouter(prefix="/api/v1", tags=["calls"])
 Caller = Annotated[Principal, Depends(require_scope("notices:send"))]
@@ -28,8 +29,8 @@ class CallCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    delivery_id: str = Field(min_length=1, max_length=32)
-    caller_number: str = Field(min_length=11, max_length=20, description="The operator's mobile, called first")
+    delivery_id: Text = Field(min_length=1, max_length=32)
+    caller_number: Text = Field(min_length=11, max_length=20, description="The operator's mobile, called first")
 
 
 class CallPublic(BaseModel):

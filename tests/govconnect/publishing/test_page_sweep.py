@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from contacts.models import Department
-from govconnect.agencies.models import Agency
+from govconnect.agencies.models import Agency, StaffUser
 from govconnect.agencies.service import create_api_key, create_staff
+from govconnect.calls.models import DialCall
 from govconnect.citizens.subscriptions import Preferences, subscribe_phone, subscriber_token
 from govconnect.message_templates.schemas import TemplateCreate
 from govconnect.message_templates.service import create_template
@@ -101,6 +102,15 @@ def signed_in_everywhere(
     )
     notice = make_notice(session, agency, title="暴雨橙色预警", urgency="urgent", channels=["site", "tv", "sms"])
     subscriber = subscribe_phone(session, "13800138000", Preferences([], [], ["sms"]))
+    staff = session.exec(select(StaffUser).where(StaffUser.username == "sweep-admin")).one()  # the call's owner
+    call = DialCall(
+        agency_id=agency.id or 0,
+        actor=f"staff:{staff.id}",
+        staff_user_id=staff.id,
+        target_type="contact",
+        target_id=str(contact_ids["张伟"]),
+    )
+    session.add(call)
     session.commit()
     secret = settings.secret_key.get_secret_value()
     token = subscriber_token(secret, int(subscriber.id or 0))
@@ -115,6 +125,7 @@ def signed_in_everywhere(
         "token": token,
         "key_id": str(key.record.id),
         "template_id": str(template.id),
+        "call_id": call.id,
     }
 
 

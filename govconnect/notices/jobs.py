@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import govconnect.notices.agency_callbacks  # noqa: F401
 import govconnect.notices.dingtalk_status  # noqa: F401
+import govconnect.notices.escalation  # noqa: F401
 import govconnect.notices.fanout  # noqa: F401
 import govconnect.notices.receipt_pull  # noqa: F401
 import govconnect.notices.sending  # noqa: F401

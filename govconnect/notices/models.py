@@ -116,6 +116,8 @@ class Notice(SQLModel, table=True):
     schedule_id: int | None = Field(default=None, index=True)
     # "attendance": a meeting notice (回执) asking for 1 (will attend) / 2 (will not); migration 0020.
     replies: str = Field(default="", max_length=16)
+    # Escalation: DingTalk/WeCom deliveries not read after this many seconds get an SMS (migration 0019).
+    escalate_after_seconds: int | None = None
 
 
 class NoticeApproval(SQLModel, table=True):

@@ -50,6 +50,14 @@ class AudienceSpec(BaseModel):
     )
 
 
+class Escalation(BaseModel):
+    """DingTalk / WeCom first; whoever has not read it after `after_minutes` gets it by SMS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_minutes: float = Field(gt=0, le=1440, description="Minutes to wait for reading (fractions allowed)")
+
+
 class NoticeCreate(BaseModel):
     """A notice to broadcast."""
 
@@ -72,6 +80,7 @@ class NoticeCreate(BaseModel):
     # "attendance": a meeting notice (回执); the text asks for 1 (will attend) / 2 (will not) and
     # replies are tallied in GET /api/v1/notices/{id}/replies.
     replies: Literal["attendance"] | None = None
+    escalation: Escalation | None = None
 
     @model_validator(mode="after")
     def _text_or_template(self) -> NoticeCreate:
@@ -79,6 +88,8 @@ class NoticeCreate(BaseModel):
             raise ValueError("title and body are required unless template_id is given")
         if self.template_id is not None and (self.title or self.body):
             raise ValueError("a notice from a template takes its title and body from the template")
+        if self.escalation is not None and not {"dingtalk", "wecom"} & set(self.channels):
+            raise ValueError("escalation needs a dingtalk or wecom channel to escalate from")
         return self
 
 
@@ -139,6 +150,7 @@ class NoticePublic(BaseModel):
     reviewed_at: datetime | None = None
     schedule_id: int | None = None
     replies: Literal["attendance"] | None = None  # a meeting notice whose 1/2 replies are tallied
+    escalate_after_seconds: int | None = None  # unread DingTalk/WeCom deliveries go by SMS after this
     progress: dict[str, ChannelProgress] = Field(default_factory=dict)
     # When the progress was counted: for a large notice it may be up to about a second old.
     progress_as_of: datetime | None = None

@@ -323,6 +323,7 @@ def _accept(
             return _replay(existing, digest), False
     made_from = from_template(session, agency, data)
     replies = data.replies or ""
+    escalate_after = max(1, round(data.escalation.after_minutes * 60)) if data.escalation else None
     if made_from is not None:
         data = made_from.notice
     checked = validate_notice(
@@ -350,6 +351,7 @@ def _accept(
         urgency=data.urgency,
         channels=checked.channels,
         replies=replies,
+        escalate_after_seconds=escalate_after,
         audience=data.audience.model_dump(exclude_none=True),
         status=status,
         public=checked.public,
@@ -555,6 +557,7 @@ def notice_public(session: Session, notice: Notice, with_progress: bool = True) 
         reviewed_at=notice.reviewed_at,
         schedule_id=notice.schedule_id,
         replies="attendance" if notice.replies == ATTENDANCE else None,
+        escalate_after_seconds=notice.escalate_after_seconds,
         progress=progress,
         progress_as_of=as_of,
     )

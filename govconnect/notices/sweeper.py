@@ -108,6 +108,11 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
         for (notice_id,) in outboxes:
             conn.execute(update(O).where(O.c.notice_id == notice_id).values(enqueued_at=moment))
         sending = conn.execute(select(N.c.id).where(N.c.status == "sending")).all()
+        escalating = conn.execute(
+            select(N.c.id)
+            .where(N.c.escalate_after_seconds.is_not(None), N.c.created_at >= moment - timedelta(days=2))
+            .limit(1)
+        ).first()
         callbacks = due_callbacks(conn, moment)
     groups: dict[tuple[str, str, bool], list[str]] = defaultdict(list)
     for delivery_id, notice_id, channel, urgency in due:
@@ -119,6 +124,7 @@ def _sweep(ctx: dict[str, Any]) -> dict[str, Any]:
         "outboxes": [row[0] for row in outboxes],
         "sending": [row[0] for row in sending],
         "callbacks": callbacks,
+        "escalating": escalating is not None,
     }
 
 
@@ -146,6 +152,8 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
         await ctx["queue"].enqueue("poll_dingtalk", job_id="poll_dingtalk")
     if pulls_receipts(ctx["settings"]):  # late Alibaba SMS reports: ask before they turn `unknown`
         await ctx["queue"].enqueue("pull_receipts", job_id="pull_receipts")
+    if found["escalating"]:  # staff notices not read in time go out by SMS
+        await ctx["queue"].enqueue("escalate_unread", job_id="escalate_unread")
     # Governance: occurrences of recurring notices, and notices whose sign-off came too late.
     governed = await run_governance_tick(ctx, now(ctx))
     if found["reclaimed"] or requeued:

@@ -6,7 +6,8 @@ Revises: 0019
 `dial_call` is one row per 双呼 call (govconnect/calls): who asked, which contact or delivery,
 the provider's CallId and how the call ended; numbers are not stored. `notice_reply` keeps
 every inbound SMS that is not an opt-out, linked to the last notice sent to the number within
-7 days. `notice.replies` is "attendance" for a meeting notice whose replies 1/2 are tallied.
+7 days. `notice.replies` is "attendance" for a meeting notice whose replies 1/2 are tallied;
+`notice.escalate_after_seconds` sends unread DingTalk/WeCom deliveries by SMS after that long.
 """
 
 from collections.abc import Sequence
@@ -66,10 +67,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("replies", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False, server_default="")
         )
+        batch_op.add_column(sa.Column("escalate_after_seconds", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("notice") as batch_op:
+        batch_op.drop_column("escalate_after_seconds")
         batch_op.drop_column("replies")
     op.drop_table("notice_reply")
     op.drop_table("dial_call")

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channels.aliyun_sms import AliyunSms, AliyunSmsConfig  # noqa: E402
-from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig, CalleeLimiter  # noqa: E402
+from channels.aliyun_voice import AliyunVoice, AliyunVoiceConfig, CalleeLimiter, click_to_dial  # noqa: E402
 from channels.base import Channel, MessageKind, OutboundMessage, Outcome  # noqa: E402
 from channels.dingtalk import Dingtalk, DingtalkConfig  # noqa: E402
 from channels.sandbox import SandboxConfig  # noqa: E402
@@ -99,6 +99,27 @@ async def measure(adapter: Channel, provider: str, seconds: float, concurrency: 
     return {"msgs_per_s": round(accepted / elapsed, 1), "accepted": accepted, "failed": failed}
 
 
+async def measure_dial(client: httpx.AsyncClient, base: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """ClickToDial (双呼) requests the sandbox accepts a second (each places both legs and schedules a report)."""
+    config = AliyunVoiceConfig(f"{base}/dyvmsapi/", D.aliyun_access_key_id, D.aliyun_access_key_secret, "057000000", "")
+    counter = itertools.count()
+    placed = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal placed
+        while time.perf_counter() < deadline:
+            i = next(counter)
+            await click_to_dial(
+                client, config, caller="13700000001", called=recipient("aliyun_voice", i), out_id=f"dial_bench{i}"
+            )
+            placed += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"calls_per_s": round(placed / (time.perf_counter() - start), 1), "placed": placed}
+
+
 def cmpp_figures() -> dict[str, Any]:
     """From bench/channels_cmpp.py when the CMPP link exists."""
     path = Path(__file__).with_name("channels_cmpp.py")
@@ -132,6 +153,8 @@ async def run(base: str, seconds: float, concurrency: int) -> dict[str, Any]:
                 batched = await measure(adapter, provider, seconds, max(1, concurrency // 2), batch=100)
                 figures[provider]["batched_100_msgs_per_s"] = batched["msgs_per_s"]
             print(provider, json.dumps(figures[provider]), flush=True)
+        figures["click_to_dial"] = await measure_dial(client, base, seconds, concurrency)
+        print("click_to_dial", json.dumps(figures["click_to_dial"]), flush=True)
     return figures
 
 
@@ -152,7 +175,7 @@ def main() -> None:
         proc.wait(10)
     # measure_cmpp() runs its own event loop (and its own ISMG sandbox), so it is called outside ours.
     figures["cmpp"] = cmpp_figures()
-    order = ["aliyun_sms", "cmpp", "aliyun_voice", "wechat_mp", "wecom", "dingtalk", "weibo"]
+    order = ["aliyun_sms", "cmpp", "aliyun_voice", "click_to_dial", "wechat_mp", "wecom", "dingtalk", "weibo"]
     print(json.dumps({k: figures[k] for k in order}, ensure_ascii=False))
 
 

@@ -116,7 +116,7 @@ class Notice(SQLModel, table=True):
     schedule_id: int | None = Field(default=None, index=True)
     # "attendance": a meeting notice (回执) asking for 1 (will attend) / 2 (will not); migration 0020.
     replies: str = Field(default="", max_length=16)
-    # Escalation: DingTalk/WeCom deliveries not read after this many seconds get an SMS (migration 0019).
+    # Escalation: DingTalk/WeCom deliveries not read after this many seconds get an SMS (migration 0020).
     escalate_after_seconds: int | None = None
 
 

@@ -142,7 +142,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 break
             time.sleep(2)
         callback_seconds = time.monotonic() - started - seconds
+        missing = sorted(final_ids - receiver.received)
         with psycopg.connect(conninfo) as conn:
+            # Where the missing events' deliveries came from, to tell which path dropped them.
+            missing_kinds = {
+                f"{r[0]}/{r[1]}/uncertain={r[2]}/attempts={r[3]}": r[4]
+                for r in conn.execute(
+                    "SELECT channel, status, uncertain, attempts, count(*) FROM delivery WHERE id = ANY(%s)"
+                    " GROUP BY 1, 2, 3, 4",
+                    (missing,),
+                )
+            }
             uncertain = conn.execute("SELECT count(*) FROM delivery WHERE uncertain").fetchone()[0]  # type: ignore[index]
             attempts = conn.execute("SELECT coalesce(sum(attempts), 0) FROM delivery").fetchone()[0]  # type: ignore[index]
         delivered, failed = counts.get("delivered", 0), counts.get("failed", 0)
@@ -154,6 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "duplicates": extra,
             "callbacks_lost": len(final_ids - receiver.received),
             "callbacks_pending": int(owed),
+            "callbacks_missing_by_kind": missing_kinds,
             "callback_posts": receiver.posts,
             "callback_posts_refused": receiver.refused,
             "callback_seconds_after_sends": round(callback_seconds, 1),

@@ -153,6 +153,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     (missing,),
                 )
             }
+            callback_rows = {
+                f"{r[0]}/{r[1]}": r[2]
+                for r in conn.execute("SELECT status, last_result, count(*) FROM agency_callback GROUP BY 1, 2")
+            }
+            in_rows = conn.execute(
+                "SELECT count(DISTINCT e->>'delivery_id') FROM agency_callback, json_array_elements(events::json) e"
+                " WHERE e->>'delivery_id' = ANY(%s)",
+                (missing,),
+            ).fetchone()[0]  # type: ignore[index]
             uncertain = conn.execute("SELECT count(*) FROM delivery WHERE uncertain").fetchone()[0]  # type: ignore[index]
             attempts = conn.execute("SELECT coalesce(sum(attempts), 0) FROM delivery").fetchone()[0]  # type: ignore[index]
         delivered, failed = counts.get("delivered", 0), counts.get("failed", 0)
@@ -165,6 +174,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "callbacks_lost": len(final_ids - receiver.received),
             "callbacks_pending": int(owed),
             "callbacks_missing_by_kind": missing_kinds,
+            "callback_rows": callback_rows,
+            "callbacks_missing_but_stored": in_rows,
             "callback_posts": receiver.posts,
             "callback_posts_refused": receiver.refused,
             "callback_seconds_after_sends": round(callback_seconds, 1),

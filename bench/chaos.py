@@ -146,10 +146,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         with psycopg.connect(conninfo) as conn:
             # Where the missing events' deliveries came from, to tell which path dropped them.
             missing_kinds = {
-                f"{r[0]}/{r[1]}/uncertain={r[2]}/attempts={r[3]}": r[4]
+                f"{r[0]}/{r[1]}/uncertain={r[2]}/attempts={r[3]}/receipts={r[4]}/{r[5]}/report_first={r[6]}": r[7]
                 for r in conn.execute(
-                    "SELECT channel, status, uncertain, attempts, count(*) FROM delivery WHERE id = ANY(%s)"
-                    " GROUP BY 1, 2, 3, 4",
+                    "SELECT channel, status, uncertain, attempts, receipts, provider, final_at < sent_at, count(*)"
+                    " FROM delivery WHERE id = ANY(%s) GROUP BY 1, 2, 3, 4, 5, 6, 7",
                     (missing,),
                 )
             }

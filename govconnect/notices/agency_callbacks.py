@@ -215,14 +215,20 @@ def job_id(callback_id: int, attempts: int) -> str:
     return f"agency_callback:{callback_id}:{attempts}"
 
 
+def owe_status_events(engine: Engine, delivery_ids: Sequence[str], moment: datetime) -> list[tuple[int, int]]:
+    """Record the status events of these deliveries for agencies with a callback URL; (id, attempts) stored.
+
+    Enough on its own where no queue is at hand (the CMPP link's receipts): the sweeper sends due rows.
+    """
+    if not delivery_ids or not _any_callback_url(engine):
+        return []
+    grouped = _events(engine, delivery_ids)
+    return _store(engine, grouped, moment) if grouped else []
+
+
 async def emit_status_events(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:
     """Record callbacks for these deliveries to agencies that registered a URL, and queue their first try."""
-    if not delivery_ids or not await asyncio.to_thread(_any_callback_url, ctx["engine"]):
-        return
-    grouped = await asyncio.to_thread(_events, ctx["engine"], delivery_ids)
-    if not grouped:
-        return
-    stored = await asyncio.to_thread(_store, ctx["engine"], grouped, now(ctx))
+    stored = await asyncio.to_thread(owe_status_events, ctx["engine"], delivery_ids, now(ctx))
     for callback_id, attempts in stored:
         await ctx["queue"].enqueue(
             "post_agency_callback", job_id=job_id(callback_id, attempts), callback_id=callback_id

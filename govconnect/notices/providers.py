@@ -92,9 +92,7 @@ def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
 
     async def on_receipt(receipt: Receipt) -> None:
         if engine is not None:
-            from govconnect.notices.receipts import apply_receipts
-
-            await asyncio.to_thread(apply_receipts, engine, [receipt])
+            await asyncio.to_thread(_apply_receipt, engine, receipt)
 
     secret = settings.secret_key.get_secret_value()
 
@@ -103,6 +101,17 @@ def _build_cmpp(settings: Settings, engine: Engine | None) -> Channel:
             await asyncio.to_thread(_apply_reply, engine, reply, secret)
 
     return CmppChannel(config, on_receipt=on_receipt, on_reply=on_reply)
+
+
+def _apply_receipt(engine: Engine, receipt: Receipt) -> None:
+    # The status change and the agency's status event (sent by the sweeper: no queue at hand here).
+    # Without the event, SMS that failed over to CMPP never reached the agency (bench/chaos.py found it).
+    from govconnect.clock import utcnow
+    from govconnect.notices.agency_callbacks import owe_status_events
+    from govconnect.notices.receipts import apply_receipts
+
+    outcome = apply_receipts(engine, [receipt])
+    owe_status_events(engine, outcome.changed, utcnow())
 
 
 def _apply_reply(engine: Engine, reply: InboundReply, secret: str) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from arq.worker import Worker
+from sqlalchemy import update
 from sqlmodel import Session, select
 
+from channels.base import Receipt
 from govconnect.agencies.models import Agency
 from govconnect.clock import utcnow
 from govconnect.notices.agency_callbacks import (
@@ -26,6 +28,7 @@ from govconnect.notices.agency_callbacks import (
 )
 from govconnect.notices.fanout import fanout_notice
 from govconnect.notices.pipeline_models import AgencyCallback, Delivery
+from govconnect.notices.providers import _apply_receipt
 from govconnect.notices.sweeper import sweep
 from govconnect.settings import Settings
 from govconnect.worker import open_arq_queue, worker_settings
@@ -153,6 +156,27 @@ async def test_owed_callbacks_outlive_a_lost_queue_and_fail_visibly_after_a_day(
     listed = app_client.get("/api/v1/agencies/me/callbacks?status=failed", headers=admin).json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == second
     assert listed["items"][0]["events"] == [{"delivery_id": "d2", "status": "failed"}]
+
+
+async def test_a_cmpp_report_owes_the_agency_its_status_event(
+    ctx: dict[str, Any], session: Session, agency: Agency, receiver_factory: Any
+) -> None:
+    """CMPP reports arrive with no queue at hand: the event is owed in the database and the sweeper sends it."""
+    agency.callback_url = receiver_factory([]).url
+    session.add(agency)
+    session.commit()
+    make_subscriber(session, "13900001111", None, channels=["sms"])
+    notice = make_notice(session, agency, channels=["sms"])
+    await fanout_notice(ctx, notice.id)
+    [delivery] = session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all()
+    session.execute(update(Delivery).where(Delivery.id == delivery.id).values(status="sent", provider="cmpp"))  # type: ignore[arg-type]
+    session.commit()
+    _apply_receipt(ctx["engine"], Receipt(reference=delivery.id, provider_id=None, delivered=True, provider="cmpp"))
+    [owed] = session.exec(select(AgencyCallback)).all()
+    assert owed.status == "pending" and [e["delivery_id"] for e in owed.events] == [delivery.id]
+    swept = RecordingQueue()
+    await sweep({**ctx, "queue": swept})
+    assert ("post_agency_callback", owed.id) in [(name, kw.get("callback_id")) for name, kw in swept.calls]
 
 
 def test_callback_urls_refused_outside_test_mode(pipeline_settings: Settings) -> None:

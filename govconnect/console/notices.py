@@ -162,6 +162,11 @@ def _progress_view(session: Session, notice: Notice, user: StaffUser) -> dict[st
         "over": over,
         "live": notice.status in LIVE_STATUSES,
         "deliveries": total,
+        # Changes whenever any delivery changes status: the deliveries table below is then out of date.
+        "version": ";".join(
+            f"{channel}:" + ",".join(f"{k}={v}" for k, v in sorted(data.items()) if isinstance(v, int))
+            for channel, data in sorted(channels.items())
+        ),
         "held": queries.held_reasons(session, notice, channels, queries.now()),
         "actions": allowed_actions(notice, user),
     }

@@ -154,6 +154,8 @@ def test_operator_composes_approver_rejects_then_approves_and_operator_retracts(
         expect(page.locator("#overall-percent")).to_have_text("100%", timeout=30_000)
         assert page.evaluate("window.__samePage") == "yes"  # the script updated it; the page never reloaded
         assert "4/4" in page.locator("#channel-progress").inner_text()
+        # The deliveries table was drawn before they were sent: the page says it is out of date.
+        expect(page.locator("#d-stale")).to_be_visible()
         page.screenshot(path=str(artifacts / "6-progress-100.png"), full_page=True)
         _sign_out(page)
 

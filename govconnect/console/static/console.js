@@ -42,7 +42,7 @@
       el.classList.toggle("hidden", data.actions.indexOf(el.getAttribute("data-action")) < 0);
     });
     var shown = document.getElementById("d-total");
-    if (shown && String(data.deliveries) !== shown.textContent) {
+    if (shown && data.version !== shown.getAttribute("data-version")) {
       document.getElementById("d-stale").classList.remove("hidden");
     }
   }

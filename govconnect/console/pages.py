@@ -16,6 +16,7 @@ from govconnect.api.deps import SessionDep
 from govconnect.audit.record import Actor
 from govconnect.errors import NotFound
 from govconnect.escaping import script_json, xml_text
+from govconnect.notices.models import NOTICE_STATUS_NAMES
 from govconnect.web.page_security import csp_nonce
 from govconnect.web.rendering import localtime
 from govconnect.web.session import client_ip, csrf_token, require_role
@@ -40,20 +41,7 @@ DRAFT_ROLES = ("operator", "approver")
 APPROVE_ROLES = ("approver",)
 
 ROLE_NAMES = {"staff": "工作人员", "operator": "操作员", "approver": "审核人", "admin": "管理员"}
-STATUS_NAMES = {
-    "draft": "草稿",
-    "pending_approval": "待审核",
-    "approved": "已审核",
-    "rejected": "已退回",
-    "scheduled": "定时",
-    "accepted": "已受理",
-    "sending": "发送中",
-    "completed": "已完成",
-    "cancelled": "已取消",
-    "failed": "失败",
-    "retracted": "已撤回",
-    "expired": "已过期",
-}
+STATUS_NAMES = NOTICE_STATUS_NAMES
 # What the office calls each channel (the catalogue's labels).
 CHANNEL_NAMES = {info.name: info.label for info in CATALOGUE}
 DELIVERY_STATUS_NAMES = {

@@ -184,30 +184,17 @@ def _callback_url(engine: Engine, agency_id: int) -> str | None:
         return conn.execute(select(A.c.callback_url).where(A.c.id == agency_id)).scalar()
 
 
+def owe_events(conn: Any, agency_id: int, events: list[dict[str, Any]], moment: datetime) -> int:
+    """Owe these events to the agency's callback URL, due now, in the caller's transaction; the row's id."""
+    values = {"status": "pending", "attempts": 0, "next_attempt_at": moment, "last_result": "", "created_at": moment}
+    statement = insert(C).values(agency_id=agency_id, events=events, **values).returning(C.c.id)
+    return int(conn.execute(statement).scalar_one())
+
+
 def _store(engine: Engine, grouped: dict[int, list[dict[str, Any]]], moment: datetime) -> list[tuple[int, int]]:
     """One owed callback row per agency; their (id, attempts) for the fast path."""
     with engine.begin() as conn:
-        return [
-            (
-                int(
-                    conn.execute(
-                        insert(C)
-                        .values(
-                            agency_id=agency_id,
-                            events=events,
-                            status="pending",
-                            attempts=0,
-                            next_attempt_at=moment,
-                            last_result="",
-                            created_at=moment,
-                        )
-                        .returning(C.c.id)
-                    ).scalar_one()
-                ),
-                0,
-            )
-            for agency_id, events in sorted(grouped.items())
-        ]
+        return [(owe_events(conn, agency_id, events, moment), 0) for agency_id, events in sorted(grouped.items())]
 
 
 def job_id(callback_id: int, attempts: int) -> str:

@@ -28,6 +28,21 @@ NOTICE_STATUSES = (
     "retracted",
     "expired",
 )
+# What the office calls each status (pages and the console).
+NOTICE_STATUS_NAMES = {
+    "draft": "草稿",
+    "pending_approval": "待审核",
+    "approved": "已审核",
+    "rejected": "已退回",
+    "scheduled": "定时",
+    "accepted": "已受理",
+    "sending": "发送中",
+    "completed": "已完成",
+    "cancelled": "已取消",
+    "failed": "失败",
+    "retracted": "已撤回",
+    "expired": "已过期",
+}
 # Statuses a notice may be created in (accept decides by the agency's approval policy and send_at).
 INITIAL_STATUSES = ("draft", "pending_approval", "scheduled", "accepted")
 # Every allowed status change; `govconnect.notices.gate.change_status` refuses anything else.

@@ -108,21 +108,9 @@ def record_inbound_sms(session: Session, reply: InboundReply, *, secret: str, mo
             "answer": answer or None,
             "at": (reply.received_at or moment).isoformat(),
         }
-        callback_id = int(
-            conn.execute(
-                insert(C)
-                .values(
-                    agency_id=linked.agency_id,
-                    events=[event],
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=moment,
-                    last_result="",
-                    created_at=moment,
-                )
-                .returning(C.c.id)
-            ).scalar_one()
-        )
+        from govconnect.notices.agency_callbacks import owe_events
+
+        callback_id = owe_events(conn, linked.agency_id, [event], moment)
     log.info("reply %s stored (notice %s)", reply_id, linked.notice_id if linked else None)
     return StoredReply(reply_id, callback_id)
 

@@ -19,7 +19,7 @@ from govconnect.clock import utcnow
 from govconnect.errors import DomainError
 from govconnect.notices import service
 from govconnect.notices.intake import accept_and_enqueue
-from govconnect.notices.models import Notice
+from govconnect.notices.models import NOTICE_STATUS_NAMES, Notice
 from govconnect.notices.schemas import AudienceSpec, NoticeCreate, SubscriberAudience
 from govconnect.text_rules import MultilineText, Text
 from govconnect.web.rendering import error_page, render
@@ -39,20 +39,7 @@ CHANNEL_CHOICES = (
     ("tv", "电视"),
     ("weibo", "微博"),
 )
-STATUS_NAMES = {
-    "draft": "草稿",
-    "pending_approval": "待审核",
-    "approved": "已审核",
-    "rejected": "已退回",
-    "scheduled": "定时",
-    "accepted": "已受理",
-    "sending": "发送中",
-    "completed": "已完成",
-    "cancelled": "已取消",
-    "failed": "失败",
-    "retracted": "已撤回",
-    "expired": "已过期",
-}
+STATUS_NAMES = NOTICE_STATUS_NAMES
 
 
 def _form_context(session: Session, **extra: Any) -> dict[str, Any]:

@@ -64,5 +64,6 @@ def seed_publishing_demo(engine: Engine, settings: Settings, info: Any) -> None:
                 )
     notes = getattr(info, "notes", None)
     if isinstance(notes, list):
+        notes.append("console 控制台: /console/  (sign in as the operator above 用上面的操作员登录)")
         notes.append("site 手机站:   /m/        TV 电视页: /tv/")
         notes.append("feeds 订阅源: /feeds/tv.xml  /feeds/tv.atom  /feeds/tv.json")

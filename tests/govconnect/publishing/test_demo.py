@@ -18,6 +18,7 @@ def test_demo_seeds_categories_and_public_notices_once(engine: Engine, settings:
     notices = session.exec(select(Notice)).all()
     assert len(notices) == 3 and all(n.public for n in notices)
     assert any("/tv/" in note for note in info.notes)
+    assert any(note.startswith("console 控制台: /console/") for note in info.notes)
 
 
 def test_app_start_seeds_defaults_outside_test_mode(engine: Engine, settings: Settings, session: Session) -> None:

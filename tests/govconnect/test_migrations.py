@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from govconnect.db import alembic_config, make_engine, upgrade
 from tests.conftest import PG_ADMIN_URL, RUN_ID
@@ -28,24 +29,30 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def seed_agency_and_notice(conn: Connection, status: str) -> None:
+    """Agency 1 and its notice `n1` in `status`, as the schema before 0006 holds them (raw SQL: no models)."""
+    conn.execute(
+        text(
+            "INSERT INTO agency (id, name, code, region, daily_limit, created_at)"
+            " VALUES (1, 'a', 'a', 'r', 10, CURRENT_TIMESTAMP)"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO notice (id, agency_id, title, body, category, regions, urgency, channels, audience,"
+            " status, public, recipient_count, created_at) VALUES"
+            " ('n1', 1, 't', 'b', '', '[]', 'normal', '[]', '{}', :status, false, 0, CURRENT_TIMESTAMP)"
+        ),
+        {"status": status},
+    )
+
+
 def test_0006_clears_the_marker_of_finished_deliveries_and_downgrades(fresh_url: str) -> None:
     upgrade(fresh_url, "0005")
     engine = make_engine(fresh_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO agency (id, name, code, region, daily_limit, created_at)"
-                    " VALUES (1, 'a', 'a', 'r', 10, CURRENT_TIMESTAMP)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO notice (id, agency_id, title, body, category, regions, urgency, channels, audience,"
-                    " status, public, recipient_count, created_at) VALUES"
-                    " ('n1', 1, 't', 'b', '', '[]', 'normal', '[]', '{}', 'sending', false, 0, CURRENT_TIMESTAMP)"
-                )
-            )
+            seed_agency_and_notice(conn, "sending")
             for i, status in enumerate(("queued", "sending", "sent", "delivered", "failed")):
                 conn.execute(
                     text(
@@ -103,19 +110,7 @@ def test_0019_adds_held_reason_and_clears_errors_of_sent_deliveries(fresh_url: s
     engine = make_engine(fresh_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO agency (id, name, code, region, daily_limit, created_at)"
-                    " VALUES (1, 'a', 'a', 'r', 10, CURRENT_TIMESTAMP)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO notice (id, agency_id, title, body, category, regions, urgency, channels, audience,"
-                    " status, public, recipient_count, created_at) VALUES"
-                    " ('n1', 1, 't', 'b', '', '[]', 'normal', '[]', '{}', 'sending', false, 0, CURRENT_TIMESTAMP)"
-                )
-            )
+            seed_agency_and_notice(conn, "sending")
             for i, status in enumerate(("queued", "sent", "delivered", "failed")):
                 conn.execute(
                     text(

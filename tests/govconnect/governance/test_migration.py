@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from govconnect.db import alembic_config, make_engine, upgrade
-from tests.govconnect.test_migrations import fresh_url  # noqa: F401 - fixture
+from tests.govconnect.test_migrations import fresh_url, seed_agency_and_notice  # noqa: F401 - fixture
 
 
 def test_0011_upgrades_existing_notices_and_downgrades(fresh_url: str) -> None:  # noqa: F811
@@ -16,19 +16,7 @@ def test_0011_upgrades_existing_notices_and_downgrades(fresh_url: str) -> None: 
     engine = make_engine(fresh_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO agency (id, name, code, region, daily_limit, created_at)"
-                    " VALUES (1, 'a', 'a', 'r', 10, CURRENT_TIMESTAMP)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO notice (id, agency_id, title, body, category, regions, urgency, channels, audience,"
-                    " status, public, recipient_count, created_at) VALUES"
-                    " ('n1', 1, 't', 'b', '', '[]', 'normal', '[]', '{}', 'completed', false, 0, CURRENT_TIMESTAMP)"
-                )
-            )
+            seed_agency_and_notice(conn, "completed")
         upgrade(fresh_url, "0011")
         with engine.begin() as conn:
             row = conn.execute(text("SELECT status, created_by, retracted_reason FROM notice WHERE id = 'n1'")).one()

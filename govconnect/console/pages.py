@@ -61,10 +61,13 @@ NAV = (
     ("notices", "/console/notices", "通知"),
     ("approvals", "/console/approvals", "审核"),
     ("templates", "/console/templates", "模板"),
+    ("reports", "/console/reports", "报表"),
 )
 ADMIN_NAV = (
     ("keys", "/console/keys", "API 密钥"),
     ("team", "/console/team", "团队"),
+    ("settings", "/console/settings", "机构设置"),
+    ("audit", "/console/audit", "审计日志"),
 )
 
 ConsoleUser = Annotated[StaffUser, Depends(require_role(*READ_ROLES))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
@@ -15,6 +15,7 @@ from govconnect.agencies.service import create_api_key, create_staff, revoke_api
 from govconnect.api.deps import SessionDep
 from govconnect.api.params import RowId
 from govconnect.audit.record import record_audit
+from govconnect.console.library import versions
 from govconnect.console.pages import ROLE_NAMES, ConsoleUser, actor, render, user_agency
 from govconnect.errors import DomainError, NotFound
 from govconnect.message_templates import service as templates
@@ -157,14 +158,27 @@ def team_create(
 
 @router.get("/templates", response_class=HTMLResponse)
 def template_list(request: Request, session: SessionDep, user: ConsoleUser) -> Response:
-    """The agency's templates (editing them is the templates API's, for now)."""
+    """The agency's templates (drafters create and edit them in library.py)."""
     rows, _total = templates.list_templates(session, user.agency_id, 200, 0)
     return render(request, "templates.html", user, "templates", {"rows": rows})
 
 
 @router.get("/templates/{template_id}", response_class=HTMLResponse)
-def template_detail(request: Request, session: SessionDep, user: ConsoleUser, template_id: RowId) -> Response:
-    """One template at its current version, each channel's text, and a link to compose from it."""
+def template_detail(
+    request: Request,
+    session: SessionDep,
+    user: ConsoleUser,
+    template_id: RowId,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    done: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    """One template at its current version (or an older one), each channel's text, its versions, compose from it."""
     template = templates.get_template(session, user.agency_id, template_id)
-    view = templates.public(template, templates.version_of(session, template))
-    return render(request, "template.html", user, "templates", {"t": view})
+    view = templates.public(template, templates.version_of(session, template, version))
+    context = {
+        "t": view,
+        "current": template.version,
+        "versions": versions(session, template),
+        "message": {"saved": "已保存为新版本", "unchanged": "内容没有变化，未生成新版本"}.get(done),
+    }
+    return render(request, "template.html", user, "templates", context)

@@ -5,12 +5,21 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from govconnect.console import admin, approvals, compose, notices, office, settings
+from govconnect.console import admin, approvals, compose, library, notices, office, settings
 from govconnect.console.pages import CONSOLE_DIR
 
 
 def install_console(app: FastAPI) -> None:
     """Add the console's pages under /console/ and its assets under /console/static/."""
     app.mount("/console/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="console-static")
-    for router in (approvals.router, notices.router, compose.router, admin.router, office.router, settings.router):
+    # library before admin: /console/templates/new is not a template id.
+    for router in (
+        library.router,
+        approvals.router,
+        notices.router,
+        compose.router,
+        admin.router,
+        office.router,
+        settings.router,
+    ):
         app.include_router(router)

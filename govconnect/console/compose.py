@@ -247,11 +247,14 @@ def compose_page(
     settings: SettingsDep,
     user: Drafter,
     template: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    audience_list: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
-    """The compose form (a template chosen from the templates list opens it in template mode)."""
+    """The compose form (a template or a saved list chosen in their rooms comes preselected)."""
     draft = Draft()
     if template:
         draft.mode, draft.template_id = "template", template
+    if audience_list:
+        draft.lists.append(audience_list)  # only ticks a box among the agency's own lists
     return _page(request, session, user, user_agency(session, user), settings, draft)
 
 

@@ -61,11 +61,14 @@ NAV = (
     ("notices", "/console/notices", "通知"),
     ("approvals", "/console/approvals", "审核"),
     ("templates", "/console/templates", "模板"),
+    ("audiences", "/console/audiences", "受众名单"),
     ("reports", "/console/reports", "报表"),
 )
 ADMIN_NAV = (
     ("keys", "/console/keys", "API 密钥"),
     ("team", "/console/team", "团队"),
+    ("subscribers", "/console/subscribers", "订阅用户"),
+    ("suppressions", "/console/suppressions", "屏蔽名单"),
     ("settings", "/console/settings", "机构设置"),
     ("audit", "/console/audit", "审计日志"),
 )

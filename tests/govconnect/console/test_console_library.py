@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import io
+import re
+
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from govconnect.agencies.models import StaffUser
+from govconnect.audiences.lists import import_audience_file
+from govconnect.audiences.models import AudienceList
 from govconnect.audit.models import AuditEntry
 from govconnect.message_templates.models import MessageTemplate, MessageTemplateVersion
 from govconnect.message_templates.schemas import TemplateCreate
 from govconnect.message_templates.service import create_template
-from tests.govconnect.console.conftest import console_csrf, console_sign_in, make_team
+from govconnect.suppression.models import Suppression
+from govconnect.suppression.service import suppress
+from tests.factories import make_subscriber
+from tests.govconnect.console.conftest import console_csrf, console_sign_in, make_team, team_password_hash
+
+
+def _admin(session: Session, agency_id: int, username: str = "admin-qz-yjj") -> str:
+    session.add(
+        StaffUser(
+            username=username,
+            agency_id=agency_id,
+            role="admin",
+            password_hash=team_password_hash(),
+            display_name="管理员",
+        )
+    )
+    session.commit()
+    return username
 
 
 def test_drafter_creates_and_edits_a_template_into_versions(client: TestClient, session: Session) -> None:
@@ -68,3 +91,82 @@ def test_templates_of_another_agency_cannot_be_edited(client: TestClient, sessio
     assert theirs.version == 1
     console_sign_in(client, "liuyang-qz-yjj")
     assert client.get("/console/templates/new").status_code == 403
+
+
+AUDIENCE_CSV = "手机号,姓名\n13800001111,张三\n12345,李四\n13800002222,王五\n,赵六\n13800001111,张三\n"
+
+
+def test_audience_lists_upload_with_row_report_open_and_delete(client: TestClient, session: Session) -> None:
+    make_team(session)
+    other = make_team(session, "qz-sw", "衢州市水利局")
+    console_sign_in(client, "wangli-qz-yjj")
+    token = console_csrf(client, "/console/audiences")
+    files = {"audience_file": ("名单.csv", AUDIENCE_CSV.encode(), "text/csv")}
+    uploaded = client.post("/console/audiences", data={"csrf": token, "name": "防汛联络人"}, files=files)
+    assert uploaded.status_code == 200 and "接受 <b>2</b>" in uploaded.text and "拒绝 <b>2</b>" in uploaded.text
+    assert "手机号无效" in uploaded.text and "缺少手机号" in uploaded.text and "合并重复 1" in uploaded.text
+    saved = session.exec(select(AudienceList).where(AudienceList.agency_id != other.id)).one()
+    page = client.get(f"/console/audiences/{saved.id}")
+    assert page.status_code == 200 and re.search(r'<td class="num">3</td><td>手机号无效</td>', page.text)
+    compose = client.get("/console/compose", params={"audience_list": saved.id}).text
+    assert f'name="audience_list" value="{saved.id}" checked' in compose
+    refused = client.post(
+        "/console/audiences", data={"csrf": token}, files={"audience_file": ("a.csv", b"x\n1\n", "text/csv")}
+    )
+    assert refused.status_code == 422 and "手机号" in refused.text
+    # Another agency's list: not found, not deleted.
+    theirs, _report = import_audience_file(
+        client.app.state.engine,
+        other.id or 0,
+        "水利名单",
+        io.BytesIO(b"phone\n13900001111\n"),
+        "w.csv",  # type: ignore[attr-defined]
+    )
+    assert "水利名单" not in client.get("/console/audiences").text
+    assert client.get(f"/console/audiences/{theirs.id}").status_code == 404
+    assert client.post(f"/console/audiences/{theirs.id}/delete", data={"csrf": token}).status_code == 404
+    deleted = client.post(f"/console/audiences/{saved.id}/delete", data={"csrf": token})
+    assert deleted.status_code == 200 and "名单已删除" in deleted.text
+    session.expire_all()
+    assert [row.name for row in session.exec(select(AudienceList)).all()] == ["水利名单"]
+    console_sign_in(client, "liuyang-qz-yjj")
+    assert client.get("/console/audiences").status_code == 403
+
+
+def test_subscribers_masked_and_suppression_list_for_admins(client: TestClient, session: Session) -> None:
+    agency = make_team(session)
+    other = make_team(session, "qz-sw", "衢州市水利局")
+    make_subscriber(session, "13812345678", categories=("yjyj",), regions=("江山市",))
+    secret = client.app.state.settings.secret_key.get_secret_value()  # type: ignore[attr-defined]
+    theirs, _new = suppress(session, secret, "13987654321", "operator", "水利局加的", other.id)
+    session.commit()
+    console_sign_in(client, "zhaomin-qz-yjj")
+    for path in ("/console/subscribers", "/console/subscribers.csv", "/console/suppressions"):
+        assert client.get(path).status_code == 403, path
+    console_sign_in(client, _admin(session, agency.id or 0))
+    page = client.get("/console/subscribers")
+    assert page.status_code == 200 and "138****5678" in page.text and "13812345678" not in page.text
+    exported = client.get("/console/subscribers.csv").text
+    assert "138****5678" in exported and "13812345678" not in exported
+    token = console_csrf(client, "/console/suppressions")
+    added = client.post(
+        "/console/suppressions", data={"csrf": token, "phone": "+86 138-0000-9999", "reason": "本人要求"}
+    )
+    assert added.status_code == 200 and "号码已加入屏蔽名单" in added.text and "138****9999" in added.text
+    assert "13800009999" not in added.text
+    again = client.post("/console/suppressions", data={"csrf": token, "phone": "13800009999"})
+    assert "号码已在屏蔽名单中" in again.text
+    assert client.post("/console/suppressions", data={"csrf": token, "phone": "12345"}).status_code == 422
+    found = client.get("/console/suppressions", params={"phone": "13800009999"})
+    assert "该号码在屏蔽名单中" in found.text and "共 1 个号码" in found.text
+    assert "该号码不在屏蔽名单中" in client.get("/console/suppressions", params={"phone": "13800001234"}).text
+    assert client.post(f"/console/suppressions/{theirs.id}/remove", data={"csrf": token}).status_code == 404
+    ours = session.exec(select(Suppression).where(Suppression.agency_id == agency.id)).one()
+    removed = client.post(f"/console/suppressions/{ours.id}/remove", data={"csrf": token})
+    assert removed.status_code == 200 and "号码已移出屏蔽名单" in removed.text
+    session.expire_all()
+    assert [s.id for s in session.exec(select(Suppression)).all()] == [theirs.id]
+    changes = [
+        e.changes["op"] for e in session.exec(select(AuditEntry).where(AuditEntry.action == "suppression_change"))
+    ]
+    assert changes == ["add", "remove"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from govconnect.console import admin, approvals, compose, library, notices, office, people, settings
+from govconnect.console import admin, approvals, compose, directory, library, notices, office, people, settings
 from govconnect.console.pages import CONSOLE_DIR
 
 
@@ -22,5 +22,6 @@ def install_console(app: FastAPI) -> None:
         office.router,
         settings.router,
         people.router,
+        directory.router,
     ):
         app.include_router(router)

@@ -62,6 +62,7 @@ NAV = (
     ("approvals", "/console/approvals", "审核"),
     ("templates", "/console/templates", "模板"),
     ("audiences", "/console/audiences", "受众名单"),
+    ("directory", "/console/directory", "通讯录"),
     ("reports", "/console/reports", "报表"),
 )
 ADMIN_NAV = (

@@ -8,6 +8,7 @@ import re
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from contacts.models import Department
 from govconnect.agencies.models import StaffUser
 from govconnect.audiences.lists import import_audience_file
 from govconnect.audiences.models import AudienceList
@@ -170,3 +171,51 @@ def test_subscribers_masked_and_suppression_list_for_admins(client: TestClient, 
         e.changes["op"] for e in session.exec(select(AuditEntry).where(AuditEntry.action == "suppression_change"))
     ]
     assert changes == ["add", "remove"]
+
+
+CONTACTS_CSV = (
+    "姓名,部门,职务,手机,公开范围\n"
+    "周明,衢州市应急管理局/办公室,主任,13900001111,公开\n"
+    "吴芳,衢州市应急管理局/办公室/文印室,科员,13900002222,内部\n"
+    ",衢州市应急管理局/办公室,科员,13900003333,公开\n"
+    "郑强,衢州市应急管理局/救援科,科长,13900004444,秘密\n"
+    "钱进,衢州市应急管理局/救援科,科员,,公开\n"
+)
+
+
+def test_directory_tree_contacts_import_report_and_export(client: TestClient, session: Session) -> None:
+    agency = make_team(session)
+    console_sign_in(client, "wangli-qz-yjj")
+    token = console_csrf(client, "/console/directory")
+    files = {"contacts_file": ("通讯录.csv", CONTACTS_CSV.encode(), "text/csv")}
+    assert client.post("/console/directory/import", data={"csrf": token}, files=files).status_code == 403
+    assert client.get("/console/directory/export.csv").status_code == 403
+    console_sign_in(client, _admin(session, agency.id or 0))
+    token = console_csrf(client, "/console/directory")
+    imported = client.post("/console/directory/import", data={"csrf": token}, files=files)
+    assert imported.status_code == 200 and "新增 <b>3</b>" in imported.text and "失败 <b>2</b>" in imported.text
+    assert re.search(r'<td class="num">4</td><td>[^<]*</td>', imported.text)  # the blank name, by its line
+    assert re.search(r'<td class="num">5</td><td>[^<]*公开范围无效', imported.text)
+    office = session.exec(select(Department).where(Department.path == "衢州市应急管理局/办公室")).one()
+    assert re.search(
+        rf'href="/console/directory\?department={office.id}"[^>]*>办公室 <span class="count">2</span>', imported.text
+    )
+    page = client.get("/console/directory", params={"department": office.id})
+    assert "周明" in page.text and "吴芳" in page.text and "钱进" not in page.text and "共 2 人" in page.text
+    assert "13900002222" in page.text  # console users are staff: staff-only contacts and mobiles are shown
+    exported = client.get("/console/directory/export.csv").text
+    assert exported.startswith("\ufeff姓名,部门") and "钱进" in exported and "郑强" not in exported
+    again = client.post("/console/directory/import", data={"csrf": token}, files=files)
+    assert "新增 <b>0</b>，更新 <b>3</b>" in again.text
+    bad = client.post(
+        "/console/directory/import", data={"csrf": token}, files={"contacts_file": ("a.txt", b"x", "text/plain")}
+    )
+    assert bad.status_code == 422
+    no_header = client.post(
+        "/console/directory/import", data={"csrf": token}, files={"contacts_file": ("a.csv", b"foo\n1\n", "text/csv")}
+    )
+    assert no_header.status_code == 422 and "表头需包含" in no_header.text
+    imports = session.exec(select(AuditEntry).where(AuditEntry.target_type == "directory")).all()
+    assert [(e.agency_id, e.changes["created"]) for e in imports] == [(agency.id, 3), (agency.id, 0)]
+    console_sign_in(client, "liuyang-qz-yjj")
+    assert client.get("/console/directory").status_code == 403

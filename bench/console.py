@@ -123,6 +123,13 @@ def main() -> None:
                 "templates": "/console/templates",
                 "keys": "/console/keys",
                 "team": "/console/team",
+                "audiences": "/console/audiences",
+                "directory": "/console/directory",
+                "reports": "/console/reports",
+                "subscribers": "/console/subscribers",
+                "suppressions": "/console/suppressions",
+                "settings": "/console/settings",
+                "audit": "/console/audit",
             }
             slowest = 0.0
             for name, path in pages.items():

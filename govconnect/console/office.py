@@ -5,6 +5,7 @@ Both read only the signed-in user's agency, through the same queries as `/api/v1
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -98,6 +99,8 @@ def audit_room(
     query = {k: v for k, v in request.query_params.items() if k != "page"}
     context = {
         "entries": entries,
+        # Plain text, autoescaped on the page (changes may quote what someone typed).
+        "changes": {e.id: json.dumps(e.changes, ensure_ascii=False, sort_keys=True) for e in entries if e.changes},
         "names": names,
         "total": total,
         "page": page,

@@ -204,6 +204,24 @@ def test_operator_composes_approver_rejects_then_approves_and_operator_retracts(
         page.click("#create-staff")
         expect(page.locator("#team-table")).to_contain_text("孙立")
         page.screenshot(path=str(artifacts / "10-team.png"), full_page=True)
+        # The other rooms, as the admin sees them (a screenshot each; their behaviour is TestClient-tested).
+        for number, (label, name) in enumerate(
+            (
+                ("模板", "templates"),
+                ("受众名单", "audiences"),
+                ("通讯录", "directory"),
+                ("报表", "reports"),
+                ("订阅用户", "subscribers"),
+                ("屏蔽名单", "suppressions"),
+                ("机构设置", "settings"),
+                ("审计日志", "audit"),
+            ),
+            start=11,
+        ):
+            page.click(f"nav.side >> text={label}")
+            expect(page.locator("main h1")).to_contain_text(label)
+            page.screenshot(path=str(artifacts / f"{number}-{name}.png"))
+        expect(page.locator("#audit-table")).to_contain_text("创建账号")
     finally:
         context.close()
     assert time.monotonic() - started < 60

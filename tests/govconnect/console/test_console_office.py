@@ -175,3 +175,12 @@ def test_settings_change_sender_policy_and_callback_audited(client: TestClient, 
     actions = [e.action for e in session.exec(select(AuditEntry).where(AuditEntry.agency_id == agency.id)).all()]
     assert actions.count("settings_change") == 2 and actions.count("policy_change") == 1
     assert client.post("/console/settings/sender", data={"sms_sign_name": "x"}).status_code == 400  # no CSRF
+
+
+def test_audit_log_escapes_what_people_typed(client: TestClient, session: Session) -> None:
+    agency = make_team(session)
+    record_audit(session, Actor.cli(agency.id), "reject", "notice", "n1", {"reason": "<script>x</script>"}, agency.id)
+    session.commit()
+    console_sign_in(client, _admin(session, agency))
+    page = client.get("/console/audit", params={"action": "reject"}).text
+    assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page

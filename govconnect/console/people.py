@@ -28,7 +28,6 @@ from govconnect.citizens.optout import normalise_phone
 from govconnect.citizens.subscriptions import masked_rows
 from govconnect.console.compose import REASON_NAMES
 from govconnect.console.pages import ConsoleUser, Drafter, actor, render
-from govconnect.errors import NotFound
 from govconnect.suppression import service as suppression
 from govconnect.text_rules import Text
 from govconnect.web.session import require_role, verify_csrf
@@ -258,9 +257,7 @@ def suppressions_add(
 @router.post("/suppressions/{entry_id}/remove")
 def suppressions_remove(request: Request, session: SessionDep, user: AdminUser, entry_id: RowId) -> Response:
     """Let normal notices reach the number again: only entries this agency added (others are 404); audited."""
-    entry = suppression.entry_by_id(session, entry_id)
-    if entry is None or entry.source != "operator" or entry.agency_id != user.agency_id:
-        raise NotFound()
+    entry = suppression.removable_entry(session, entry_id, user.agency_id)
     suppression.remove(session, entry)
     record_audit(
         session,

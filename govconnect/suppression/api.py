@@ -106,10 +106,8 @@ def suppressions_add(
 def suppressions_remove(
     request: Request, entry_id: Annotated[int, Path(ge=1, le=2**31 - 1)], principal: Operator, session: SessionDep
 ) -> Response:
-    """Let normal notices reach the number again (audited)."""
-    entry = service.entry_by_id(session, entry_id)
-    if entry is None:
-        raise ApiError(404, "not_found")
+    """Let normal notices reach the number again: only entries this agency added (others are 404); audited."""
+    entry = service.removable_entry(session, entry_id, principal.agency.id)
     service.remove(session, entry)
     audit_call(
         session,

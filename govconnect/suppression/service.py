@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from govconnect.citizens.optout import normalise_phone
 from govconnect.clock import utcnow
+from govconnect.errors import NotFound
 from govconnect.security import mask_phone
 from govconnect.suppression.models import Suppression
 
@@ -84,6 +85,18 @@ def entry_by_id(session: Session, entry_id: int) -> Suppression | None:
 def is_suppressed(session: Session, secret: str, phone: str) -> bool:
     """True when the number is on the list."""
     return entry_by_key(session, phone_key(secret, phone)) is not None
+
+
+def removable_entry(session: Session, entry_id: int, agency_id: int | None) -> Suppression:
+    """An entry this agency may take off the list: one its own operators added (NotFound otherwise).
+
+    A citizen's own opt-out (an SMS reply) or another agency's entry is not theirs to lift: the
+    citizen lifts it by subscribing again with a verified code.
+    """
+    entry = entry_by_id(session, entry_id)
+    if entry is None or entry.source != "operator" or entry.agency_id != agency_id:
+        raise NotFound()
+    return entry
 
 
 def remove(session: Session, entry: Suppression) -> None:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, require_scope
+from govconnect.api.deps import Principal, SessionDep, SettingsDep, actor_for, audit_call, require_scope
 from govconnect.api.openapi import media_responses
 from govconnect.api.paging import Page, paging
 from govconnect.clock import utcnow
@@ -249,14 +249,16 @@ def callback_get(principal: Admin, settings: SettingsDep) -> CallbackInfo:
 
 @router.put("/agencies/me/callback", response_model=CallbackInfo, summary="Register the delivery-status callback")
 def callback_put(
-    body: CallbackRegistration, principal: Admin, session: SessionDep, settings: SettingsDep
+    request: Request, body: CallbackRegistration, principal: Admin, session: SessionDep, settings: SettingsDep
 ) -> CallbackInfo:
-    """Register (or with null, remove) an HTTPS URL that receives signed delivery-status POSTs."""
+    """Register (or with null, remove) an HTTPS URL that receives signed delivery-status POSTs (audited)."""
     agency = principal.agency
     if body.url is not None:
         check_callback_url(body.url, settings)  # CallbackUrlError is an Invalid: 422 callback_url_refused
+    changes = {"callback_url": {"from": agency.callback_url, "to": body.url}}
     agency.callback_url = body.url
     session.add(agency)
+    audit_call(session, principal, request, "settings_change", f"agency:{agency.id}", changes)
     session.commit()
     secret = signing_secret(settings, agency.id or 0) if agency.callback_url else None
     return CallbackInfo(url=agency.callback_url, signing_secret=secret)

@@ -223,3 +223,11 @@ async def test_notice_through_arq_workers_on_real_redis(
         if keys:
             await queue.redis.delete(*keys)
         await queue.redis.aclose()
+
+
+def test_registering_a_callback_url_is_audited(app_client: Any, session: Session, agency: Agency) -> None:
+    admin = {"Authorization": f"Bearer {make_key(session, agency, ['admin']).key}"}
+    r = app_client.put("/api/v1/agencies/me/callback", json={"url": "https://93.184.216.34/hook"}, headers=admin)
+    assert r.status_code == 200, r.text
+    entries = app_client.get("/api/v1/audit?action=settings_change", headers=admin).json()["items"]
+    assert [e["changes"]["callback_url"] for e in entries] == [{"from": None, "to": "https://93.184.216.34/hook"}]

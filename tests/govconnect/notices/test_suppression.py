@@ -120,6 +120,24 @@ def test_suppression_api_is_masked_scoped_and_idempotent(
     assert app_client.get("/api/v1/suppressions", headers=admin).json()["total"] == 0
 
 
+def test_an_agency_lifts_only_the_entries_it_added(
+    app_client: TestClient, session: Session, agency: Agency, settings: Settings
+) -> None:
+    """The list is city-wide: another agency's entry, or a citizen's own opt-out, is not an admin's to lift (404)."""
+    admin = {"Authorization": f"Bearer {make_key(session, agency, ['admin']).key}"}
+    other = make_agency(session, "qj-zfb", "衢江区人民政府办公室")
+    other_admin = {"Authorization": f"Bearer {make_key(session, other, ['admin']).key}"}
+    ours = app_client.post("/api/v1/suppressions", json={"phone": "13800000007"}, headers=admin).json()
+    secret = settings.secret_key.get_secret_value()
+    citizen, _ = service.suppress(session, secret, "13800000006", "sms-reply:aliyun_sms", "TD")
+    session.commit()
+    assert app_client.delete(f"/api/v1/suppressions/{ours['id']}", headers=other_admin).status_code == 404
+    assert app_client.delete(f"/api/v1/suppressions/{citizen.id}", headers=admin).status_code == 404
+    assert app_client.delete(f"/api/v1/suppressions/{ours['id']}", headers=admin).status_code == 204
+    session.expire_all()
+    assert [e.id for e in session.exec(select(Suppression)).all()] == [citizen.id]
+
+
 def test_purged_subscribers_stay_suppressed(session: Session) -> None:
     from datetime import timedelta
 

@@ -133,6 +133,8 @@ class Notice(SQLModel, table=True):
     replies: str = Field(default="", max_length=16)
     # Escalation: DingTalk/WeCom deliveries not read after this many seconds get an SMS (migration 0020).
     escalate_after_seconds: int | None = None
+    # The voice step: urgent notices still unread after this many seconds are phoned (migration 0021).
+    escalate_voice_after_seconds: int | None = None
 
 
 class NoticeApproval(SQLModel, table=True):

@@ -56,6 +56,17 @@ class Escalation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     after_minutes: float = Field(gt=0, le=1440, description="Minutes to wait for reading (fractions allowed)")
+    # The voice step: a call to whoever the SMS did not reach (failed / unknown), and, for an urgent
+    # notice, to whoever has still not read it this many minutes after the first message.
+    voice_after_minutes: float | None = Field(
+        default=None, gt=0, le=1440, description="Minutes after the first message: urgent and unread → call"
+    )
+
+    @model_validator(mode="after")
+    def _voice_after_sms(self) -> Escalation:
+        if self.voice_after_minutes is not None and self.voice_after_minutes < self.after_minutes:
+            raise ValueError("voice_after_minutes must not be shorter than after_minutes (the call follows the SMS)")
+        return self
 
 
 class NoticeCreate(BaseModel):
@@ -124,6 +135,17 @@ class ChannelProgress(BaseModel):
     held: list[HeldDeliveries] = Field(default_factory=list)
 
 
+class EscalationProgress(BaseModel):
+    """Per person, how far an escalating notice went: each person counts once in each figure."""
+
+    people: int = Field(description="People the first channel (DingTalk / WeCom) was addressed to")
+    reached: int = Field(description="Of them, sent or delivered by the first channel")
+    read: int = Field(description="Of them, reported read (DingTalk) or who tapped a meeting notice's 回执 button")
+    sms: int = Field(description="People escalated by SMS (their own statuses are in progress.sms)")
+    voice: int = Field(description="People escalated by a voice call (statuses in progress.voice)")
+    open: int = Field(description="Escalation deliveries (SMS or voice) not final yet: still queued, sending or sent")
+
+
 class NoticePublic(BaseModel):
     """A notice as its agency sees it."""
 
@@ -151,6 +173,9 @@ class NoticePublic(BaseModel):
     schedule_id: int | None = None
     replies: Literal["attendance"] | None = None  # a meeting notice whose 1/2 replies are tallied
     escalate_after_seconds: int | None = None  # unread DingTalk/WeCom deliveries go by SMS after this
+    escalate_voice_after_seconds: int | None = None  # the voice step (see EscalationProgress)
+    # People of an escalating notice: reached by the first channel, read it there, escalated by SMS / voice.
+    escalation: EscalationProgress | None = None
     progress: dict[str, ChannelProgress] = Field(default_factory=dict)
     # When the progress was counted: for a large notice it may be up to about a second old.
     progress_as_of: datetime | None = None

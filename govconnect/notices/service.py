@@ -35,6 +35,7 @@ from govconnect.notices.audience import (
     count_subscribers,
     parse_csv,
 )
+from govconnect.notices.escalation import escalation_progress
 from govconnect.notices.fanout import people_addressed
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import CHANNELS, Category, Notice
@@ -42,7 +43,7 @@ from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
 from govconnect.notices.policy import placeholders, template_length
 from govconnect.notices.publication import unfit_for_public
 from govconnect.notices.reply_models import ATTENDANCE, ATTENDANCE_ASK
-from govconnect.notices.schemas import NoticeCreate, NoticePublic, progress_from_counts
+from govconnect.notices.schemas import EscalationProgress, NoticeCreate, NoticePublic, progress_from_counts
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING, count_cancelled
 from govconnect.reports.rollup import count_notice
 from govconnect.settings import Settings
@@ -324,6 +325,8 @@ def _accept(
     made_from = from_template(session, agency, data)
     replies = data.replies or ""
     escalate_after = max(1, round(data.escalation.after_minutes * 60)) if data.escalation else None
+    voice_minutes = data.escalation.voice_after_minutes if data.escalation else None
+    escalate_voice_after = max(1, round(voice_minutes * 60)) if voice_minutes else None
     if made_from is not None:
         data = made_from.notice
     checked = validate_notice(
@@ -352,6 +355,7 @@ def _accept(
         channels=checked.channels,
         replies=replies,
         escalate_after_seconds=escalate_after,
+        escalate_voice_after_seconds=escalate_voice_after,
         audience=data.audience.model_dump(exclude_none=True),
         status=status,
         public=checked.public,
@@ -558,6 +562,10 @@ def notice_public(session: Session, notice: Notice, with_progress: bool = True) 
         schedule_id=notice.schedule_id,
         replies="attendance" if notice.replies == ATTENDANCE else None,
         escalate_after_seconds=notice.escalate_after_seconds,
+        escalate_voice_after_seconds=notice.escalate_voice_after_seconds,
+        escalation=EscalationProgress(**escalation_progress(session.connection(), notice.id))
+        if with_progress and notice.escalate_after_seconds
+        else None,
         progress=progress,
         progress_as_of=as_of,
     )

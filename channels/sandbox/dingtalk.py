@@ -107,8 +107,8 @@ async def gettoken(request: Request) -> Response:
     )
 
 
-def _message(raw: Any) -> tuple[str, str] | None:
-    """(msgtype, shown text) of a `msg` object or JSON string; None when malformed."""
+def _message(raw: Any) -> tuple[str, str, str] | None:
+    """(msgtype, shown text, action card link or "") of a `msg` object or JSON string; None when malformed."""
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -129,7 +129,8 @@ def _message(raw: Any) -> tuple[str, str] | None:
         text = f"{content.get('title')}\n{content.get('markdown')}" if content.get("markdown") and linked else None
     else:
         text = json.dumps(content, ensure_ascii=False)
-    return (msgtype, str(text)) if text else None
+    link = content.get("single_url") if msgtype == "action_card" else ""
+    return (msgtype, str(text), link if isinstance(link, str) else "") if text else None
 
 
 def _users(raw: Any) -> list[str]:
@@ -156,7 +157,7 @@ async def asyncsend_v2(request: Request) -> Response:
     raw_msg = body.get("msg") if isinstance(body.get("msg"), str) else json.dumps(body.get("msg"), ensure_ascii=False)
     if not users or len(users) > MAX_USERS or message is None or len(str(raw_msg).encode()) > MAX_MSG_BYTES:
         return err(40035)
-    msgtype, text = message
+    msgtype, text, link = message
     task = DingtalkTask(state.dingtalk_task_id(), time.time(), users, {})
     failing = state.take_fault(PROVIDER, "send", ("fail_reports",)) is not None
     day, digest = _day(), hashlib.sha256(str(raw_msg).encode()).hexdigest()
@@ -183,6 +184,7 @@ async def asyncsend_v2(request: Request) -> Response:
             text=text,
             provider_id=str(task.task_id),
             error=error,
+            params={"url": link} if link else None,  # what the person's "查看详情" opens
         )
     book.tasks[task.task_id] = task
     book.tasks_total += 1

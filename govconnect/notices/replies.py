@@ -10,18 +10,23 @@ status events, a row the sweeper re-enqueues until the agency answers).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from channels.base import InboundReply
+from contacts.models import Contact
 from contacts.phones import normalise_mobile
 from govconnect.agencies.models import Agency
 from govconnect.citizens.optout import handle_sms_reply
@@ -37,6 +42,7 @@ N = Notice.__table__  # type: ignore[attr-defined]
 A = Agency.__table__  # type: ignore[attr-defined]
 R = NoticeReply.__table__  # type: ignore[attr-defined]
 C = AgencyCallback.__table__  # type: ignore[attr-defined]
+K = Contact.__table__  # type: ignore[attr-defined]
 REPLY_WINDOW = timedelta(days=7)
 # Sent-but-not-reported SMS count as sent to that number; queued or failed ones were not seen.
 SEEN_STATUSES = ("sent", "delivered", "unknown")
@@ -98,20 +104,143 @@ def record_inbound_sms(session: Session, reply: InboundReply, *, secret: str, mo
     )
     callback_id = None
     if linked is not None and linked.callback_url:
-        # The event names the delivery, not the number: the agency reads the text by reply id.
-        event = {
-            "type": "reply",
-            "reply_id": reply_id,
-            "notice_id": linked.notice_id,
-            "delivery_id": linked.id,
-            "text": text,
-            "answer": answer or None,
-            "at": (reply.received_at or moment).isoformat(),
-        }
-        from govconnect.notices.agency_callbacks import owe_events
-
-        callback_id = owe_events(conn, linked.agency_id, [event], moment)
+        callback_id = _owe_reply_event(
+            conn, linked.agency_id, reply_id, linked.notice_id, linked.id, text, answer, reply.received_at or moment
+        )
     log.info("reply %s stored (notice %s)", reply_id, linked.notice_id if linked else None)
+    return StoredReply(reply_id, callback_id)
+
+
+def _owe_reply_event(
+    conn: Connection,
+    agency_id: int,
+    reply_id: int,
+    notice_id: str,
+    delivery_id: str,
+    text: str,
+    answer: str,
+    at: datetime,
+) -> int:
+    """Owe the agency its `reply` event (a callback row the sweeper retries); the row's id."""
+    from govconnect.notices.agency_callbacks import owe_events
+
+    # The event names the delivery, not the number: the agency reads the text by reply id.
+    event = {
+        "type": "reply",
+        "reply_id": reply_id,
+        "notice_id": notice_id,
+        "delivery_id": delivery_id,
+        "text": text,
+        "answer": answer or None,
+        "at": at.isoformat(),
+    }
+    return owe_events(conn, agency_id, [event], at)
+
+
+# -- 回执 buttons: a signed per-recipient link ----------------------------------------------------------
+
+ATTENDANCE_TOKEN = re.compile(r"^([0-9a-f]{32})\.([A-Za-z0-9_-]{16})$")
+BUTTON_TEXT = {"attend": "参加", "decline": "不参加"}
+ANSWERING = ("sent", "delivered", "unknown")  # the message went out; a queued one cannot have been seen
+FIRST_CHANNELS = ("dingtalk", "wecom")
+
+
+def _token_signature(secret: str, delivery_id: str) -> str:
+    mac = hmac.new(secret.encode(), f"attendance:{delivery_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:12]).decode()
+
+
+def attendance_token(secret: str, delivery_id: str) -> str:
+    """The signed token of one delivery's 回执 page (delivery id + 96-bit HMAC); it does not expire."""
+    return f"{delivery_id}.{_token_signature(secret, delivery_id)}"
+
+
+def attendance_url(base_url: str, secret: str, delivery_id: str) -> str:
+    """The per-recipient 回执 page a meeting notice's WeCom/DingTalk message links to."""
+    return f"{base_url.rstrip('/')}/m/attend/{attendance_token(secret, delivery_id)}"
+
+
+@dataclass(frozen=True)
+class AttendanceInvite:
+    """What a valid 回执 token opens: the delivery and its notice, and the person's latest answer."""
+
+    delivery_id: str
+    notice_id: str
+    agency_id: int
+    title: str
+    body: str
+    person: str
+    answer: str
+
+
+def _person(conn: Connection, channel: str, recipient: str) -> str:
+    """The key a person's answers are counted under: their mobile when the directory knows it (SMS replies
+    come from it), else the address the message went to."""
+    if channel in FIRST_CHANNELS:
+        column = K.c.dingtalk_userid if channel == "dingtalk" else K.c.external_id
+        mobile = conn.execute(select(K.c.mobile).where(column == recipient, K.c.mobile != "").limit(1)).scalar()
+        number = normalise_mobile(str(mobile or ""))
+        if number:
+            return number
+    return normalise_mobile(recipient) or recipient[:20]
+
+
+def attendance_invite(conn: Connection, secret: str, token: str) -> AttendanceInvite | None:
+    """The 回执 a token opens, or None (bad signature, not a meeting notice, withdrawn, or never sent)."""
+    match = ATTENDANCE_TOKEN.match(token)
+    if match is None or not hmac.compare_digest(match.group(2), _token_signature(secret, match.group(1))):
+        return None
+    row = conn.execute(
+        select(D.c.id, D.c.channel, D.c.recipient, N.c.id, N.c.agency_id, N.c.title, N.c.body, N.c.replies, N.c.status)
+        .join(N, N.c.id == D.c.notice_id)
+        .where(D.c.id == match.group(1), D.c.status.in_(ANSWERING))
+    ).first()
+    if row is None or row[7] != ATTENDANCE or row[8] in ("cancelled", "retracted", "rejected"):
+        return None
+    person = _person(conn, row[1], row[2])
+    answer = conn.execute(
+        select(R.c.answer)
+        .where(R.c.notice_id == row[3], R.c.sender == person, R.c.answer != "")
+        .order_by(R.c.received_at.desc(), R.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return AttendanceInvite(row[0], row[3], int(row[4]), row[5], row[6], person, str(answer or ""))
+
+
+def record_attendance(session: Session, invite: AttendanceInvite, answer: str, moment: datetime) -> StoredReply:
+    """Record a tapped 参加 / 不参加 like an SMS reply of 1 / 2 (latest answer counts); the tap also marks the
+    delivery read, so an escalating notice stops there."""
+    if answer not in BUTTON_TEXT:
+        raise ValueError(answer)
+    conn = session.connection()
+    reply_id = int(
+        conn.execute(
+            insert(R)
+            .values(
+                notice_id=invite.notice_id,
+                agency_id=invite.agency_id,
+                delivery_id=invite.delivery_id,
+                sender=invite.person,
+                text=BUTTON_TEXT[answer],
+                provider="link",
+                answer=answer,
+                received_at=moment,
+            )
+            .returning(R.c.id)
+        ).scalar_one()
+    )
+    conn.execute(
+        update(D)
+        .where(D.c.id == invite.delivery_id, D.c.read_at.is_(None), D.c.channel.in_(FIRST_CHANNELS))
+        .values(read_at=moment, updated_at=moment)
+    )
+    callback_url = conn.execute(select(A.c.callback_url).where(A.c.id == invite.agency_id)).scalar()
+    callback_id = None
+    if callback_url:
+        callback_id = _owe_reply_event(
+            conn, invite.agency_id, reply_id, invite.notice_id, invite.delivery_id, BUTTON_TEXT[answer], answer, moment
+        )
+    log.info("reply %s stored from a 回执 button (notice %s)", reply_id, invite.notice_id)
     return StoredReply(reply_id, callback_id)
 
 

@@ -27,6 +27,8 @@ from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery
 from govconnect.notices.policy import backoff_seconds, now, quiet_until, run_db
 from govconnect.notices.providers import get_providers, get_rate_limiter
+from govconnect.notices.replies import attendance_url
+from govconnect.notices.reply_models import ATTENDANCE
 from govconnect.operations.health import CircuitState, get_health
 from govconnect.reports import pipeline_hooks as rollup_hooks
 from govconnect.reports.pipeline_hooks import ROLLUP_RETURNING
@@ -155,7 +157,9 @@ def _defer_for_quiet_hours(engine: Engine, ids: Sequence[str], until: datetime) 
 def _load_notice(engine: Engine, notice_id: str) -> Any:
     with engine.connect() as conn:
         return conn.execute(
-            select(N.c.id, N.c.title, N.c.body, N.c.urgency, N.c.status, N.c.agency_id).where(N.c.id == notice_id)
+            select(N.c.id, N.c.title, N.c.body, N.c.urgency, N.c.status, N.c.agency_id, N.c.replies).where(
+                N.c.id == notice_id
+            )
         ).first()
 
 
@@ -298,6 +302,7 @@ async def _send_via(
     profile = await run_db(load_profile, ctx["engine"], notice.id, notice.agency_id, channel)
     base = settings.public_base_url.rstrip("/")
     secret = settings.secret_key.get_secret_value()
+    asks_attendance = notice.replies == ATTENDANCE and channel in ("dingtalk", "wecom")
     messages: dict[str, OutboundMessage] = {
         item.id: build_message(
             item.id,
@@ -307,7 +312,8 @@ async def _send_via(
             item.params,
             profile,
             kind,
-            f"{base}/m/notices/{notice.id}",
+            # A meeting notice's WeCom/DingTalk message links to the person's own 回执 page (参加 / 不参加).
+            attendance_url(base, secret, item.id) if asks_attendance else f"{base}/m/notices/{notice.id}",
             # Each SMS to a subscriber carries its own signed link to manage or leave.
             # (Normal notices only: emergency and staff SMS stay short and carry no opt-out hint either.)
             unsubscribe_url(base, secret, item.subscriber_id)

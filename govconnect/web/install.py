@@ -15,7 +15,16 @@ from govconnect.citizens.subscriptions import ensure_defaults
 from govconnect.db import session_scope
 from govconnect.jobs import load_job_modules
 from govconnect.settings import Settings
-from govconnect.web import feeds, site, staff_calls, staff_compose, staff_directory, subscribe_pages, tv
+from govconnect.web import (
+    attendance_pages,
+    feeds,
+    site,
+    staff_calls,
+    staff_compose,
+    staff_directory,
+    subscribe_pages,
+    tv,
+)
 from govconnect.web.anonymous_limits import AnonymousRateLimitMiddleware
 from govconnect.web.rendering import error_page, public_page
 from govconnect.web.session import install_login_redirect, install_sessions
@@ -46,6 +55,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     for router in (
         site.router,
         subscribe_pages.router,
+        attendance_pages.router,
         staff_directory.router,
         staff_calls.router,
         staff_compose.router,

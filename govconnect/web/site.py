@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from govconnect.agencies.models import Agency
 from govconnect.agencies.service import authenticate_staff
@@ -14,6 +15,9 @@ from govconnect.audit.record import Actor, record_audit
 from govconnect.citizens.subscriptions import active_categories, active_regions
 from govconnect.governance.retraction import correction_of
 from govconnect.notices.publication import public_view
+from govconnect.notices.replies import attendance_invite
+from govconnect.notices.reply_models import ATTENDANCE
+from govconnect.settings import Settings
 from govconnect.text_rules import Text
 from govconnect.web.notice_search import NoticeIndex
 from govconnect.web.queries import category_names, public_notices, retracted_public_notice, visible_notice
@@ -61,8 +65,14 @@ def home(
 
 @router.get("/notices/{notice_id}", response_class=HTMLResponse)
 @public_page
-def notice_detail(request: Request, session: SessionDep, notice_id: str) -> Response:
-    """One public notice."""
+def notice_detail(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    notice_id: str,
+    r: Annotated[str, Query(max_length=80)] = "",
+) -> Response:
+    """One public notice; a meeting notice opened with a recipient's signed `r` links to their 回执 page."""
     notice = visible_notice(session, notice_id)
     if notice is None:
         withdrawn = retracted_public_notice(session, notice_id)
@@ -80,9 +90,16 @@ def notice_detail(request: Request, session: SessionDep, notice_id: str) -> Resp
             "categories": category_names(session),
             "agency_name": agency.name if agency else "",
             "correction": correction_of(session, notice),
+            "meeting": notice.replies == ATTENDANCE,
+            "attend_token": r if r and _invites_to(session, settings, r, notice.id) else "",
         },
         session=session,
     )
+
+
+def _invites_to(session: Session, settings: Settings, token: str, notice_id: str) -> bool:
+    invite = attendance_invite(session.connection(), settings.secret_key.get_secret_value(), token)
+    return invite is not None and invite.notice_id == notice_id
 
 
 @router.get("/search", response_class=HTMLResponse)

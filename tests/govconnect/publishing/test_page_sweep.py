@@ -25,6 +25,8 @@ from govconnect.calls.models import DialCall
 from govconnect.citizens.subscriptions import Preferences, subscribe_phone, subscriber_token
 from govconnect.message_templates.schemas import TemplateCreate
 from govconnect.message_templates.service import create_template
+from govconnect.notices.pipeline_models import Delivery
+from govconnect.notices.replies import attendance_token
 from govconnect.settings import Settings
 from tests.govconnect.publishing.helpers import make_notice
 from tests.govconnect.publishing.test_staff_directory import seed_directory, sign_in
@@ -111,6 +113,10 @@ def signed_in_everywhere(
         target_id=str(contact_ids["张伟"]),
     )
     session.add(call)
+    meeting = make_notice(session, agency, title="防汛会商", channels=["site", "sms"])
+    meeting.replies = "attendance"  # a meeting notice: its delivery's 回执 page
+    invited = Delivery(notice_id=meeting.id, channel="sms", recipient="13800138001", status="sent")
+    session.add_all([meeting, invited])
     session.commit()
     secret = settings.secret_key.get_secret_value()
     token = subscriber_token(secret, int(subscriber.id or 0))
@@ -126,6 +132,7 @@ def signed_in_everywhere(
         "key_id": str(key.record.id),
         "template_id": str(template.id),
         "call_id": call.id,
+        "invite": attendance_token(secret, invited.id),
     }
 
 

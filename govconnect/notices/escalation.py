@@ -15,15 +15,18 @@ person has still not read it M minutes after the first message (the call does no
 SMS's report). The same key makes it once per person. Someone who answered a meeting notice
 (tapped 参加/不参加, which marks the first delivery read, or replied 1/2 by SMS) is not called.
 
-A notice completes when every delivery written so far is final: DingTalk deliveries are final on
-send, so a notice is often `completed` before its escalation starts. Escalation goes on after
-that (only `cancelled` / `retracted` stop it); `completed_at` stays the first round's end and the
-notice's `escalation.open` counts the SMS and calls still under way.
+Completion: DingTalk deliveries are final on send, so every delivery of an escalating notice may
+be final before anyone has been escalated. Such a notice stays `sending` while `escalation_owed`
+finds a step still to write (someone unread, or not reached by SMS, whose SMS or call is not
+written yet, due now or later), and completes once those are written and final. Staying
+`sending` keeps the notice cancellable (a completed notice can only be retracted), and cancelling
+it stops the SMS and calls not yet written or sent.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,64 +55,118 @@ NOT_REACHED = ("failed", "unknown")  # an SMS step that ended so is followed by 
 OPEN = ("queued", "sending", "sent")
 
 
-def _unread(engine: Engine, moment: datetime) -> list[Any]:
-    """(notice id, urgency, first delivery's params, mobile) of people due for an SMS."""
+def _unread(conn: Connection, moment: datetime, notice_id: str | None = None) -> list[Any]:
+    """(notice id, urgency, waits, first delivery's sent time and params, mobile) of people who have not read."""
     address = or_(
         and_(D.c.channel == "dingtalk", C.c.dingtalk_userid == D.c.recipient),
         and_(D.c.channel == "wecom", C.c.external_id == D.c.recipient),
     )
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(
-                    N.c.id,
-                    N.c.urgency,
-                    N.c.escalate_after_seconds,
-                    N.c.escalate_voice_after_seconds,
-                    D.c.sent_at,
-                    D.c.params,
-                    C.c.mobile,
-                )
-                .join(D, D.c.notice_id == N.c.id)
-                .join(C, address)
-                .where(
-                    N.c.escalate_after_seconds.is_not(None),
-                    N.c.created_at >= moment - LOOKBACK,
-                    N.c.status.not_in(ENDED),
-                    D.c.channel.in_(FIRST_CHANNELS),
-                    D.c.status.in_(REACHED),
-                    D.c.read_at.is_(None),
-                    C.c.mobile != "",
-                )
-            )
+    query = (
+        select(
+            N.c.id,
+            N.c.urgency,
+            N.c.escalate_after_seconds,
+            N.c.escalate_voice_after_seconds,
+            D.c.sent_at,
+            D.c.params,
+            C.c.mobile,
         )
+        .join(D, D.c.notice_id == N.c.id)
+        .join(C, address)
+        .where(
+            N.c.escalate_after_seconds.is_not(None),
+            N.c.created_at >= moment - LOOKBACK,
+            N.c.status.not_in(ENDED),
+            D.c.channel.in_(FIRST_CHANNELS),
+            D.c.status.in_(REACHED),
+            D.c.read_at.is_(None),
+            C.c.mobile != "",
+        )
+    )
+    if notice_id is not None:
+        query = query.where(N.c.id == notice_id)
+    return list(conn.execute(query))
 
 
-def _sms_not_reached(engine: Engine, moment: datetime) -> list[Any]:
+def _sms_not_reached(conn: Connection, moment: datetime, notice_id: str | None = None) -> list[Any]:
     """(notice id, urgency, params, number) of SMS steps that failed or ended unknown, on notices with a voice step."""
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(N.c.id, N.c.urgency, D.c.params, D.c.recipient)
-                .join(D, D.c.notice_id == N.c.id)
-                .where(
-                    N.c.escalate_voice_after_seconds.is_not(None),
-                    N.c.created_at >= moment - LOOKBACK,
-                    N.c.status.not_in(ENDED),
-                    D.c.channel == "sms",
-                    D.c.status.in_(NOT_REACHED),
-                )
-            )
+    query = (
+        select(N.c.id, N.c.urgency, D.c.params, D.c.recipient)
+        .join(D, D.c.notice_id == N.c.id)
+        .where(
+            N.c.escalate_voice_after_seconds.is_not(None),
+            N.c.created_at >= moment - LOOKBACK,
+            N.c.status.not_in(ENDED),
+            D.c.channel == "sms",
+            D.c.status.in_(NOT_REACHED),
         )
+    )
+    if notice_id is not None:
+        query = query.where(N.c.id == notice_id)
+    return list(conn.execute(query))
 
 
-def _answered(engine: Engine, notice_ids: list[str]) -> set[tuple[str, str]]:
+def _answered(conn: Connection, notice_ids: list[str]) -> set[tuple[str, str]]:
     """(notice id, number) of people who replied to these notices by SMS: they have read it."""
     if not notice_ids:
         return set()
-    with engine.connect() as conn:
-        rows = conn.execute(select(R.c.notice_id, R.c.sender).where(R.c.notice_id.in_(notice_ids))).all()
+    rows = conn.execute(select(R.c.notice_id, R.c.sender).where(R.c.notice_id.in_(notice_ids))).all()
     return {(str(notice_id), str(sender)) for notice_id, sender in rows}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One escalation delivery to write: an SMS or a call to a person's mobile."""
+
+    notice_id: str
+    urgency: str
+    channel: str
+    phone: str
+    params: dict[str, Any]
+
+
+def _steps(conn: Connection, moment: datetime, notice_id: str | None, due_only: bool) -> list[Step]:
+    """The escalation steps of people still unread (or not reached by SMS): those due now, or with
+    `due_only` False every step that is due or will be if nobody reads it meanwhile."""
+    unread = _unread(conn, moment, notice_id)
+    answered = _answered(conn, sorted({row[0] for row in unread}))
+    steps: list[Step] = []
+    for found, urgent, after, voice_after, sent_at, params, mobile in unread:
+        phone = normalise_mobile(mobile or "")
+        if phone is None or sent_at is None or (found, phone) in answered:
+            continue
+        waited = moment - sent_at
+        if not due_only or waited >= timedelta(seconds=after):
+            steps.append(Step(found, urgent, "sms", phone, dict(params or {})))
+        if (
+            voice_after is not None
+            and urgent == "urgent"
+            and (not due_only or waited >= timedelta(seconds=voice_after))
+        ):
+            steps.append(Step(found, urgent, "voice", phone, dict(params or {})))
+    for found, urgent, params, number in _sms_not_reached(conn, moment, notice_id):
+        steps.append(Step(found, urgent, "voice", number, dict(params or {})))
+    return steps
+
+
+def _due_steps(engine: Engine, moment: datetime) -> list[Step]:
+    with engine.connect() as conn:
+        return _steps(conn, moment, None, due_only=True)
+
+
+def escalation_owed(conn: Connection, notice_id: str, moment: datetime) -> bool:
+    """Whether an escalating notice may still write an SMS or a call (so it is not completed yet):
+    someone unread, or not reached by SMS, whose next step has not been written."""
+    steps = _steps(conn, moment, notice_id, due_only=False)
+    if not steps:
+        return False
+    written = {
+        (str(channel), str(recipient))
+        for channel, recipient in conn.execute(
+            select(D.c.channel, D.c.recipient).where(D.c.notice_id == notice_id, D.c.channel.in_(("sms", "voice")))
+        )
+    }
+    return any((step.channel, step.phone) not in written for step in steps)
 
 
 @job
@@ -121,27 +178,12 @@ async def escalate_unread(ctx: dict[str, Any]) -> dict[str, int]:
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     urgency: dict[str, str] = {}
     deadline = moment + timedelta(seconds=settings.notices.deadline_seconds)
-    unread = await run_db(_unread, engine, moment)
-    answered = await run_db(_answered, engine, sorted({row[0] for row in unread}))
-
-    def add(notice_id: str, urgent: str, channel: str, phone: str, params: Any) -> None:
-        urgency[notice_id] = urgent
-        priority = 0 if urgent == "urgent" else 1
-        rows.setdefault((notice_id, channel), []).append(
-            _row(notice_id, channel, phone, dict(params or {}), None, priority, moment, deadline)
+    for step in await run_db(_due_steps, engine, moment):
+        urgency[step.notice_id] = step.urgency
+        priority = 0 if step.urgency == "urgent" else 1
+        rows.setdefault((step.notice_id, step.channel), []).append(
+            _row(step.notice_id, step.channel, step.phone, step.params, None, priority, moment, deadline)
         )
-
-    for notice_id, urgent, after, voice_after, sent_at, params, mobile in unread:
-        phone = normalise_mobile(mobile or "")
-        if phone is None or sent_at is None or (notice_id, phone) in answered:
-            continue
-        waited = moment - sent_at
-        if waited >= timedelta(seconds=after):
-            add(notice_id, urgent, "sms", phone, params)
-        if voice_after is not None and urgent == "urgent" and waited >= timedelta(seconds=voice_after):
-            add(notice_id, urgent, "voice", phone, params)
-    for notice_id, urgent, params, number in await run_db(_sms_not_reached, engine, moment):
-        add(notice_id, urgent, "voice", number, params)
     escalated = 0
     for (notice_id, channel), page in rows.items():
         notice = await run_db(_notice, engine, notice_id)

@@ -21,6 +21,7 @@ from govconnect.governance.schedules import run_governance_tick
 from govconnect.jobs import job
 from govconnect.notices.agency_callbacks import due_callbacks
 from govconnect.notices.agency_callbacks import job_id as callback_job_id
+from govconnect.notices.escalation import escalation_owed
 from govconnect.notices.gate import change_status
 from govconnect.notices.models import Notice
 from govconnect.notices.pipeline_models import Delivery, NoticeOutbox
@@ -192,6 +193,10 @@ def finish_if_done(engine: Engine, notice_id: str, moment: Any) -> bool:
             return False
         awaiting = exists().where(D.c.notice_id == notice_id, awaiting_receipt())
         if conn.execute(select(awaiting)).scalar():
+            return False
+        # An escalating notice stays `sending` (so it can still be cancelled) while an SMS or a call may follow.
+        escalates = conn.execute(select(N.c.escalate_after_seconds).where(N.c.id == notice_id)).scalar()
+        if escalates is not None and escalation_owed(conn, notice_id, moment):
             return False
         left = change_status(
             conn,

@@ -21,6 +21,7 @@ from tests.govconnect.notices.test_end_to_end import Gateway
 from tests.govconnect.notices.test_escalation import wait
 
 PEOPLE = (("钱处长", "qiancz", "13800000021"), ("孙科员", "sunky", "13800000022"), ("周干事", "zhougs", "13800000023"))
+MORE = (("陈主任", "chenzr", "13800000024"), ("褚科长", "chukz", "13800000025"), ("卫干事", "weigs", "13800000026"))
 
 
 @pytest.fixture
@@ -107,18 +108,33 @@ def test_failed_sms_is_followed_by_one_call_and_urgent_unread_people_are_called(
             "open": 0,
         }
         assert notice["progress"]["voice"]["total"] == 1 and _called(client, url, auth) == failed
+        # Every delivery so far is final, but the SMS-reached person is still owed a call at 30 minutes:
+        # the notice stays `sending` (and so can still be cancelled, which stops the call).
+        assert notice["status"] == "sending" and notice["completed_at"] is None
+        assert client.post(f"{url}/cancel", headers=auth).status_code == 200
 
         # Whoever has not read an urgent notice after the voice wait is called, though the SMS arrived.
-        urgent = {**body, "title": "紧急集合", "escalation": {"after_minutes": 0.05, "voice_after_minutes": 0.05}}
+        more = _staff(session, "应急备勤组", MORE)
+        urgent = {
+            **body,
+            "title": "紧急集合",
+            "audience": {"staff": {"departments": [more]}},
+            "escalation": {"after_minutes": 0.05, "voice_after_minutes": 0.05},
+        }
         r = client.post("/api/v1/notices", json=urgent, headers=auth)
         assert r.status_code == 202, r.text
         url = f"/api/v1/notices/{r.json()['id']}"
         wait(
-            lambda: client.post(f"{gateway.sandbox}/_sandbox/dingtalk/read", json={"users": ["qiancz"]}).json()["read"]
+            lambda: client.post(f"{gateway.sandbox}/_sandbox/dingtalk/read", json={"users": ["chenzr"]}).json()["read"]
         )
         done = wait(
             lambda: (lambda n: n if n["escalation"]["voice"] == 2 else None)(client.get(url, headers=auth).json())
         )
         assert done["escalation"]["sms"] == 2 and done["escalation"]["read"] == 1
         voice = client.get(f"{url}/deliveries", params={"channel": "voice"}, headers=auth).json()["items"]
-        assert sorted(d["recipient"] for d in voice) == ["138****0022", "138****0023"]  # masked
+        assert sorted(d["recipient"] for d in voice) == ["138****0025", "138****0026"]  # masked
+        # Once the calls are reported, nothing more can follow: the notice completes.
+        finished = wait(
+            lambda: (lambda n: n if n["status"] == "completed" else None)(client.get(url, headers=auth).json())
+        )
+        assert finished["escalation"]["open"] == 0 and finished["progress"]["voice"]["delivered"] == 2

@@ -46,6 +46,8 @@ K = Contact.__table__  # type: ignore[attr-defined]
 REPLY_WINDOW = timedelta(days=7)
 # Sent-but-not-reported SMS count as sent to that number; queued or failed ones were not seen.
 SEEN_STATUSES = ("sent", "delivered", "unknown")
+# Channels whose recipients can answer a meeting notice (SMS 1/2, or the 回执 page linked from the message).
+ANSWERING_CHANNELS = ("sms", "dingtalk", "wecom")
 
 
 @dataclass(frozen=True)
@@ -300,12 +302,28 @@ def attendance_tally(conn: Connection, notice_id: str) -> tuple[dict[str, int], 
             latest[sender] = answer
         else:
             others.add(sender)
+    # Everyone the notice reached, once, keyed by the mobile their answers come from: an SMS goes to
+    # it; a DingTalk or WeCom message to a directory contact whose mobile a button tap is stored under.
     reached = conn.execute(
-        select(D.c.id, D.c.recipient, D.c.params)
-        .where(D.c.notice_id == notice_id, D.c.channel == "sms", D.c.status.in_(SEEN_STATUSES))
+        select(D.c.id, D.c.recipient, D.c.params, D.c.channel, K.c.mobile)
+        .outerjoin(
+            K,
+            ((D.c.channel == "dingtalk") & (K.c.dingtalk_userid == D.c.recipient))
+            | ((D.c.channel == "wecom") & (K.c.external_id == D.c.recipient)),
+        )
+        .where(
+            D.c.notice_id == notice_id,
+            D.c.channel.in_(ANSWERING_CHANNELS),
+            D.c.status.in_(SEEN_STATUSES),
+        )
         .order_by(D.c.id)
     ).all()
-    unanswered = [row for row in reached if row.recipient not in latest]
+    people: dict[str, Any] = {}
+    for row in reached:
+        person = row.recipient if row.channel == "sms" else (normalise_mobile(row.mobile or "") or row.recipient)
+        if person not in people or row.channel == "sms":
+            people[person] = row
+    unanswered = [row for person, row in people.items() if person not in latest]
     counts = {
         "attend": sum(1 for a in latest.values() if a == "attend"),
         "decline": sum(1 for a in latest.values() if a == "decline"),

@@ -74,6 +74,9 @@ def test_buttons_and_sms_replies_are_tallied_together(gateway: Gateway, session:
         done = _tap(client, wu, "attend")
         assert done.status_code == 303
         assert "已提交：参加" in client.get(done.headers["location"]).text
+        # The organiser sees who has not answered among the DingTalk recipients, before any SMS.
+        early = client.get(f"{url}/replies", headers=auth).json()["attendance"]
+        assert (early["attend"], early["unanswered"], len(early["not_answered"])) == (1, 2, 2)
         forged = wu[:-4] + ("AAAA" if not wu.endswith("AAAA") else "BBBB")
         assert client.get(forged).status_code == 404 and _tap_status(client, forged) == 404
         # The other two read nothing: SMS after the wait; 郑站长 answers 2 by SMS, 冯所长 taps 不参加 then 参加.

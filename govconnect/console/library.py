@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from channels.catalogue import TEXT_CHANNELS
 from govconnect.agencies.models import StaffUser
 from govconnect.api.deps import SessionDep
 from govconnect.api.params import RowId
@@ -25,8 +26,6 @@ from govconnect.text_rules import MultilineText, Text
 from govconnect.web.session import verify_csrf
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(verify_csrf)])
-# Channels whose variant is a text the form edits (WeChat template messages keep their fields: API only).
-TEXT_CHANNELS = ("sms", "voice", "wecom", "dingtalk", "weibo", "site")
 FormText = Annotated[MultilineText, Form(max_length=2000)]
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from channels.base import InboundReply
+from channels.catalogue import MEETING_ANSWER_CHANNELS
 from contacts.models import Contact
 from contacts.phones import normalise_mobile
 from govconnect.agencies.models import Agency
@@ -46,8 +47,6 @@ K = Contact.__table__  # type: ignore[attr-defined]
 REPLY_WINDOW = timedelta(days=7)
 # Sent-but-not-reported SMS count as sent to that number; queued or failed ones were not seen.
 SEEN_STATUSES = ("sent", "delivered", "unknown")
-# Channels whose recipients can answer a meeting notice (SMS 1/2, or the 回执 page linked from the message).
-ANSWERING_CHANNELS = ("sms", "dingtalk", "wecom")
 
 
 @dataclass(frozen=True)
@@ -313,7 +312,7 @@ def attendance_tally(conn: Connection, notice_id: str) -> tuple[dict[str, int], 
         )
         .where(
             D.c.notice_id == notice_id,
-            D.c.channel.in_(ANSWERING_CHANNELS),
+            D.c.channel.in_(MEETING_ANSWER_CHANNELS),
             D.c.status.in_(SEEN_STATUSES),
         )
         .order_by(D.c.id)

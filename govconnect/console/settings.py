@@ -103,7 +103,7 @@ def settings_sender(
     user: AdminUser,
     sms_sign_name: Annotated[Text, Form(max_length=60)] = "",
     sms_template_code: Annotated[Text, Form(max_length=60)] = "",
-    urgent_ignores_suppression: Annotated[str, Form(max_length=5)] = "",
+    urgent_ignores_suppression: Annotated[Text, Form(max_length=5)] = "",
 ) -> Response:
     """Set the SMS signature (【…】), the free-text template code and the urgent-warning policy (audited)."""
     try:
@@ -128,11 +128,11 @@ def settings_policy(
     request: Request,
     session: SessionDep,
     user: AdminUser,
-    require_approval: Annotated[str, Form(max_length=16)] = "none",
-    large_audience: Annotated[str, Form(max_length=12)] = "",
-    approvers: Annotated[str, Form(max_length=3)] = "",
-    review_hours: Annotated[str, Form(max_length=4)] = "",
-    urgent_at_once: Annotated[str, Form(max_length=5)] = "",
+    require_approval: Annotated[Text, Form(max_length=16)] = "none",
+    large_audience: Annotated[Text, Form(max_length=12)] = "",
+    approvers: Annotated[Text, Form(max_length=3)] = "",
+    review_hours: Annotated[Text, Form(max_length=4)] = "",
+    urgent_at_once: Annotated[Text, Form(max_length=5)] = "",
 ) -> Response:
     """Change the sign-off policy through `set_policy` (validated and audited as policy_change)."""
     try:

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from govconnect.api.deps import SessionDep, SettingsDep
 from govconnect.clock import utcnow
 from govconnect.notices.replies import BUTTON_TEXT, attendance_invite, record_attendance
+from govconnect.text_rules import Text
 from govconnect.web.rendering import error_page, public_page, render
 from govconnect.web.session import verify_csrf
 
@@ -39,7 +40,7 @@ def attendance_submit(
     session: SessionDep,
     settings: SettingsDep,
     invite: str,
-    answer: Annotated[str, Form(max_length=16)] = "",
+    answer: Annotated[Text, Form(max_length=16)] = "",
 ) -> Response:
     """Record 参加 / 不参加 (the latest answer counts, with the SMS replies 1 / 2)."""
     found = attendance_invite(session.connection(), settings.secret_key.get_secret_value(), invite)

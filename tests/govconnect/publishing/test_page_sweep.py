@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from contacts.models import Department
 from govconnect.agencies.models import Agency, StaffUser
 from govconnect.agencies.service import create_api_key, create_staff
+from govconnect.audiences.models import AudienceList
 from govconnect.calls.models import DialCall
 from govconnect.citizens.subscriptions import Preferences, subscribe_phone, subscriber_token
 from govconnect.message_templates.schemas import TemplateCreate
@@ -116,7 +117,8 @@ def signed_in_everywhere(
     meeting = make_notice(session, agency, title="防汛会商", channels=["site", "sms"])
     meeting.replies = "attendance"  # a meeting notice: its delivery's 回执 page
     invited = Delivery(notice_id=meeting.id, channel="sms", recipient="13800138001", status="sent")
-    session.add_all([meeting, invited])
+    saved_list = AudienceList(agency_id=agency.id or 0, name="名单", status="ready")
+    session.add_all([meeting, invited, saved_list])
     session.commit()
     secret = settings.secret_key.get_secret_value()
     token = subscriber_token(secret, int(subscriber.id or 0))
@@ -133,6 +135,8 @@ def signed_in_everywhere(
         "template_id": str(template.id),
         "call_id": call.id,
         "invite": attendance_token(secret, invited.id),
+        "fmt": "csv",
+        "list_id": str(saved_list.id),
     }
 
 
